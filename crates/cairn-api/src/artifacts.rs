@@ -1,0 +1,166 @@
+//! The artifact proxy (`mlflow-artifacts:` URIs): PUT, GET, list and DELETE over an
+//! [`cairn_core::ArtifactStore`], streamed in both directions.
+use crate::error::ApiError;
+use crate::request::Fields;
+use crate::{blocking, reply, ApiResult, AppState};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use cairn_core::paths::ArtifactPath;
+use cairn_core::ArtifactEntry;
+use futures_util::TryStreamExt;
+use serde_json::{json, Value};
+use std::io::Read;
+
+/// Scheme of run artifact URIs served by this proxy.
+pub const PROXY_SCHEME: &str = "mlflow-artifacts:";
+
+/// `/mlflow-artifacts/...` routes, nested under `/api/2.0` and `/ajax-api/2.0`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/mlflow-artifacts/artifacts", get(list))
+        .route("/mlflow-artifacts/artifacts/", get(list))
+        .route(
+            "/mlflow-artifacts/artifacts/{*path}",
+            get(download).put(upload).delete(remove),
+        )
+        .route("/mlflow/artifacts/list", get(list_for_run))
+}
+
+fn entries_json(entries: &[ArtifactEntry], prefix: &str) -> Value {
+    let files: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let path = if prefix.is_empty() {
+                e.path.clone()
+            } else {
+                format!("{prefix}/{}", e.path)
+            };
+            match e.file_size {
+                Some(size) if !e.is_dir => {
+                    json!({"path": path, "is_dir": false, "file_size": size})
+                }
+                _ => json!({"path": path, "is_dir": true}),
+            }
+        })
+        .collect();
+    json!({ "files": files })
+}
+
+async fn list(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let path = ArtifactPath::parse(&f.opt_str("path")?.unwrap_or_default())?;
+    let entries = blocking(move || s.artifacts.list(&path)).await?;
+    reply(entries_json(&entries, ""))
+}
+
+async fn upload(State(s): State<AppState>, Path(raw): Path<String>, req: Request) -> ApiResult {
+    let path = ArtifactPath::parse(&raw)?;
+    let stream = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let mut bridge = tokio_util::io::SyncIoBridge::new(reader);
+    blocking(move || s.artifacts.put(&path, &mut bridge)).await?;
+    reply(json!({}))
+}
+
+async fn download(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let path = ArtifactPath::parse(&raw)?;
+    let (mut reader, size) = blocking(move || s.artifacts.open(&path)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn remove(State(s): State<AppState>, Path(raw): Path<String>) -> ApiResult {
+    let path = ArtifactPath::parse(&raw)?;
+    blocking(move || s.artifacts.delete(&path)).await?;
+    reply(json!({}))
+}
+
+/// The store-relative root of a run's artifacts, when they live behind this proxy.
+pub fn proxied_root(artifact_uri: &str) -> Option<String> {
+    let rest = artifact_uri.strip_prefix(PROXY_SCHEME)?;
+    // `mlflow-artifacts://host:port/path` names a host; keep the path only.
+    let rest = match rest.strip_prefix("//") {
+        Some(hosted) => hosted.split_once('/').map(|(_, p)| p).unwrap_or(""),
+        None => rest,
+    };
+    Some(rest.trim_start_matches('/').to_string())
+}
+
+/// `GET /mlflow/artifacts/list?run_id=&path=`: paths relative to the run's artifact root.
+async fn list_for_run(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let run_id = f.run_id()?;
+    let rel = f.opt_str("path")?.unwrap_or_default();
+    let sub = ArtifactPath::parse(&rel)?;
+    let prefix = sub.as_string();
+    let (root_uri, entries) = blocking(move || {
+        let run = s.tracking.get_run(&run_id)?;
+        let uri = run.info.artifact_uri.clone();
+        let entries = match proxied_root(&uri) {
+            Some(root) => s.artifacts.list(&ArtifactPath::parse(&root)?.join(&sub))?,
+            None => vec![],
+        };
+        Ok((uri, entries))
+    })
+    .await?;
+    let mut body = entries_json(&entries, &prefix);
+    body["root_uri"] = root_uri.into();
+    reply(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proxied_root;
+
+    #[test]
+    fn proxied_roots() {
+        assert_eq!(
+            proxied_root("mlflow-artifacts:/1/abc/artifacts").as_deref(),
+            Some("1/abc/artifacts")
+        );
+        assert_eq!(
+            proxied_root("mlflow-artifacts://h:5000/1/x").as_deref(),
+            Some("1/x")
+        );
+        assert_eq!(proxied_root("s3://bucket/x"), None);
+    }
+}

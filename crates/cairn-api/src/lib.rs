@@ -1,0 +1,125 @@
+//! Cairn's HTTP surface: the MLflow-compatible tracking REST API (`/api/2.0/mlflow/...`, also
+//! under `/ajax-api/2.0`), the artifact proxy (`/api/2.0/mlflow-artifacts/...`), server info
+//! and health. This is the only crate that knows the wire format: handlers read [`Fields`],
+//! call `cairn_core::Tracking`, and map errors once, in [`ApiError`].
+#![deny(missing_docs)]
+
+mod artifacts;
+mod error;
+mod request;
+mod tracking;
+pub mod wire;
+
+pub use error::ApiError;
+pub use request::{Fields, JsonLimit, DEFAULT_MAX_JSON_BYTES};
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_core::{ArtifactStore, Tracking};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The tracking service.
+    pub tracking: Tracking,
+    /// Artifact bytes behind the proxy.
+    pub artifacts: Arc<dyn ArtifactStore>,
+}
+
+/// Limits of the HTTP surface.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiOptions {
+    /// Largest JSON request body; larger ones get 413.
+    pub max_json_bytes: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+        }
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Wraps a JSON body as a successful answer.
+fn reply(v: Value) -> ApiResult {
+    Ok(Json(v))
+}
+
+/// Runs store work on the blocking pool (stores are synchronous; the runtime must not wait).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> cairn_core::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(format!("worker failed: {e}"))),
+    }
+}
+
+async fn server_info() -> Json<Value> {
+    Json(json!({
+        "store_type": "SqlStore",
+        "workspaces_enabled": false,
+        "trace_archival_enabled": false,
+        "multipart_uploads_enabled": false,
+        "multipart_downloads_enabled": false,
+        "features": {"gateway": false},
+        "server": "cairn",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ENDPOINT_NOT_FOUND",
+        format!("No API endpoint {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// One structured log line per request.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState, options: ApiOptions) -> Router {
+    let api = tracking::routes().merge(artifacts::routes());
+    let limit = JsonLimit(options.max_json_bytes);
+    Router::new()
+        .nest("/api/2.0", api.clone())
+        .nest("/ajax-api/2.0", api)
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(
+            move |mut req: Request, next: Next| async move {
+                req.extensions_mut().insert(limit);
+                next.run(req).await
+            },
+        ))
+        .layer(axum::middleware::from_fn(log_request))
+}

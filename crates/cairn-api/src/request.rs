@@ -1,0 +1,262 @@
+//! MLflow's request conventions: GET carries fields as query parameters, other methods as a
+//! JSON body; int64 may arrive as a number or a string; NaN arrives as `"NaN"`.
+use crate::error::ApiError;
+use axum::extract::{FromRequest, Request};
+use axum::http::Method;
+use cairn_core::model::KeyValue;
+use serde_json::{Map, Value};
+
+/// Largest JSON request body by default (dataset profiles may reach 16 MB).
+pub const DEFAULT_MAX_JSON_BYTES: usize = 32 * 1024 * 1024;
+
+/// The request's fields, from the query string and/or the JSON body.
+#[derive(Debug, Default)]
+pub struct Fields {
+    map: Map<String, Value>,
+    /// Size of the JSON body in bytes.
+    pub body_len: usize,
+}
+
+/// Limit for JSON bodies, read from request extensions (set by the router).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLimit(pub usize);
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+fn wrong_type(name: &str, v: &Value, expected: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "Invalid value {v} for parameter '{name}' supplied: expected {expected}, got a {}",
+        describe(v)
+    ))
+}
+
+/// Missing required field, in MLflow's words.
+pub fn missing(name: &str) -> ApiError {
+    ApiError::invalid(format!(
+        "Missing value for required parameter '{name}'. See the API docs for more information \
+         about request parameters."
+    ))
+}
+
+impl<S: Send + Sync> FromRequest<S> for Fields {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<JsonLimit>()
+            .map(|l| l.0)
+            .unwrap_or(DEFAULT_MAX_JSON_BYTES);
+        let mut map = Map::new();
+        if let Some(query) = req.uri().query() {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+                .map_err(|e| ApiError::bad_request(format!("Malformed query string: {e}")))?;
+            for (k, v) in pairs {
+                match map.get_mut(&k) {
+                    Some(Value::Array(items)) => items.push(Value::String(v)),
+                    Some(existing) => {
+                        let first = existing.take();
+                        *existing = Value::Array(vec![first, Value::String(v)]);
+                    }
+                    None => {
+                        map.insert(k, Value::String(v));
+                    }
+                }
+            }
+        }
+        let method = req.method().clone();
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::too_large(limit))?;
+        let body_len = bytes.len();
+        if method != Method::GET && !bytes.iter().all(u8::is_ascii_whitespace) {
+            let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::bad_request(format!("Malformed JSON in request body: {e}"))
+            })?;
+            match body {
+                Value::Object(obj) => map.extend(obj),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "Request body must be a JSON object, got a {}",
+                        describe(&other)
+                    )))
+                }
+            }
+        }
+        Ok(Fields { map, body_len })
+    }
+}
+
+impl Fields {
+    /// Fields from a JSON object (for tests and internal callers).
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Fields { map, body_len: 0 }
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    /// A required string.
+    pub fn str(&self, name: &str) -> Result<String, ApiError> {
+        self.opt_str(name)?.ok_or_else(|| missing(name))
+    }
+
+    /// A required non-empty string.
+    pub fn non_empty(&self, name: &str) -> Result<String, ApiError> {
+        self.opt_str(name)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing(name))
+    }
+
+    /// An optional string (numbers and booleans are accepted as their text).
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(Value::Array(items)) if items.len() == 1 => {
+                Fields::from_map(Map::from_iter([(name.to_string(), items[0].clone())]))
+                    .opt_str(name)
+            }
+            Some(v) => Err(wrong_type(name, v, "a string")),
+        }
+    }
+
+    /// The run id, sent as `run_id` and/or the older `run_uuid`.
+    pub fn run_id(&self) -> Result<String, ApiError> {
+        match self.opt_str("run_id")?.filter(|s| !s.is_empty()) {
+            Some(id) => Ok(id),
+            None => self
+                .opt_str("run_uuid")?
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| missing("run_id")),
+        }
+    }
+
+    /// An optional int64, as a number or a string.
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => as_i64(v)
+                .map(Some)
+                .ok_or_else(|| wrong_type(name, v, "an integer")),
+        }
+    }
+
+    /// An optional non-negative count.
+    pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.opt_i64(name)? {
+            Some(n) if n < 0 => Err(ApiError::invalid(format!(
+                "Invalid value {n} for parameter '{name}' supplied: it must be non-negative"
+            ))),
+            other => Ok(other.map(|n| n as u64)),
+        }
+    }
+
+    /// An optional double; `"NaN"`, `"Infinity"`, `"-Infinity"` and numeric strings accepted.
+    pub fn opt_f64(&self, name: &str) -> Result<Option<f64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => as_f64(v)
+                .map(Some)
+                .ok_or_else(|| wrong_type(name, v, "a double")),
+        }
+    }
+
+    /// A list of strings (a single string counts as a list of one).
+    pub fn strs(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(vec![]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(wrong_type(name, other, "a list of strings")),
+                })
+                .collect(),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(v) => Err(wrong_type(name, v, "a list of strings")),
+        }
+    }
+
+    /// A list of objects.
+    pub fn objects(&self, name: &str) -> Result<Vec<Fields>, ApiError> {
+        match self.get(name) {
+            None => Ok(vec![]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Object(o) => Ok(Fields::from_map(o.clone())),
+                    other => Err(wrong_type(name, other, "a list of objects")),
+                })
+                .collect(),
+            Some(v) => Err(wrong_type(name, v, "a list of objects")),
+        }
+    }
+
+    /// An optional object.
+    pub fn object(&self, name: &str) -> Result<Option<Fields>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(Fields::from_map(o.clone()))),
+            Some(v) => Err(wrong_type(name, v, "an object")),
+        }
+    }
+
+    /// A list of `{key, value}` pairs.
+    pub fn key_values(&self, name: &str) -> Result<Vec<KeyValue>, ApiError> {
+        self.objects(name)?
+            .into_iter()
+            .map(|kv| {
+                Ok(KeyValue::new(
+                    kv.str("key")?,
+                    kv.opt_str("value")?.unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Reads an int64 from a number or a numeric string.
+pub fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a double from a number or a string such as `"NaN"`.
+pub fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.trim() {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            t => t.parse().ok(),
+        },
+        _ => None,
+    }
+}
+
+impl Fields {
+    /// The raw value of a field, if present and not null.
+    pub fn map_get(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}

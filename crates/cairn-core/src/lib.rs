@@ -1,0 +1,32 @@
+//! Cairn's domain: what an experiment, a run, a metric and a logged model are, the rules they
+//! obey (names, limits, the run life cycle, immutable params, search grammar), the [`Error`]
+//! every layer speaks, and the storage traits ([`TrackingStore`], [`ArtifactStore`]) that the
+//! `cairn-store` crate implements.
+//!
+//! The entry point for callers is [`Tracking`]: it validates a request, applies the rules and
+//! calls the store. This crate knows nothing of HTTP, SQL, JSON or an async runtime.
+#![deny(missing_docs)]
+
+mod error;
+pub mod ids;
+pub mod model;
+pub mod paths;
+pub mod search;
+mod store;
+pub mod tracking;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use store::{
+    ArtifactEntry, ArtifactStore, ExperimentLocation, ExperimentQuery, LoggedModelQuery, RunQuery,
+    TrackingStore,
+};
+pub use tracking::Tracking;
+
+/// Milliseconds since the Unix epoch, the unit MLflow uses for every timestamp.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,194 @@
+//! The storage traits. Implementations live in `cairn-store`; only the binary picks one.
+use crate::model::*;
+use crate::paths::ArtifactPath;
+use crate::search::{Comparison, OrderBy};
+use crate::Result;
+use std::io::Read;
+
+/// Where a new experiment's artifacts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExperimentLocation {
+    /// Exactly this URI, as the user gave it.
+    Given(String),
+    /// `<root>/<new experiment id>`, decided inside the creating transaction.
+    UnderRoot(String),
+}
+
+/// A search over runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    /// Experiments to search (at least one).
+    pub experiment_ids: Vec<String>,
+    /// Clauses, all of which must hold.
+    pub filter: Vec<Comparison>,
+    /// Sort keys; the store appends `start_time DESC, run_id` as tie-breakers.
+    pub order_by: Vec<OrderBy>,
+    /// Lifecycle stages included.
+    pub view: ViewType,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows returned.
+    pub limit: u64,
+}
+
+/// A search over experiments.
+#[derive(Debug, Clone, Default)]
+pub struct ExperimentQuery {
+    /// Clauses, all of which must hold.
+    pub filter: Vec<Comparison>,
+    /// Sort keys; the store appends `experiment_id ASC`.
+    pub order_by: Vec<OrderBy>,
+    /// Lifecycle stages included.
+    pub view: ViewType,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows returned.
+    pub limit: u64,
+}
+
+/// A search over logged models.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedModelQuery {
+    /// Experiments to search.
+    pub experiment_ids: Vec<String>,
+    /// Clauses, all of which must hold.
+    pub filter: Vec<Comparison>,
+    /// Sort keys; the store appends `creation_timestamp DESC, model_id`.
+    pub order_by: Vec<OrderBy>,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows returned.
+    pub limit: u64,
+}
+
+/// Metadata storage for experiment tracking. Every method is one transaction.
+///
+/// Implementations enforce integrity rules that need atomicity (unique names, params that
+/// never change value) and nothing else: the rules of the domain live in [`crate::Tracking`].
+pub trait TrackingStore: Send + Sync {
+    /// Creates an experiment and returns its id; `AlreadyExists` if the name is taken.
+    fn create_experiment(
+        &self,
+        name: &str,
+        location: ExperimentLocation,
+        tags: &[KeyValue],
+        now: i64,
+    ) -> Result<String>;
+    /// Reads an experiment by id.
+    fn get_experiment(&self, id: &str) -> Result<Option<Experiment>>;
+    /// Reads an experiment by name.
+    fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
+    /// Searches experiments.
+    fn search_experiments(&self, query: &ExperimentQuery) -> Result<Page<Experiment>>;
+    /// Renames; `AlreadyExists` if the name is taken.
+    fn rename_experiment(&self, id: &str, new_name: &str, now: i64) -> Result<()>;
+    /// Deletes or restores an experiment and, with it, its runs.
+    fn set_experiment_stage(&self, id: &str, stage: LifecycleStage, now: i64) -> Result<()>;
+    /// Sets (upserts) an experiment tag.
+    fn set_experiment_tag(&self, id: &str, tag: &KeyValue) -> Result<()>;
+    /// Deletes an experiment tag; false if it was not there.
+    fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<bool>;
+
+    /// Inserts a new run with its initial tags.
+    fn create_run(&self, info: &RunInfo, tags: &[KeyValue]) -> Result<()>;
+    /// Reads a run with its data, inputs and outputs.
+    fn get_run(&self, run_id: &str) -> Result<Option<Run>>;
+    /// Reads only a run's info (cheap; used for checks).
+    fn get_run_info(&self, run_id: &str) -> Result<Option<RunInfo>>;
+    /// Changes status, end time and/or name (the name also sets the `mlflow.runName` tag).
+    fn update_run(
+        &self,
+        run_id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<i64>,
+        run_name: Option<&str>,
+    ) -> Result<()>;
+    /// Deletes or restores a run.
+    fn set_run_stage(&self, run_id: &str, stage: LifecycleStage, now: i64) -> Result<()>;
+    /// Logs metrics, params and tags atomically. Identical metric re-logs are no-ops; a param
+    /// logged again with another value fails the whole batch with `InvalidParameter`.
+    fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[KeyValue],
+        tags: &[KeyValue],
+    ) -> Result<()>;
+    /// Deletes a run tag; false if it was not there.
+    fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<bool>;
+    /// One page of a metric's history, ordered by step then timestamp.
+    fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<Metric>>;
+    /// Every value of a metric with `start <= step <= end`, ordered by step then timestamp.
+    fn metric_history_in_steps(
+        &self,
+        run_id: &str,
+        key: &str,
+        start_step: i64,
+        end_step: i64,
+    ) -> Result<Vec<Metric>>;
+    /// Records datasets and models a run used (idempotent).
+    fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+        model_ids: &[String],
+    ) -> Result<()>;
+    /// Records models a run produced (idempotent).
+    fn log_outputs(&self, run_id: &str, outputs: &[ModelOutput]) -> Result<()>;
+    /// Searches runs.
+    fn search_runs(&self, query: &RunQuery) -> Result<Page<Run>>;
+
+    /// Inserts a logged model (with its tags and params).
+    fn create_logged_model(&self, model: &LoggedModel) -> Result<()>;
+    /// Reads a logged model.
+    fn get_logged_model(&self, model_id: &str) -> Result<Option<LoggedModel>>;
+    /// Changes a logged model's status.
+    fn set_logged_model_status(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+        message: Option<&str>,
+        now: i64,
+    ) -> Result<()>;
+    /// Upserts tags.
+    fn set_logged_model_tags(&self, model_id: &str, tags: &[KeyValue], now: i64) -> Result<()>;
+    /// Deletes a tag; false if it was not there.
+    fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<bool>;
+    /// Adds params (a changed value is refused like run params).
+    fn log_logged_model_params(&self, model_id: &str, params: &[KeyValue], now: i64) -> Result<()>;
+    /// Soft-deletes a logged model.
+    fn delete_logged_model(&self, model_id: &str, now: i64) -> Result<()>;
+    /// Searches logged models.
+    fn search_logged_models(&self, query: &LoggedModelQuery) -> Result<Page<LoggedModel>>;
+}
+
+/// One entry of an artifact directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactEntry {
+    /// Path relative to the listed directory's root (MLflow lists paths from the run root).
+    pub path: String,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+    /// Size in bytes, for files.
+    pub file_size: Option<u64>,
+}
+
+/// Artifact bytes. Paths are relative to the store's root and already checked; an
+/// implementation must still refuse to follow symlinks out of its root.
+pub trait ArtifactStore: Send + Sync {
+    /// Writes a file atomically: readers see the old file or the complete new one, never part.
+    fn put(&self, path: &ArtifactPath, body: &mut dyn Read) -> Result<u64>;
+    /// Opens a file for reading with its size; `NotFound` if absent, `InvalidParameter` for a
+    /// directory.
+    fn open(&self, path: &ArtifactPath) -> Result<(Box<dyn Read + Send>, u64)>;
+    /// Lists a directory's direct children (empty if the directory does not exist).
+    fn list(&self, path: &ArtifactPath) -> Result<Vec<ArtifactEntry>>;
+    /// Deletes a file or a directory tree; `NotFound` if absent.
+    fn delete(&self, path: &ArtifactPath) -> Result<()>;
+}

@@ -1,0 +1,58 @@
+//! The `cairn` binary: command-line parsing, configuration and wiring. Logic lives in the
+//! library crates; this file only connects them.
+mod client;
+mod quickstart;
+mod server;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Cairn: one binary for the life cycle of a machine-learning model.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the tracking server (MLflow-compatible REST API and artifact proxy).
+    Server(server::ServerArgs),
+    /// Start a server on the home folder, log a small real experiment through it, and keep
+    /// serving so you can look at it.
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+/// `$CAIRN_HOME`, or `./cairn-data`.
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("CAIRN_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cairn-data"))
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Server(args) => {
+            init_logging("info");
+            runtime.block_on(server::run(args))
+        }
+        Command::Quickstart(args) => {
+            init_logging("warn");
+            runtime.block_on(quickstart::run(args))
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! `cairn quickstart`: a server on the home folder and a small real experiment logged through
+//! its REST API: logistic regression trained by gradient descent on synthetic data, one run per
+//! learning rate, with loss and accuracy curves, params, tags and a JSON artifact.
+use crate::client::Client;
+use crate::server::{self, ServerArgs};
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct QuickstartArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on; if taken, a free one is used instead.
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// Exit once the experiment is logged instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// Deterministic pseudo-random numbers (xorshift), so every quickstart sees the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.next_f64().max(1e-12), self.next_f64());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// Two Gaussian blobs in 4 dimensions: rows and 0/1 labels.
+fn make_data(n: usize, seed: u64) -> (Vec<[f64; 4]>, Vec<f64>) {
+    let mut rng = Rng(seed);
+    let mut xs = Vec::with_capacity(n);
+    let mut ys = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i % 2) as f64;
+        let shift = if label > 0.5 { 0.8 } else { -0.8 };
+        xs.push([
+            rng.normal() + shift,
+            rng.normal() + shift * 0.5,
+            rng.normal(),
+            rng.normal() - shift * 0.3,
+        ]);
+        ys.push(label);
+    }
+    (xs, ys)
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn evaluate(w: &[f64; 5], xs: &[[f64; 4]], ys: &[f64]) -> (f64, f64) {
+    let mut loss = 0.0;
+    let mut correct = 0usize;
+    for (x, &y) in xs.iter().zip(ys) {
+        let p = sigmoid(w[4] + (0..4).map(|j| w[j] * x[j]).sum::<f64>()).clamp(1e-9, 1.0 - 1e-9);
+        loss -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
+        correct += usize::from((p > 0.5) == (y > 0.5));
+    }
+    (loss / xs.len() as f64, correct as f64 / xs.len() as f64)
+}
+
+struct Trained {
+    run_id: String,
+    lr: f64,
+    val_accuracy: f64,
+}
+
+fn train_and_log(
+    client: &Client,
+    experiment_id: &str,
+    lr: f64,
+    epochs: i64,
+) -> anyhow::Result<Trained> {
+    let (train_x, train_y) = make_data(800, 42);
+    let (val_x, val_y) = make_data(200, 7);
+    let run = client.post(
+        "runs/create",
+        &json!({"experiment_id": experiment_id, "run_name": format!("logreg-lr-{lr}"),
+                "start_time": cairn_core::now_millis(),
+                "tags": [{"key": "model", "value": "logistic-regression"}, {"key": "mlflow.source.name", "value": "cairn quickstart"}]}),
+    )?;
+    let run_id = run["run"]["info"]["run_id"]
+        .as_str()
+        .context("run id missing")?
+        .to_string();
+    client.post(
+        "runs/log-batch",
+        &json!({"run_id": run_id, "params": [
+            {"key": "learning_rate", "value": lr.to_string()},
+            {"key": "epochs", "value": epochs.to_string()},
+            {"key": "train_rows", "value": train_x.len().to_string()}]}),
+    )?;
+    let mut w = [0.0f64; 5];
+    let mut metrics = Vec::new();
+    for epoch in 0..epochs {
+        let mut grad = [0.0f64; 5];
+        for (x, &y) in train_x.iter().zip(&train_y) {
+            let err = sigmoid(w[4] + (0..4).map(|j| w[j] * x[j]).sum::<f64>()) - y;
+            for j in 0..4 {
+                grad[j] += err * x[j];
+            }
+            grad[4] += err;
+        }
+        for j in 0..5 {
+            w[j] -= lr * grad[j] / train_x.len() as f64;
+        }
+        let (train_loss, _) = evaluate(&w, &train_x, &train_y);
+        let (val_loss, val_acc) = evaluate(&w, &val_x, &val_y);
+        let ts = cairn_core::now_millis();
+        for (key, value) in [
+            ("train_loss", train_loss),
+            ("val_loss", val_loss),
+            ("val_accuracy", val_acc),
+        ] {
+            metrics.push(json!({"key": key, "value": value, "timestamp": ts, "step": epoch}));
+        }
+    }
+    for chunk in metrics.chunks(900) {
+        client.post(
+            "runs/log-batch",
+            &json!({"run_id": run_id, "metrics": chunk}),
+        )?;
+    }
+    let (_, val_accuracy) = evaluate(&w, &val_x, &val_y);
+    let model = json!({"kind": "logistic-regression", "weights": &w[..4], "bias": w[4], "learning_rate": lr});
+    let artifact_uri = run["run"]["info"]["artifact_uri"]
+        .as_str()
+        .unwrap_or_default();
+    let root = cairn_api_proxied_root(artifact_uri);
+    client.put_artifact(
+        &format!("{root}/model/weights.json"),
+        serde_json::to_string_pretty(&model)?.as_bytes(),
+    )?;
+    client.post(
+        "runs/update",
+        &json!({"run_id": run_id, "status": "FINISHED", "end_time": cairn_core::now_millis()}),
+    )?;
+    Ok(Trained {
+        run_id,
+        lr,
+        val_accuracy,
+    })
+}
+
+fn cairn_api_proxied_root(uri: &str) -> String {
+    uri.strip_prefix("mlflow-artifacts:")
+        .unwrap_or(uri)
+        .trim_start_matches('/')
+        .to_string()
+}
+
+fn log_experiment(base: &str) -> anyhow::Result<(String, Vec<Trained>, Value)> {
+    let client = Client::new(base);
+    let name = format!("quickstart-{}", cairn_core::now_millis());
+    let created = client.post("experiments/create", &json!({"name": name}))?;
+    let experiment_id = created["experiment_id"]
+        .as_str()
+        .context("experiment id missing")?
+        .to_string();
+    let mut runs = Vec::new();
+    for lr in [0.01, 0.1, 1.0] {
+        runs.push(train_and_log(&client, &experiment_id, lr, 30)?);
+    }
+    let best = client.post(
+        "runs/search",
+        &json!({"experiment_ids": [experiment_id], "filter": "metrics.val_accuracy > 0.5 and params.epochs = '30'",
+                "order_by": ["metrics.val_accuracy DESC"], "max_results": 1}),
+    )?;
+    Ok((experiment_id, runs, best))
+}
+
+pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
+    let home: PathBuf = crate::home_dir();
+    let server_args = ServerArgs {
+        host: args.host.clone(),
+        port: args.port,
+        backend_store_uri: None,
+        artifacts_destination: None,
+        max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
+    };
+    let built = server::build(&server_args, &home)?;
+    let listener = match server::bind(&args.host, args.port).await {
+        Ok(l) => l,
+        Err(_) => {
+            eprintln!("port {} is taken; using a free port instead", args.port);
+            server::bind(&args.host, 0).await?
+        }
+    };
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        axum::serve(listener, built.router)
+            .with_graceful_shutdown(async {
+                tokio::select! { _ = server::shutdown_signal() => {}, _ = stop_rx => {} }
+            })
+            .await
+    });
+    println!(
+        "Cairn quickstart: home {}, store {}",
+        home.display(),
+        built.backend_description
+    );
+    let url = base.clone();
+    let (experiment_id, runs, best) =
+        tokio::task::spawn_blocking(move || log_experiment(&url)).await??;
+    println!(
+        "Logged experiment {experiment_id} with {} runs (logistic regression, 30 epochs each):",
+        runs.len()
+    );
+    for r in &runs {
+        println!(
+            "  run {}  learning_rate={:<5} val_accuracy={:.3}",
+            r.run_id, r.lr, r.val_accuracy
+        );
+    }
+    if let Some(top) = best["runs"].get(0) {
+        let acc = top["data"]["metrics"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["key"] == "val_accuracy"))
+            .and_then(|m| m["value"].as_f64())
+            .unwrap_or_default();
+        println!(
+            "Best run by search (metrics.val_accuracy DESC): {} ({}) val_accuracy={acc:.3}",
+            top["info"]["run_name"].as_str().unwrap_or_default(),
+            top["info"]["run_id"].as_str().unwrap_or_default()
+        );
+    }
+    println!("Each run has params, train/val loss and accuracy curves, and model/weights.json as an artifact.");
+    println!("MLflow clients: export MLFLOW_TRACKING_URI={base}");
+    if args.no_wait {
+        let _ = stop_tx.send(());
+    } else {
+        println!("Serving on {base} until Ctrl-C.");
+    }
+    serving.await?.context("server failed")?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! `cairn server`: configuration (MLflow's flag names), wiring and graceful shutdown.
+use anyhow::Context;
+use cairn_api::{ApiOptions, AppState};
+use cairn_core::Tracking;
+use cairn_store::{LocalArtifactStore, SqlStore};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Flags of `cairn server`, named as `mlflow server` names them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    /// Metadata store: `sqlite:///path.db` or `postgresql://user@host:port/db`.
+    /// Default: `sqlite:///<home>/cairn.db`.
+    #[arg(long, env = "CAIRN_BACKEND_STORE_URI")]
+    pub backend_store_uri: Option<String>,
+    /// Folder for proxied artifacts. Default: `<home>/artifacts`.
+    #[arg(long)]
+    pub artifacts_destination: Option<PathBuf>,
+    /// Largest JSON request body in bytes; larger requests get 413.
+    #[arg(long, default_value_t = cairn_api::DEFAULT_MAX_JSON_BYTES)]
+    pub max_request_bytes: usize,
+}
+
+/// A configured, not yet listening, server.
+pub struct Built {
+    pub router: axum::Router,
+    pub backend_description: String,
+}
+
+fn default_backend(home: &Path) -> String {
+    format!("sqlite:///{}", home.join("cairn.db").display())
+}
+
+/// Opens the stores and builds the router.
+pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create home {}", home.display()))?;
+    let home = std::fs::canonicalize(home)?;
+    let backend = args
+        .backend_store_uri
+        .clone()
+        .unwrap_or_else(|| default_backend(&home));
+    let store =
+        SqlStore::open(&backend).with_context(|| format!("cannot open backend store {backend}"))?;
+    let artifacts_dir = args
+        .artifacts_destination
+        .clone()
+        .unwrap_or_else(|| home.join("artifacts"));
+    let artifacts = LocalArtifactStore::new(&artifacts_dir)
+        .with_context(|| format!("cannot use artifact folder {}", artifacts_dir.display()))?;
+    let state = AppState {
+        tracking: Tracking::new(Arc::new(store), "mlflow-artifacts:"),
+        artifacts: Arc::new(artifacts),
+    };
+    let router = cairn_api::router(
+        state,
+        ApiOptions {
+            max_json_bytes: args.max_request_bytes,
+        },
+    );
+    let shown = match backend.split_once('@') {
+        // Never print a password from a PostgreSQL URL.
+        Some((_, host)) if backend.starts_with("postgres") => format!("postgresql://…@{host}"),
+        _ => backend,
+    };
+    Ok(Built {
+        router,
+        backend_description: shown,
+    })
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Binds the listener, reporting a taken port clearly.
+pub async fn bind(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port} (is another server using it?)"))?;
+    Ok(listener)
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let home = crate::home_dir();
+    let built = build(&args, &home)?;
+    let listener = bind(&args.host, args.port).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(backend = built.backend_description, "store ready");
+    // Tests and scripts read this line to find the port.
+    println!("Cairn tracking server listening on http://{addr}");
+    axum::serve(listener, built.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
