@@ -1,1 +1,233 @@
-//! placeholder
+//! Test harness for Cairn: a real `cairn server` process on a temporary home, a small HTTP
+//! client that returns status and JSON, and fresh PostgreSQL databases when
+//! `CAIRN_TEST_POSTGRES_URL` is set (tests that need one say loudly when they skip).
+#![deny(missing_docs)]
+#![allow(clippy::unwrap_used)] // a harness: a failed setup should stop the test at once
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The environment variable naming an admin PostgreSQL URL for tests.
+pub const POSTGRES_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
+/// The environment variable naming a Python with the pinned `mlflow` installed.
+pub const PYTHON_ENV: &str = "CAIRN_TEST_PYTHON";
+
+/// Prints a loud notice that a test was skipped, and why.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+}
+
+/// A `cairn server` child process.
+pub struct TestServer {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    /// The home folder the server uses.
+    pub home: PathBuf,
+    child: Child,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temporary home with the given backend (SQLite by default).
+    pub fn start(bin: &Path, backend: Option<&str>) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut server = Self::start_in(bin, tmp.path(), backend, &[]);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Starts a server on `home` with extra flags; waits until it listens.
+    pub fn start_in(bin: &Path, home: &Path, backend: Option<&str>, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(bin);
+        cmd.arg("server")
+            .arg("--port")
+            .arg("0")
+            .env("CAIRN_HOME", home)
+            .env("CAIRN_LOG", "warn");
+        if let Some(b) = backend {
+            cmd.arg("--backend-store-uri").arg(b);
+        }
+        cmd.args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("cairn server did not start within 30 s");
+            }
+        };
+        TestServer {
+            url,
+            home: home.to_path_buf(),
+            child,
+            _tmp: None,
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// An HTTP client for this server.
+    pub fn http(&self) -> Http {
+        Http::new(&self.url)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking HTTP client that never treats a status as an error.
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// Status and parsed JSON body (`Value::Null` when the body is not JSON).
+pub type Reply = (u16, Value);
+
+fn read(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut resp = resp.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl Http {
+    /// A client for `base`.
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .new_agent();
+        Http {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    /// `POST /api/2.0/mlflow/<path>` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        self.post_raw(path, body.to_string().as_bytes())
+    }
+
+    /// `POST /api/2.0/mlflow/<path>` with raw bytes as body.
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> Reply {
+        read(
+            self.agent
+                .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
+                .header("content-type", "application/json")
+                .send(body),
+        )
+    }
+
+    /// `GET <url path and query>` relative to the server root.
+    pub fn get(&self, path_and_query: &str) -> Reply {
+        read(
+            self.agent
+                .get(&format!("{}{path_and_query}", self.base))
+                .call(),
+        )
+    }
+
+    /// `GET` returning the raw body bytes.
+    pub fn get_bytes(&self, path_and_query: &str) -> (u16, Vec<u8>) {
+        let mut resp = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base))
+            .call()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap_or_default();
+        (status, bytes)
+    }
+
+    /// `PUT <path>` with raw bytes.
+    pub fn put(&self, path: &str, body: &[u8]) -> Reply {
+        read(self.agent.put(&format!("{}{path}", self.base)).send(body))
+    }
+
+    /// `DELETE <path>`.
+    pub fn delete(&self, path: &str) -> Reply {
+        read(self.agent.delete(&format!("{}{path}", self.base)).call())
+    }
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+pub struct PgDatabase {
+    /// URL of the new database.
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// Creates a fresh database, or returns `None` (after a loud notice) when
+    /// `CAIRN_TEST_POSTGRES_URL` is unset.
+    pub fn create(test: &str) -> Option<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            skip(
+                test,
+                &format!("{POSTGRES_ENV} is not set, so the PostgreSQL variant did not run"),
+            );
+            return None;
+        };
+        let name = format!("cairn_test_{}", rand::random::<u64>());
+        let mut client = postgres::Client::connect(&admin_url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("{POSTGRES_ENV} must end in /database"),
+        };
+        Some(PgDatabase {
+            url,
+            admin_url,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}

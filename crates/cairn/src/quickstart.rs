@@ -189,7 +189,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         artifacts_destination: None,
         max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
     };
-    let built = server::build(&server_args, &home)?;
+    let built = server::build_blocking(server_args, home.clone()).await?;
     let listener = match server::bind(&args.host, args.port).await {
         Ok(l) => l,
         Err(_) => {

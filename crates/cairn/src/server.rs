@@ -76,6 +76,11 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
     })
 }
 
+/// [`build`] off the async runtime: the PostgreSQL client blocks on its own runtime.
+pub async fn build_blocking(args: ServerArgs, home: PathBuf) -> anyhow::Result<Built> {
+    tokio::task::spawn_blocking(move || build(&args, &home)).await?
+}
+
 /// Resolves when SIGTERM or Ctrl-C arrives.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -105,7 +110,7 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListen
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let home = crate::home_dir();
-    let built = build(&args, &home)?;
+    let built = build_blocking(args.clone(), home).await?;
     let listener = bind(&args.host, args.port).await?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(backend = built.backend_description, "store ready");
