@@ -125,10 +125,6 @@ impl Fields {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Value::Array(items)) if items.len() == 1 => {
-                Fields::from_map(Map::from_iter([(name.to_string(), items[0].clone())]))
-                    .opt_str(name)
-            }
             Some(v) => Err(wrong_type(name, v, "a string")),
         }
     }

@@ -387,7 +387,7 @@ fn limit_args(offset: u64, limit: u64) -> [Val; 2] {
     ]
 }
 
-fn dedupe_last<'a>(kvs: &'a [KeyValue]) -> Vec<&'a KeyValue> {
+fn dedupe_last(kvs: &[KeyValue]) -> Vec<&KeyValue> {
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (i, kv) in kvs.iter().enumerate() {
         last.insert(&kv.key, i);

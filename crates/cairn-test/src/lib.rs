@@ -138,6 +138,17 @@ impl Http {
         self.post_raw(path, body.to_string().as_bytes())
     }
 
+    /// Like [`Http::post`], but a transport failure (server gone) is `None` instead of a panic.
+    pub fn try_post(&self, path: &str, body: &Value) -> Option<Reply> {
+        let resp = self
+            .agent
+            .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body.to_string().as_bytes())
+            .ok()?;
+        Some(read(Ok(resp)))
+    }
+
     /// `POST /api/2.0/mlflow/<path>` with raw bytes as body.
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Reply {
         read(
