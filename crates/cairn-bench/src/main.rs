@@ -1,0 +1,190 @@
+//! `cairn-bench tracking --url URL`: the tracking workload of `bench/tracking`, sent as plain
+//! MLflow REST requests so Cairn and `mlflow server` get exactly the same traffic. Prints one
+//! JSON object with the measurements.
+#![allow(clippy::unwrap_used)] // a benchmark tool: a failed request should stop it loudly
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .new_agent();
+        Client { base: base.trim_end_matches('/').to_string(), agent }
+    }
+
+    fn post(&self, path: &str, body: &str) -> Value {
+        let mut resp = self
+            .agent
+            .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let text = resp.body_mut().with_config().limit(1 << 31).read_to_string().unwrap();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn get(&self, path_and_query: &str) -> Value {
+        let mut resp = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"));
+        let text = resp.body_mut().with_config().limit(1 << 31).read_to_string().unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn experiment(c: &Client, name: &str) -> String {
+    let body = json!({"name": format!("{name}-{}", now_ms())}).to_string();
+    c.post("experiments/create", &body)["experiment_id"].as_str().unwrap().to_string()
+}
+
+fn run(c: &Client, exp: &str) -> String {
+    let body = json!({"experiment_id": exp, "start_time": now_ms()}).to_string();
+    c.post("runs/create", &body)["run"]["info"]["run_id"].as_str().unwrap().to_string()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// (a) log-batch throughput: `clients` threads, each logging 1000-metric batches to its own run.
+fn log_batch_throughput(c: &Client, url: &str, clients: usize, seconds: f64) -> Value {
+    let exp = experiment(c, "bench-logbatch");
+    let runs: Vec<String> = (0..clients).map(|_| run(c, &exp)).collect();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let batches: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|run_id| {
+                s.spawn(move || {
+                    let client = Client::new(url);
+                    let mut sent = 0usize;
+                    while Instant::now() < deadline {
+                        let ts = now_ms();
+                        let metrics: Vec<Value> = (0..1000)
+                            .map(|i| json!({"key": format!("m{}", i % 10), "value": (i as f64) * 0.001, "timestamp": ts, "step": sent * 100 + i / 10}))
+                            .collect();
+                        client.post("runs/log-batch", &json!({"run_id": run_id, "metrics": metrics}).to_string());
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    json!({"batches": batches, "seconds": elapsed, "metrics_per_second": (batches * 1000) as f64 / elapsed})
+}
+
+/// (b) search over `runs` runs with 20 metrics and 10 params each.
+fn search_latency(c: &Client, url: &str, runs: usize, repeats: usize) -> Value {
+    let exp = experiment(c, "bench-search");
+    let load_started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let exp = exp.clone();
+            s.spawn(move || {
+                let client = Client::new(url);
+                for i in (w..runs).step_by(8) {
+                    let run_id = run(&client, &exp);
+                    let ts = now_ms();
+                    let metrics: Vec<Value> = (0..20)
+                        .map(|m| json!({"key": format!("metric_{m}"), "value": ((i * 31 + m * 17) % 1000) as f64 / 1000.0, "timestamp": ts, "step": 0}))
+                        .collect();
+                    let params: Vec<Value> = (0..10)
+                        .map(|p| json!({"key": format!("param_{p}"), "value": format!("v{}", (i + p) % 5)}))
+                        .collect();
+                    client.post("runs/log-batch", &json!({"run_id": run_id, "metrics": metrics, "params": params}).to_string());
+                }
+            });
+        }
+    });
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let body = json!({
+        "experiment_ids": [exp],
+        "filter": "metrics.metric_0 > 0.5 and params.param_0 = 'v1'",
+        "order_by": ["metrics.metric_1 DESC"],
+        "max_results": 100,
+    })
+    .to_string();
+    let mut times = Vec::new();
+    let mut found = 0;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let reply = c.post("runs/search", &body);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        found = reply["runs"].as_array().map(|r| r.len()).unwrap_or(0);
+    }
+    json!({"runs": runs, "load_seconds": load_seconds, "runs_returned": found, "median_ms": median(times.clone()), "all_ms": times})
+}
+
+/// (c) get-history of one metric with `steps` steps.
+fn history_latency(c: &Client, steps: usize, repeats: usize) -> Value {
+    let exp = experiment(c, "bench-history");
+    let run_id = run(c, &exp);
+    for chunk in 0..steps.div_ceil(1000) {
+        let ts = now_ms();
+        let metrics: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(steps))
+            .map(|s| json!({"key": "loss", "value": 1.0 / (s as f64 + 1.0), "timestamp": ts, "step": s}))
+            .collect();
+        c.post("runs/log-batch", &json!({"run_id": run_id, "metrics": metrics}).to_string());
+    }
+    let mut times = Vec::new();
+    let mut returned = 0;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let reply = c.get(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"));
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        returned = reply["metrics"].as_array().map(|m| m.len()).unwrap_or(0);
+    }
+    json!({"steps": steps, "returned": returned, "median_ms": median(times.clone()), "all_ms": times})
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) != Some("tracking") {
+        eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
+        std::process::exit(2);
+    }
+    let url = arg(&args, "--url", "http://127.0.0.1:5000");
+    let part = arg(&args, "--part", "all");
+    let seconds: f64 = arg(&args, "--seconds", "10").parse().unwrap();
+    let runs: usize = arg(&args, "--runs", "10000").parse().unwrap();
+    let steps: usize = arg(&args, "--steps", "100000").parse().unwrap();
+    let repeats: usize = arg(&args, "--repeats", "11").parse().unwrap();
+    let c = Client::new(&url);
+    let mut out = serde_json::Map::new();
+    if part == "a" || part == "all" {
+        out.insert("log_batch".into(), log_batch_throughput(&c, &url, 8, seconds));
+    }
+    if part == "b" || part == "all" {
+        out.insert("search".into(), search_latency(&c, &url, runs, repeats));
+    }
+    if part == "c" || part == "all" {
+        out.insert("history".into(), history_latency(&c, steps, repeats));
+    }
+    println!("{}", Value::Object(out));
+}
