@@ -5,6 +5,7 @@ use crate::wire;
 use crate::{blocking, reply, ApiResult, AppState};
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
+use axum::response::IntoResponse;
 use axum::Router;
 use cairn_core::model::*;
 use cairn_core::search::{self, Entity, OrderBy};
@@ -386,19 +387,21 @@ async fn runs_log_model(State(s): State<AppState>, f: Fields) -> ApiResult {
     reply(json!({}))
 }
 
-async fn metrics_history(State(s): State<AppState>, f: Fields) -> ApiResult {
+/// Histories can hold millions of points, so the body is written directly, not built as a tree.
+async fn metrics_history(
+    State(s): State<AppState>,
+    f: Fields,
+) -> Result<axum::response::Response, ApiError> {
     let run_id = f.run_id()?;
     let key = f.str("metric_key")?;
     let max = f.opt_u64("max_results")?;
     let token = f.opt_str("page_token")?.unwrap_or_default();
-    let page = blocking(move || s.tracking.metric_history(&run_id, &key, max, &token)).await?;
-    let mut obj = serde_json::Map::new();
-    obj.insert(
-        "metrics".into(),
-        page.items.iter().map(wire::metric).collect(),
-    );
-    next_token(&mut obj, page.next_offset);
-    reply(Value::Object(obj))
+    let body = blocking(move || {
+        let page = s.tracking.metric_history(&run_id, &key, max, &token)?;
+        Ok(wire::metric_page(&page.items, page.next_offset.map(search::page_token)))
+    })
+    .await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn metrics_bulk_interval(State(s): State<AppState>, f: Fields) -> ApiResult {

@@ -170,3 +170,81 @@ pub fn logged_model(m: &LoggedModel) -> Value {
     );
     json!({"info": info, "data": data})
 }
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push_str(&Value::from(s).to_string());
+}
+
+fn push_num(out: &mut String, v: f64) {
+    match num(v) {
+        Value::String(s) => {
+            out.push('"');
+            out.push_str(&s);
+            out.push('"');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// `{"metrics": [...], "next_page_token": ...}` written straight into a string: the same JSON
+/// as [`metric`] for each item, without an intermediate tree (histories can be huge).
+pub fn metric_page(metrics: &[Metric], next_page_token: Option<String>) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(32 + metrics.len() * 72);
+    out.push_str("{\"metrics\":[");
+    for (i, m) in metrics.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        push_json_string(&mut out, &m.key);
+        out.push_str(",\"value\":");
+        push_num(&mut out, m.value);
+        let _ = write!(out, ",\"timestamp\":{},\"step\":{}", m.timestamp, m.step);
+        for (name, v) in [
+            ("run_id", &m.run_id),
+            ("model_id", &m.model_id),
+            ("dataset_name", &m.dataset_name),
+            ("dataset_digest", &m.dataset_digest),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(out, ",\"{name}\":");
+                push_json_string(&mut out, v);
+            }
+        }
+        out.push('}');
+    }
+    out.push(']');
+    if let Some(token) = next_page_token {
+        out.push_str(",\"next_page_token\":");
+        push_json_string(&mut out, &token);
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_page_matches_the_tree_encoding() {
+        let mut m = Metric {
+            key: "a\"b".into(),
+            value: f64::NAN,
+            timestamp: 5,
+            step: -1,
+            model_id: Some("m-1".into()),
+            dataset_name: None,
+            dataset_digest: None,
+            run_id: None,
+        };
+        let plain = Metric { key: "x".into(), value: 0.25, model_id: None, ..m.clone() };
+        m.value = f64::NAN;
+        let fast: Value = serde_json::from_str(&metric_page(&[m.clone(), plain.clone()], Some("t".into()))).unwrap();
+        assert_eq!(fast, json!({"metrics": [metric(&m), metric(&plain)], "next_page_token": "t"}));
+        let inf = Metric { value: f64::NEG_INFINITY, ..plain };
+        let fast: Value = serde_json::from_str(&metric_page(&[inf.clone()], None)).unwrap();
+        assert_eq!(fast, json!({"metrics": [metric(&inf)]}));
+    }
+}

@@ -31,14 +31,14 @@ impl Client {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
-    fn get(&self, path_and_query: &str) -> Value {
+    /// The raw body: timings stop when the last byte arrives, before any parsing.
+    fn get_text(&self, path_and_query: &str) -> String {
         let mut resp = self
             .agent
             .get(&format!("{}{path_and_query}", self.base))
             .call()
             .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"));
-        let text = resp.body_mut().with_config().limit(1 << 31).read_to_string().unwrap();
-        serde_json::from_str(&text).unwrap()
+        resp.body_mut().with_config().limit(1 << 31).read_to_string().unwrap()
     }
 }
 
@@ -156,8 +156,9 @@ fn history_latency(c: &Client, steps: usize, repeats: usize) -> Value {
     let mut returned = 0;
     for _ in 0..repeats {
         let t = Instant::now();
-        let reply = c.get(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"));
+        let text = c.get_text(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"));
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let reply: Value = serde_json::from_str(&text).unwrap();
         returned = reply["metrics"].as_array().map(|m| m.len()).unwrap_or(0);
     }
     json!({"steps": steps, "returned": returned, "median_ms": median(times.clone()), "all_ms": times})

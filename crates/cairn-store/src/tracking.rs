@@ -167,13 +167,15 @@ fn key_value_clause(
     args: &mut Vec<Val>,
 ) -> String {
     args.push(Val::Text(cmp.key.clone()));
-    let base = format!("SELECT 1 FROM {table} kv WHERE kv.{owner_col} = {owner} AND kv.key = ?");
+    // `owner IN (SELECT ...)` lets the engine start from the (key, value) index instead of
+    // probing every candidate row.
+    let base = format!("SELECT kv.{owner_col} FROM {table} kv WHERE kv.key = ?");
     match cmp.op {
-        Op::IsNull => format!("NOT EXISTS ({base})"),
-        Op::IsNotNull => format!("EXISTS ({base})"),
+        Op::IsNull => format!("{owner} NOT IN ({base})"),
+        Op::IsNotNull => format!("{owner} IN ({base})"),
         op => {
             let c = compare(dialect, "kv.value", op, &cmp.value, args);
-            format!("EXISTS ({base} AND {c})")
+            format!("{owner} IN ({base} AND {c})")
         }
     }
 }
@@ -188,10 +190,7 @@ fn metric_clause(
 ) -> String {
     args.push(Val::Text(cmp.key.clone()));
     let c = compare(dialect, "m.value", cmp.op, &cmp.value, args);
-    format!(
-        "EXISTS (SELECT 1 FROM {table} m WHERE m.{owner_col} = {owner} AND m.key = ? \
-         AND m.is_nan = 0 AND {c})"
-    )
+    format!("{owner} IN (SELECT m.{owner_col} FROM {table} m WHERE m.key = ? AND m.is_nan = 0 AND {c})")
 }
 
 const RUN_COLUMNS: &str = "r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \

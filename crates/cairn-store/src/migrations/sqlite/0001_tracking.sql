@@ -16,7 +16,7 @@ CREATE TABLE experiment_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (experiment_id, key)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE runs (
     run_uuid TEXT PRIMARY KEY,
@@ -37,7 +37,7 @@ CREATE TABLE params (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_uuid, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX params_by_key_value ON params (key, value);
 
 CREATE TABLE tags (
@@ -45,7 +45,7 @@ CREATE TABLE tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_uuid, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX tags_by_key_value ON tags (key, value);
 
 -- Every observation. The key includes the value so an identical re-log is a no-op.
@@ -72,7 +72,7 @@ CREATE TABLE latest_metrics (
     value DOUBLE PRECISION NOT NULL,
     is_nan BIGINT NOT NULL,
     PRIMARY KEY (run_uuid, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX latest_metrics_by_key_value ON latest_metrics (key, value);
 
 CREATE TABLE datasets (
