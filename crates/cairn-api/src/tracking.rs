@@ -4,8 +4,8 @@ use crate::request::{as_f64, as_i64, missing, Fields};
 use crate::wire;
 use crate::{blocking, reply, ApiResult, AppState};
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post};
 use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use cairn_core::model::*;
 use cairn_core::search::{self, Entity, OrderBy};
@@ -398,10 +398,17 @@ async fn metrics_history(
     let token = f.opt_str("page_token")?.unwrap_or_default();
     let body = blocking(move || {
         let page = s.tracking.metric_history(&run_id, &key, max, &token)?;
-        Ok(wire::metric_page(&page.items, page.next_offset.map(search::page_token)))
+        Ok(wire::metric_page(
+            &page.items,
+            page.next_offset.map(search::page_token),
+        ))
     })
     .await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 async fn metrics_bulk_interval(State(s): State<AppState>, f: Fields) -> ApiResult {

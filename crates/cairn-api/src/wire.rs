@@ -239,11 +239,24 @@ mod tests {
             dataset_digest: None,
             run_id: None,
         };
-        let plain = Metric { key: "x".into(), value: 0.25, model_id: None, ..m.clone() };
+        let plain = Metric {
+            key: "x".into(),
+            value: 0.25,
+            model_id: None,
+            ..m.clone()
+        };
         m.value = f64::NAN;
-        let fast: Value = serde_json::from_str(&metric_page(&[m.clone(), plain.clone()], Some("t".into()))).unwrap();
-        assert_eq!(fast, json!({"metrics": [metric(&m), metric(&plain)], "next_page_token": "t"}));
-        let inf = Metric { value: f64::NEG_INFINITY, ..plain };
+        let fast: Value =
+            serde_json::from_str(&metric_page(&[m.clone(), plain.clone()], Some("t".into())))
+                .unwrap();
+        assert_eq!(
+            fast,
+            json!({"metrics": [metric(&m), metric(&plain)], "next_page_token": "t"})
+        );
+        let inf = Metric {
+            value: f64::NEG_INFINITY,
+            ..plain
+        };
         let fast: Value = serde_json::from_str(&metric_page(&[inf.clone()], None)).unwrap();
         assert_eq!(fast, json!({"metrics": [metric(&inf)]}));
     }

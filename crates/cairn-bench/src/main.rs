@@ -17,7 +17,10 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(600)))
             .build()
             .new_agent();
-        Client { base: base.trim_end_matches('/').to_string(), agent }
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
     }
 
     fn post(&self, path: &str, body: &str) -> Value {
@@ -27,7 +30,12 @@ impl Client {
             .header("content-type", "application/json")
             .send(body.as_bytes())
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let text = resp.body_mut().with_config().limit(1 << 31).read_to_string().unwrap();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 31)
+            .read_to_string()
+            .unwrap();
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
@@ -38,7 +46,11 @@ impl Client {
             .get(&format!("{}{path_and_query}", self.base))
             .call()
             .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"));
-        resp.body_mut().with_config().limit(1 << 31).read_to_string().unwrap()
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 31)
+            .read_to_string()
+            .unwrap()
     }
 }
 
@@ -50,17 +62,26 @@ fn arg(args: &[String], name: &str, default: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn experiment(c: &Client, name: &str) -> String {
     let body = json!({"name": format!("{name}-{}", now_ms())}).to_string();
-    c.post("experiments/create", &body)["experiment_id"].as_str().unwrap().to_string()
+    c.post("experiments/create", &body)["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn run(c: &Client, exp: &str) -> String {
     let body = json!({"experiment_id": exp, "start_time": now_ms()}).to_string();
-    c.post("runs/create", &body)["run"]["info"]["run_id"].as_str().unwrap().to_string()
+    c.post("runs/create", &body)["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -150,13 +171,18 @@ fn history_latency(c: &Client, steps: usize, repeats: usize) -> Value {
         let metrics: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(steps))
             .map(|s| json!({"key": "loss", "value": 1.0 / (s as f64 + 1.0), "timestamp": ts, "step": s}))
             .collect();
-        c.post("runs/log-batch", &json!({"run_id": run_id, "metrics": metrics}).to_string());
+        c.post(
+            "runs/log-batch",
+            &json!({"run_id": run_id, "metrics": metrics}).to_string(),
+        );
     }
     let mut times = Vec::new();
     let mut returned = 0;
     for _ in 0..repeats {
         let t = Instant::now();
-        let text = c.get_text(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"));
+        let text = c.get_text(&format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"
+        ));
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         let reply: Value = serde_json::from_str(&text).unwrap();
         returned = reply["metrics"].as_array().map(|m| m.len()).unwrap_or(0);
@@ -179,7 +205,10 @@ fn main() {
     let c = Client::new(&url);
     let mut out = serde_json::Map::new();
     if part == "a" || part == "all" {
-        out.insert("log_batch".into(), log_batch_throughput(&c, &url, 8, seconds));
+        out.insert(
+            "log_batch".into(),
+            log_batch_throughput(&c, &url, 8, seconds),
+        );
     }
     if part == "b" || part == "all" {
         out.insert("search".into(), search_latency(&c, &url, runs, repeats));

@@ -190,7 +190,9 @@ fn metric_clause(
 ) -> String {
     args.push(Val::Text(cmp.key.clone()));
     let c = compare(dialect, "m.value", cmp.op, &cmp.value, args);
-    format!("{owner} IN (SELECT m.{owner_col} FROM {table} m WHERE m.key = ? AND m.is_nan = 0 AND {c})")
+    format!(
+        "{owner} IN (SELECT m.{owner_col} FROM {table} m WHERE m.key = ? AND m.is_nan = 0 AND {c})"
+    )
 }
 
 const RUN_COLUMNS: &str = "r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \

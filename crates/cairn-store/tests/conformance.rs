@@ -409,7 +409,13 @@ fn metric_history_pages(t: &Tracking) {
     }
     assert_eq!(seen, 1000);
     let sampled = t
-        .metric_history_bulk_interval(std::slice::from_ref(&id), "x", Some(100), Some(199), Some(10))
+        .metric_history_bulk_interval(
+            std::slice::from_ref(&id),
+            "x",
+            Some(100),
+            Some(199),
+            Some(10),
+        )
         .unwrap();
     assert_eq!(sampled.len(), 10);
     assert_eq!((sampled[0].step, sampled[9].step), (100, 199));

@@ -73,6 +73,7 @@ fn evaluate(w: &[f64; 5], xs: &[[f64; 4]], ys: &[f64]) -> (f64, f64) {
 struct Trained {
     run_id: String,
     lr: f64,
+    val_loss: f64,
     val_accuracy: f64,
 }
 
@@ -132,7 +133,7 @@ fn train_and_log(
             &json!({"run_id": run_id, "metrics": chunk}),
         )?;
     }
-    let (_, val_accuracy) = evaluate(&w, &val_x, &val_y);
+    let (val_loss, val_accuracy) = evaluate(&w, &val_x, &val_y);
     let model = json!({"kind": "logistic-regression", "weights": &w[..4], "bias": w[4], "learning_rate": lr});
     let artifact_uri = run["run"]["info"]["artifact_uri"]
         .as_str()
@@ -149,6 +150,7 @@ fn train_and_log(
     Ok(Trained {
         run_id,
         lr,
+        val_loss,
         val_accuracy,
     })
 }
@@ -175,7 +177,7 @@ fn log_experiment(base: &str) -> anyhow::Result<(String, Vec<Trained>, Value)> {
     let best = client.post(
         "runs/search",
         &json!({"experiment_ids": [experiment_id], "filter": "metrics.val_accuracy > 0.5 and params.epochs = '30'",
-                "order_by": ["metrics.val_accuracy DESC"], "max_results": 1}),
+                "order_by": ["metrics.val_loss ASC"], "max_results": 1}),
     )?;
     Ok((experiment_id, runs, best))
 }
@@ -220,18 +222,18 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     );
     for r in &runs {
         println!(
-            "  run {}  learning_rate={:<5} val_accuracy={:.3}",
-            r.run_id, r.lr, r.val_accuracy
+            "  run {}  learning_rate={:<5} val_loss={:.4} val_accuracy={:.3}",
+            r.run_id, r.lr, r.val_loss, r.val_accuracy
         );
     }
     if let Some(top) = best["runs"].get(0) {
-        let acc = top["data"]["metrics"]
+        let loss = top["data"]["metrics"]
             .as_array()
-            .and_then(|ms| ms.iter().find(|m| m["key"] == "val_accuracy"))
+            .and_then(|ms| ms.iter().find(|m| m["key"] == "val_loss"))
             .and_then(|m| m["value"].as_f64())
             .unwrap_or_default();
         println!(
-            "Best run by search (metrics.val_accuracy DESC): {} ({}) val_accuracy={acc:.3}",
+            "Best run by search (metrics.val_loss ASC): {} ({}) val_loss={loss:.4}",
             top["info"]["run_name"].as_str().unwrap_or_default(),
             top["info"]["run_id"].as_str().unwrap_or_default()
         );

@@ -16,10 +16,16 @@ fn code(reply: &(u16, Value)) -> (u16, &str) {
 }
 
 fn create_run(http: &Http) -> (String, String) {
-    let (status, body) = http.post("runs/create", &json!({"experiment_id": "0", "start_time": 1}));
+    let (status, body) = http.post(
+        "runs/create",
+        &json!({"experiment_id": "0", "start_time": 1}),
+    );
     assert_eq!(status, 200, "{body}");
     let info = &body["run"]["info"];
-    (info["run_id"].as_str().unwrap().to_string(), info["artifact_uri"].as_str().unwrap().to_string())
+    (
+        info["run_id"].as_str().unwrap().to_string(),
+        info["artifact_uri"].as_str().unwrap().to_string(),
+    )
 }
 
 macro_rules! on_both_backends {
@@ -64,14 +70,31 @@ fn bad_filters_are_400_never_500(http: &Http) {
         "metrics.acc > 1 AND",
         "\u{0}",
     ] {
-        let reply = http.post("runs/search", &json!({"experiment_ids": ["0"], "filter": filter}));
-        assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"), "{filter}: {}", reply.1);
+        let reply = http.post(
+            "runs/search",
+            &json!({"experiment_ids": ["0"], "filter": filter}),
+        );
+        assert_eq!(
+            code(&reply),
+            (400, "INVALID_PARAMETER_VALUE"),
+            "{filter}: {}",
+            reply.1
+        );
     }
-    let reply = http.post("runs/search", &json!({"experiment_ids": ["0"], "order_by": ["metrics.acc SIDEWAYS"]}));
+    let reply = http.post(
+        "runs/search",
+        &json!({"experiment_ids": ["0"], "order_by": ["metrics.acc SIDEWAYS"]}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
-    let reply = http.post("runs/search", &json!({"experiment_ids": ["0"], "page_token": "not-a-token"}));
+    let reply = http.post(
+        "runs/search",
+        &json!({"experiment_ids": ["0"], "page_token": "not-a-token"}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
-    let reply = http.post("runs/search", &json!({"experiment_ids": ["0"], "max_results": 50001}));
+    let reply = http.post(
+        "runs/search",
+        &json!({"experiment_ids": ["0"], "max_results": 50001}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     let reply = http.post("experiments/search", &json!({"filter": "name = 1"}));
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
@@ -82,12 +105,18 @@ fn malformed_requests(http: &Http) {
     assert_eq!(code(&reply), (400, "BAD_REQUEST"), "{}", reply.1);
     let reply = http.post_raw("runs/create", b"[1, 2]");
     assert_eq!(code(&reply), (400, "BAD_REQUEST"));
-    let reply = http.post("runs/log-metric", &json!({"key": "a", "value": 1, "timestamp": 1}));
+    let reply = http.post(
+        "runs/log-metric",
+        &json!({"key": "a", "value": 1, "timestamp": 1}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     assert!(reply.1["message"].as_str().unwrap().contains("run_id"));
     let reply = http.post("experiments/create", &json!({"name": ["a"]}));
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
-    let reply = http.post("runs/create", &json!({"experiment_id": "0", "start_time": "yesterday"}));
+    let reply = http.post(
+        "runs/create",
+        &json!({"experiment_id": "0", "start_time": "yesterday"}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     let reply = http.get("/api/2.0/mlflow/experiments/get?experiment_id=12345");
     assert_eq!(code(&reply), (404, "RESOURCE_DOES_NOT_EXIST"));
@@ -99,7 +128,10 @@ fn malformed_requests(http: &Http) {
     assert_eq!(code(&reply), (400, "RESOURCE_ALREADY_EXISTS"));
     let reply = http.post("no/such/endpoint", &json!({}));
     assert_eq!(code(&reply), (404, "ENDPOINT_NOT_FOUND"));
-    let reply = http.post("runs/update", &json!({"run_id": "0".repeat(32), "status": "FINISHED"}));
+    let reply = http.post(
+        "runs/update",
+        &json!({"run_id": "0".repeat(32), "status": "FINISHED"}),
+    );
     assert_eq!(code(&reply), (404, "RESOURCE_DOES_NOT_EXIST"));
     let (run_id, _) = create_run(http);
     let reply = http.post("runs/update", &json!({"run_id": run_id, "status": "DONE"}));
@@ -108,23 +140,49 @@ fn malformed_requests(http: &Http) {
 
 fn validation_limits(http: &Http) {
     let (run_id, _) = create_run(http);
-    let metrics: Vec<Value> = (0..1001).map(|i| json!({"key": "m", "value": i, "timestamp": 1, "step": i})).collect();
-    let reply = http.post("runs/log-batch", &json!({"run_id": run_id, "metrics": metrics}));
-    assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"), "{}", reply.1);
-    let params: Vec<Value> = (0..101).map(|i| json!({"key": format!("p{i}"), "value": "v"})).collect();
-    let reply = http.post("runs/log-batch", &json!({"run_id": run_id, "params": params}));
+    let metrics: Vec<Value> = (0..1001)
+        .map(|i| json!({"key": "m", "value": i, "timestamp": 1, "step": i}))
+        .collect();
+    let reply = http.post(
+        "runs/log-batch",
+        &json!({"run_id": run_id, "metrics": metrics}),
+    );
+    assert_eq!(
+        code(&reply),
+        (400, "INVALID_PARAMETER_VALUE"),
+        "{}",
+        reply.1
+    );
+    let params: Vec<Value> = (0..101)
+        .map(|i| json!({"key": format!("p{i}"), "value": "v"}))
+        .collect();
+    let reply = http.post(
+        "runs/log-batch",
+        &json!({"run_id": run_id, "params": params}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     for key in ["../escape", "/abs", "bad$char", "", &"k".repeat(251)] {
-        let reply = http.post("runs/log-parameter", &json!({"run_id": run_id, "key": key, "value": "1"}));
+        let reply = http.post(
+            "runs/log-parameter",
+            &json!({"run_id": run_id, "key": key, "value": "1"}),
+        );
         assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"), "{key:?}");
     }
-    let reply = http.post("runs/log-metric", &json!({"run_id": run_id, "key": "m", "value": "abc", "timestamp": 1}));
+    let reply = http.post(
+        "runs/log-metric",
+        &json!({"run_id": run_id, "key": "m", "value": "abc", "timestamp": 1}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
-    let reply = http.post("runs/log-metric", &json!({"run_id": run_id, "key": "m", "value": 1, "timestamp": -1}));
+    let reply = http.post(
+        "runs/log-metric",
+        &json!({"run_id": run_id, "key": "m", "value": 1, "timestamp": -1}),
+    );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     // A batch over 1 MB is refused before it is parsed further.
     let big = "v".repeat(10_500);
-    let tags: Vec<Value> = (0..100).map(|i| json!({"key": format!("t{i}"), "value": big})).collect();
+    let tags: Vec<Value> = (0..100)
+        .map(|i| json!({"key": format!("t{i}"), "value": big}))
+        .collect();
     let reply = http.post("runs/log-batch", &json!({"run_id": run_id, "tags": tags}));
     assert_eq!(reply.0, 413, "{}", reply.1);
     // Nothing from the refused requests was stored.
@@ -136,23 +194,42 @@ fn validation_limits(http: &Http) {
 fn wire_conventions(http: &Http) {
     let (run_id, _) = create_run(http);
     // int64 as strings, NaN as a string, run_uuid instead of run_id.
-    let reply = http.post("runs/log-metric", &json!({"run_uuid": run_id, "key": "m", "value": "NaN", "timestamp": "5", "step": "2"}));
+    let reply = http.post(
+        "runs/log-metric",
+        &json!({"run_uuid": run_id, "key": "m", "value": "NaN", "timestamp": "5", "step": "2"}),
+    );
     assert_eq!(reply.0, 200, "{}", reply.1);
-    let reply = http.post("runs/log-metric", &json!({"run_id": run_id, "key": "inf", "value": "Infinity", "timestamp": 5}));
+    let reply = http.post(
+        "runs/log-metric",
+        &json!({"run_id": run_id, "key": "inf", "value": "Infinity", "timestamp": 5}),
+    );
     assert_eq!(reply.0, 200);
     let (status, body) = http.get(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}"));
     assert_eq!(status, 200);
     let metrics = body["run"]["data"]["metrics"].as_array().unwrap();
     let m = metrics.iter().find(|m| m["key"] == "m").unwrap();
-    assert_eq!((m["value"].as_str(), m["timestamp"].as_i64(), m["step"].as_i64()), (Some("NaN"), Some(5), Some(2)));
-    assert_eq!(metrics.iter().find(|m| m["key"] == "inf").unwrap()["value"], "Infinity");
+    assert_eq!(
+        (
+            m["value"].as_str(),
+            m["timestamp"].as_i64(),
+            m["step"].as_i64()
+        ),
+        (Some("NaN"), Some(5), Some(2))
+    );
+    assert_eq!(
+        metrics.iter().find(|m| m["key"] == "inf").unwrap()["value"],
+        "Infinity"
+    );
     assert_eq!(body["run"]["info"]["run_uuid"], run_id);
     // GET search with repeated query keys.
     let (status, body) = http.get("/api/2.0/mlflow/experiments/search?max_results=5&view_type=ALL");
     assert_eq!(status, 200);
     assert_eq!(body["experiments"][0]["experiment_id"], "0");
     let (status, body) = http.get("/api/3.0/mlflow/server-info");
-    assert_eq!((status, body["store_type"].as_str()), (200, Some("SqlStore")));
+    assert_eq!(
+        (status, body["store_type"].as_str()),
+        (200, Some("SqlStore"))
+    );
     // The UI's prefix serves the same API.
     let (status, _) = http.get("/ajax-api/2.0/mlflow/experiments/get?experiment_id=0");
     assert_eq!(status, 200);
@@ -160,9 +237,20 @@ fn wire_conventions(http: &Http) {
 
 fn history_paging_over_http(http: &Http) {
     let (run_id, _) = create_run(http);
-    let metrics: Vec<Value> = (0..1000).map(|i| json!({"key": "loss", "value": 1.0 / (i as f64 + 1.0), "timestamp": i, "step": i})).collect();
-    assert_eq!(http.post("runs/log-batch", &json!({"run_id": run_id, "metrics": metrics})).0, 200);
-    let (_, all) = http.get(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"));
+    let metrics: Vec<Value> = (0..1000)
+        .map(|i| json!({"key": "loss", "value": 1.0 / (i as f64 + 1.0), "timestamp": i, "step": i}))
+        .collect();
+    assert_eq!(
+        http.post(
+            "runs/log-batch",
+            &json!({"run_id": run_id, "metrics": metrics})
+        )
+        .0,
+        200
+    );
+    let (_, all) = http.get(&format!(
+        "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=loss"
+    ));
     assert_eq!(all["metrics"].as_array().unwrap().len(), 1000);
     let mut steps = Vec::new();
     let mut token = String::new();
@@ -172,7 +260,13 @@ fn history_paging_over_http(http: &Http) {
             token.replace('=', "%3D")
         ));
         assert_eq!(status, 200, "{page}");
-        steps.extend(page["metrics"].as_array().unwrap().iter().map(|m| m["step"].as_i64().unwrap()));
+        steps.extend(
+            page["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["step"].as_i64().unwrap()),
+        );
         match page["next_page_token"].as_str() {
             Some(t) => token = t.to_string(),
             None => break,
@@ -195,12 +289,22 @@ fn artifact_round_trip_and_traversal(http: &Http) {
     let (status, got) = http.get_bytes(&format!("{base}/model/big.bin"));
     assert_eq!(status, 200);
     assert!(got == payload, "downloaded bytes differ");
-    let (_, listed) = http.get(&format!("/api/2.0/mlflow-artifacts/artifacts?path={root}/model"));
-    assert_eq!(listed["files"], json!([{"path": "big.bin", "is_dir": false, "file_size": 3_000_000}]));
+    let (_, listed) = http.get(&format!(
+        "/api/2.0/mlflow-artifacts/artifacts?path={root}/model"
+    ));
+    assert_eq!(
+        listed["files"],
+        json!([{"path": "big.bin", "is_dir": false, "file_size": 3_000_000}])
+    );
     let (_, listed) = http.get(&format!("/api/2.0/mlflow/artifacts/list?run_id={run_id}"));
     assert_eq!(listed["files"], json!([{"path": "model", "is_dir": true}]));
     assert_eq!(listed["root_uri"], uri);
-    for evil in ["%2e%2e/%2e%2e/etc/passwd", "a/%2e%2e/%2e%2e/%2e%2e/x", "%2Fetc%2Fpasswd", "a%5C..%5Cb"] {
+    for evil in [
+        "%2e%2e/%2e%2e/etc/passwd",
+        "a/%2e%2e/%2e%2e/%2e%2e/x",
+        "%2Fetc%2Fpasswd",
+        "a%5C..%5Cb",
+    ] {
         let reply = http.put(&format!("/api/2.0/mlflow-artifacts/artifacts/{evil}"), b"x");
         assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"), "PUT {evil}");
         let reply = http.get(&format!("/api/2.0/mlflow-artifacts/artifacts/{evil}"));
@@ -231,7 +335,9 @@ fn concurrent_writers_over_http(http: &Http) {
         }
     });
     for w in 0..8 {
-        let (_, body) = http.get(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=w{w}"));
+        let (_, body) = http.get(&format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=w{w}"
+        ));
         assert_eq!(body["metrics"].as_array().unwrap().len(), 1000);
     }
 }
@@ -245,7 +351,10 @@ fn oversized_json_body_is_413_and_server_keeps_serving() {
     let reply = http.post("experiments/create", &json!({"name": name}));
     assert_eq!(reply.0, 413, "{}", reply.1);
     assert_eq!(reply.1["error_code"], "REQUEST_LIMIT_EXCEEDED");
-    assert_eq!(http.post("experiments/create", &json!({"name": "small"})).0, 200);
+    assert_eq!(
+        http.post("experiments/create", &json!({"name": "small"})).0,
+        200
+    );
 }
 
 #[test]
@@ -267,18 +376,70 @@ fn symlinks_in_the_artifact_folder_are_not_followed() {
 fn postgres_backend_refuses_unreachable_server_with_a_clear_error() {
     let home = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(bin())
-        .args(["server", "--port", "0", "--backend-store-uri", "postgresql://nobody@127.0.0.1:1/none"])
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--backend-store-uri",
+            "postgresql://nobody@127.0.0.1:1/none",
+        ])
         .env("CAIRN_HOME", home.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open backend store") && err.contains("PostgreSQL"), "{err}");
+    assert!(
+        err.contains("cannot open backend store") && err.contains("PostgreSQL"),
+        "{err}"
+    );
     let out = std::process::Command::new(bin())
-        .args(["server", "--port", "0", "--backend-store-uri", "mysql://x/y"])
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--backend-store-uri",
+            "mysql://x/y",
+        ])
         .env("CAIRN_HOME", home.path())
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unsupported backend store URI"));
 }
 
+#[test]
+fn sigterm_shuts_down_gracefully_and_data_persists() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["server", "--port", "0"])
+        .env("CAIRN_HOME", home.path())
+        .env("CAIRN_LOG", "warn");
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let http = Http::new(&url);
+    let (status, body) = http.post("experiments/create", &json!({"name": "kept"}));
+    assert_eq!(status, 200, "{body}");
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let server = TestServer::start_in(bin(), home.path(), None, &[]);
+    let (status, _) = server
+        .http()
+        .get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=kept");
+    assert_eq!(status, 200);
+}

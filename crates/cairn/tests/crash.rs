@@ -55,12 +55,18 @@ fn acknowledged_batches_survive_sigkill() {
         w.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 10, "too little traffic before the kill: {}", acked.len());
+    assert!(
+        acked.len() > 10,
+        "too little traffic before the kill: {}",
+        acked.len()
+    );
 
     let server = TestServer::start_in(bin, home.path(), None, &[]);
     let http = server.http();
     for (w, run_id) in runs.iter().enumerate() {
-        let (status, body) = http.get(&format!("/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=k"));
+        let (status, body) = http.get(&format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=k"
+        ));
         assert_eq!(status, 200, "{body}");
         let steps: std::collections::HashSet<i64> = body["metrics"]
             .as_array()
@@ -68,12 +74,22 @@ fn acknowledged_batches_survive_sigkill() {
             .unwrap_or_default();
         for &(_, batch) in acked.iter().filter(|(aw, _)| *aw == w) {
             for i in 0..PER_BATCH {
-                assert!(steps.contains(&(batch * PER_BATCH + i)), "run {w}: batch {batch} was acknowledged but is missing");
+                assert!(
+                    steps.contains(&(batch * PER_BATCH + i)),
+                    "run {w}: batch {batch} was acknowledged but is missing"
+                );
             }
         }
         // Batches are atomic: what is there is whole batches.
-        assert_eq!(steps.len() as i64 % PER_BATCH, 0, "a partial batch is visible");
+        assert_eq!(
+            steps.len() as i64 % PER_BATCH,
+            0,
+            "a partial batch is visible"
+        );
     }
     // The store still takes writes.
-    assert_eq!(http.post("runs/create", &json!({"experiment_id": "0"})).0, 200);
+    assert_eq!(
+        http.post("runs/create", &json!({"experiment_id": "0"})).0,
+        200
+    );
 }

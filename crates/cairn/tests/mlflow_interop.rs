@@ -8,11 +8,15 @@ use std::process::Command;
 
 fn run_client_script(test: &str, backend: Option<&str>) {
     let Ok(python) = std::env::var(PYTHON_ENV) else {
-        skip(test, &format!("{PYTHON_ENV} is not set (a Python with the pinned mlflow client)"));
+        skip(
+            test,
+            &format!("{PYTHON_ENV} is not set (a Python with the pinned mlflow client)"),
+        );
         return;
     };
     let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), backend);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/mlflow_client_test.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/mlflow_client_test.py");
     let out = Command::new(python)
         .arg(&script)
         .env("MLFLOW_TRACKING_URI", &server.url)
@@ -22,7 +26,10 @@ fn run_client_script(test: &str, backend: Option<&str>) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "mlflow client script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "mlflow client script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("\"ok\": true"), "{stdout}");
 }
 
