@@ -257,7 +257,8 @@ mod tests {
             value: f64::NEG_INFINITY,
             ..plain
         };
-        let fast: Value = serde_json::from_str(&metric_page(std::slice::from_ref(&inf), None)).unwrap();
+        let fast: Value =
+            serde_json::from_str(&metric_page(std::slice::from_ref(&inf), None)).unwrap();
         assert_eq!(fast, json!({"metrics": [metric(&inf)]}));
     }
 }

@@ -3,7 +3,7 @@
 use crate::db::{storage, tuple, Dialect, Row, Tx, Val};
 use crate::pool::Pool;
 use cairn_core::{Error, Result};
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -102,12 +102,15 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 struct SqliteTx<'a>(&'a rusqlite::Transaction<'a>);
 
-fn to_value(v: &Val) -> Value {
-    match v {
-        Val::Null => Value::Null,
-        Val::Int(i) => Value::Integer(*i),
-        Val::Real(f) => Value::Real(*f),
-        Val::Text(s) => Value::Text(s.clone()),
+/// Binds without copying text (the hot path inserts thousands of rows per batch).
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Val::Null => ToSqlOutput::Owned(Value::Null),
+            Val::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Val::Real(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
     }
 }
 
@@ -128,7 +131,7 @@ impl Tx for SqliteTx<'_> {
     fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64> {
         let mut stmt = self.0.prepare_cached(sql).map_err(storage)?;
         let n = stmt
-            .execute(rusqlite::params_from_iter(args.iter().map(to_value)))
+            .execute(rusqlite::params_from_iter(args.iter()))
             .map_err(storage)?;
         Ok(n as u64)
     }
@@ -137,7 +140,7 @@ impl Tx for SqliteTx<'_> {
         let mut stmt = self.0.prepare_cached(sql).map_err(storage)?;
         let width = stmt.column_count();
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(args.iter().map(to_value)))
+            .query(rusqlite::params_from_iter(args.iter()))
             .map_err(storage)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(storage)? {
@@ -157,7 +160,7 @@ impl Tx for SqliteTx<'_> {
         let sql = format!("{head} {} {tail}", tuple(width));
         let mut stmt = self.0.prepare_cached(&sql).map_err(storage)?;
         for row in rows {
-            stmt.execute(rusqlite::params_from_iter(row.iter().map(to_value)))
+            stmt.execute(rusqlite::params_from_iter(row.iter()))
                 .map_err(storage)?;
         }
         Ok(())

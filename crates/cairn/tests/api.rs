@@ -111,6 +111,25 @@ fn malformed_requests(http: &Http) {
     );
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     assert!(reply.1["message"].as_str().unwrap().contains("run_id"));
+    let reply = http.post_raw("runs/log-batch", b"{\"run_id\": ");
+    assert_eq!(code(&reply), (400, "BAD_REQUEST"));
+    let (run_id, _) = create_run(http);
+    for bad in [
+        json!({"run_id": run_id, "metrics": "all of them"}),
+        json!({"run_id": run_id, "metrics": [{"key": "m", "value": [1], "timestamp": 1}]}),
+        json!({"run_id": run_id, "metrics": [{"key": "m", "value": 1, "timestamp": "noon"}]}),
+        json!({"run_id": run_id, "metrics": [{"key": "m", "value": 1}]}),
+        json!({"run_id": run_id, "params": [{"value": "no key"}]}),
+        json!({"metrics": []}),
+    ] {
+        let reply = http.post("runs/log-batch", &bad);
+        assert_eq!(
+            code(&reply),
+            (400, "INVALID_PARAMETER_VALUE"),
+            "{bad}: {}",
+            reply.1
+        );
+    }
     let reply = http.post("experiments/create", &json!({"name": ["a"]}));
     assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
     let reply = http.post(
