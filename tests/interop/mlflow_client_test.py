@@ -178,7 +178,73 @@ def main():
     except MlflowException as e:
         check(e.error_code == "RESOURCE_DOES_NOT_EXIST", "missing run code")
 
+    registry_flow(client, run_id, info)
     print(json.dumps({"ok": True, "experiment_id": exp.experiment_id, "run_id": run_id}))
+
+
+def registry_flow(client, run_id, info):
+    """Register twice, aliases, stages, search, load by alias, concurrent registrations."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    warnings.filterwarnings("ignore")
+    name = f"echo-model-{time.time_ns()}"
+    mv1 = mlflow.register_model(info.model_uri, name)
+    check(str(mv1.version) == "1" and mv1.status == "READY", f"first registration: {mv1}")
+    mv2 = mlflow.register_model(f"runs:/{run_id}/echo", name)
+    check(str(mv2.version) == "2", f"second registration: {mv2}")
+    check(client.get_model_version(name, "2").run_id == run_id, "version run id")
+
+    client.set_registered_model_alias(name, "champion", "1")
+    check(str(client.get_model_version_by_alias(name, "champion").version) == "1", "alias set")
+    client.set_registered_model_alias(name, "champion", "2")
+    check(str(client.get_model_version_by_alias(name, "champion").version) == "2", "alias moved")
+    check(client.get_registered_model(name).aliases == {"champion": "2"}, "aliases on the model")
+    try:
+        client.set_registered_model_alias(name, "latest", "1")
+        raise AssertionError("reserved alias must be refused")
+    except MlflowException as e:
+        check(e.error_code == "INVALID_PARAMETER_VALUE", f"alias code {e.error_code}")
+
+    client.transition_model_version_stage(name, "1", "Production")
+    latest = client.get_latest_versions(name, stages=["Production"])
+    check([str(v.version) for v in latest] == ["1"], f"latest production: {latest}")
+    client.transition_model_version_stage(name, "2", "Production", archive_existing_versions=True)
+    check(client.get_model_version(name, "1").current_stage == "Archived", "archived by transition")
+    check(client.get_model_version(name, "2").current_stage == "Production", "promoted")
+
+    client.set_registered_model_tag(name, "team", "vision")
+    client.set_model_version_tag(name, "2", "validated", "yes")
+    found = client.search_registered_models(filter_string=f"name = '{name}' AND tags.team = 'vision'")
+    check([m.name for m in found] == [name], f"search models: {found}")
+    versions = client.search_model_versions(f"name = '{name}'")
+    check(sorted(str(v.version) for v in versions) == ["1", "2"], f"search versions: {versions}")
+    check(client.get_model_version(name, "2").tags == {"validated": "yes"}, "version tag")
+
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    frame = pd.DataFrame({"b": [3.5]})
+    check(loaded.predict(frame).equals(frame), "load by alias predicts")
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    check(loaded.predict(frame).equals(frame), "load by version predicts")
+
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda _: MlflowClient().create_model_version(name, info.model_uri, run_id=run_id).version, range(8)))
+    check(sorted(int(v) for v in made) == list(range(3, 11)), f"concurrent registrations: {made}")
+
+    client.delete_registered_model_alias(name, "champion")
+    check(client.get_registered_model(name).aliases == {}, "alias deleted")
+    client.delete_model_version(name, "3")
+    renamed = f"{name}-renamed"
+    client.rename_registered_model(name, renamed)
+    check(str(client.get_model_version(renamed, "2").version) == "2", "versions follow a rename")
+    client.delete_registered_model(renamed)
+    try:
+        client.get_registered_model(renamed)
+        raise AssertionError("deleted model must be gone")
+    except MlflowException as e:
+        check(e.error_code == "RESOURCE_DOES_NOT_EXIST", "deleted model code")
 
 
 if __name__ == "__main__":

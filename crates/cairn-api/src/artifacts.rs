@@ -57,7 +57,27 @@ async fn list(State(s): State<AppState>, f: Fields) -> ApiResult {
     reply(entries_json(&entries, ""))
 }
 
-async fn upload(State(s): State<AppState>, Path(raw): Path<String>, req: Request) -> ApiResult {
+/// A refused upload may leave part of its body unread; closing the connection keeps a pooling
+/// client from sending its next request into that leftover.
+async fn upload(state: State<AppState>, path: Path<String>, req: Request) -> Response {
+    match store_upload(state, path, req).await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => {
+            let mut response = e.into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
+}
+
+async fn store_upload(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    req: Request,
+) -> ApiResult {
     let path = ArtifactPath::parse(&raw)?;
     let stream = req
         .into_body()

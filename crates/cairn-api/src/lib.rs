@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod error;
+mod registry;
 mod request;
 mod tracking;
 pub mod wire;
@@ -29,6 +30,8 @@ use std::time::Instant;
 pub struct AppState {
     /// The tracking service.
     pub tracking: Tracking,
+    /// The model registry.
+    pub registry: cairn_core::Registry,
     /// Artifact bytes behind the proxy.
     pub artifacts: Arc<dyn ArtifactStore>,
 }
@@ -104,7 +107,9 @@ async fn log_request(req: Request, next: Next) -> Response {
 
 /// The whole API as one router.
 pub fn router(state: AppState, options: ApiOptions) -> Router {
-    let api = tracking::routes().merge(artifacts::routes());
+    let api = tracking::routes()
+        .merge(registry::routes())
+        .merge(artifacts::routes());
     let limit = JsonLimit(options.max_json_bytes);
     Router::new()
         .nest("/api/2.0", api.clone())

@@ -223,6 +223,58 @@ pub fn metric_page(metrics: &[Metric], next_page_token: Option<String>) -> Strin
     out
 }
 
+/// A model version; the version number travels as a string.
+pub fn model_version(v: &ModelVersion) -> Value {
+    let mut obj = Map::new();
+    obj.insert("name".into(), v.name.clone().into());
+    obj.insert("version".into(), v.version.to_string().into());
+    obj.insert("creation_timestamp".into(), v.creation_time.into());
+    obj.insert("last_updated_timestamp".into(), v.last_updated_time.into());
+    obj.insert("user_id".into(), v.user_id.clone().into());
+    obj.insert("current_stage".into(), v.current_stage.as_str().into());
+    obj.insert("description".into(), v.description.clone().into());
+    obj.insert("source".into(), v.source.clone().into());
+    put_opt(&mut obj, "run_id", v.run_id.clone());
+    put_opt(&mut obj, "run_link", v.run_link.clone());
+    put_opt(&mut obj, "model_id", v.model_id.clone());
+    obj.insert("status".into(), v.status.clone().into());
+    put_list(&mut obj, "tags", key_values(&v.tags));
+    put_list(
+        &mut obj,
+        "aliases",
+        Value::Array(v.aliases.iter().map(|a| Value::from(a.as_str())).collect()),
+    );
+    Value::Object(obj)
+}
+
+/// A registered model with its latest versions, tags and aliases.
+pub fn registered_model(m: &RegisteredModel) -> Value {
+    let mut obj = Map::new();
+    obj.insert("name".into(), m.name.clone().into());
+    obj.insert("creation_timestamp".into(), m.creation_time.into());
+    obj.insert("last_updated_timestamp".into(), m.last_updated_time.into());
+    if !m.description.is_empty() {
+        obj.insert("description".into(), m.description.clone().into());
+    }
+    put_list(
+        &mut obj,
+        "latest_versions",
+        Value::Array(m.latest_versions.iter().map(model_version).collect()),
+    );
+    put_list(&mut obj, "tags", key_values(&m.tags));
+    put_list(
+        &mut obj,
+        "aliases",
+        Value::Array(
+            m.aliases
+                .iter()
+                .map(|(a, v)| json!({"alias": a, "version": v.to_string()}))
+                .collect(),
+        ),
+    );
+    Value::Object(obj)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,15 +11,17 @@ mod error;
 pub mod ids;
 pub mod model;
 pub mod paths;
+pub mod registry;
 pub mod search;
 mod store;
 pub mod tracking;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use registry::Registry;
 pub use store::{
-    ArtifactEntry, ArtifactStore, ExperimentLocation, ExperimentQuery, LoggedModelQuery, RunQuery,
-    TrackingStore,
+    ArtifactEntry, ArtifactStore, ExperimentLocation, ExperimentQuery, LoggedModelQuery,
+    ModelVersionQuery, RegisteredModelQuery, RegistryStore, RunQuery, TrackingStore,
 };
 pub use tracking::Tracking;
 

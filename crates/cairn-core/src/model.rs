@@ -318,3 +318,99 @@ pub struct Page<T> {
     /// Offset of the next page, if any.
     pub next_offset: Option<u64>,
 }
+
+/// A model version's life-cycle stage (MLflow's legacy stages, still used by many teams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Not staged.
+    None,
+    /// Being validated.
+    Staging,
+    /// Serving production traffic.
+    Production,
+    /// Retired.
+    Archived,
+}
+
+impl Stage {
+    /// All stages, in MLflow's order.
+    pub const ALL: [Stage; 4] = [
+        Stage::None,
+        Stage::Staging,
+        Stage::Production,
+        Stage::Archived,
+    ];
+
+    /// MLflow's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::None => "None",
+            Stage::Staging => "Staging",
+            Stage::Production => "Production",
+            Stage::Archived => "Archived",
+        }
+    }
+
+    /// Parses a stage name, case-insensitively as MLflow does.
+    pub fn parse(s: &str) -> Result<Self> {
+        Stage::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            Error::invalid(format!(
+                "Invalid Model Version stage: {s}. Value must be one of None, Staging, Production, Archived."
+            ))
+        })
+    }
+}
+
+/// A version of a registered model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelVersion {
+    /// Registered model name.
+    pub name: String,
+    /// 1, 2, 3, ... per model.
+    pub version: i64,
+    /// Creation time, ms.
+    pub creation_time: i64,
+    /// Last change, ms.
+    pub last_updated_time: i64,
+    /// Who registered it.
+    pub user_id: String,
+    /// Stage.
+    pub current_stage: Stage,
+    /// Free text.
+    pub description: String,
+    /// Source URI as given (`runs:/...`, `models:/m-...`, a path).
+    pub source: String,
+    /// Where the files are, resolved from the source at registration.
+    pub storage_location: String,
+    /// Run that produced it, if known.
+    pub run_id: Option<String>,
+    /// Link to the run, if given.
+    pub run_link: Option<String>,
+    /// Logged model it was registered from, if any.
+    pub model_id: Option<String>,
+    /// Registration status (`READY`).
+    pub status: String,
+    /// Tags.
+    pub tags: Vec<KeyValue>,
+    /// Aliases pointing at this version.
+    pub aliases: Vec<String>,
+}
+
+/// A registered model: a name with versions, tags and aliases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredModel {
+    /// Unique name.
+    pub name: String,
+    /// Creation time, ms.
+    pub creation_time: i64,
+    /// Last change, ms.
+    pub last_updated_time: i64,
+    /// Free text.
+    pub description: String,
+    /// The newest version in each stage that has one.
+    pub latest_versions: Vec<ModelVersion>,
+    /// Tags.
+    pub tags: Vec<KeyValue>,
+    /// Aliases and the versions they point at.
+    pub aliases: Vec<(String, i64)>,
+}

@@ -116,6 +116,10 @@ pub enum Target {
     Experiments,
     /// `logged-models/search`
     LoggedModels,
+    /// `registered-models/search`
+    RegisteredModels,
+    /// `model-versions/search`
+    ModelVersions,
 }
 
 const RUN_STRING_ATTRS: &[&str] = &[
@@ -139,6 +143,14 @@ const MODEL_STRING_ATTRS: &[&str] = &[
 ];
 const MODEL_NUMERIC_ATTRS: &[&str] = &["creation_timestamp", "last_updated_timestamp"];
 const DATASET_ATTRS: &[&str] = &["name", "digest", "context"];
+const REGISTERED_MODEL_STRING_ATTRS: &[&str] = &["name"];
+const REGISTERED_MODEL_NUMERIC_ATTRS: &[&str] = &["creation_timestamp", "last_updated_timestamp"];
+const MODEL_VERSION_STRING_ATTRS: &[&str] = &["name", "run_id", "source_path", "current_stage"];
+const MODEL_VERSION_NUMERIC_ATTRS: &[&str] = &[
+    "version_number",
+    "creation_timestamp",
+    "last_updated_timestamp",
+];
 
 impl Target {
     fn attrs(self) -> (&'static [&'static str], &'static [&'static str]) {
@@ -146,6 +158,11 @@ impl Target {
             Target::Runs => (RUN_STRING_ATTRS, RUN_NUMERIC_ATTRS),
             Target::Experiments => (EXPERIMENT_STRING_ATTRS, EXPERIMENT_NUMERIC_ATTRS),
             Target::LoggedModels => (MODEL_STRING_ATTRS, MODEL_NUMERIC_ATTRS),
+            Target::RegisteredModels => (
+                REGISTERED_MODEL_STRING_ATTRS,
+                REGISTERED_MODEL_NUMERIC_ATTRS,
+            ),
+            Target::ModelVersions => (MODEL_VERSION_STRING_ATTRS, MODEL_VERSION_NUMERIC_ATTRS),
         }
     }
 
@@ -157,6 +174,11 @@ impl Target {
             (Target::Experiments, "created") => "creation_time",
             (Target::LoggedModels, "creation_time") => "creation_timestamp",
             (Target::LoggedModels, "last_updated_time") => "last_updated_timestamp",
+            (Target::RegisteredModels | Target::ModelVersions, "timestamp") => {
+                "last_updated_timestamp"
+            }
+            (Target::ModelVersions, "version") => "version_number",
+            (Target::ModelVersions, "source") => "source_path",
             _ => key,
         };
         let (strings, numbers) = self.attrs();
@@ -181,7 +203,9 @@ impl Target {
                 Entity::Attribute,
                 Entity::Dataset,
             ],
-            Target::Experiments => &[Entity::Tag, Entity::Attribute],
+            Target::Experiments | Target::RegisteredModels | Target::ModelVersions => {
+                &[Entity::Tag, Entity::Attribute]
+            }
             Target::LoggedModels => &[
                 Entity::Metric,
                 Entity::Param,
@@ -639,6 +663,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got[1].key, "mlflow.prompt.is_prompt");
+    }
+
+    #[test]
+    fn registry_filters() {
+        let got = parse_filter(
+            "name = 'x' AND tag.`mlflow.prompt.is_prompt` != 'true'",
+            Target::RegisteredModels,
+        )
+        .unwrap();
+        assert_eq!((got[0].key.as_str(), got[1].entity), ("name", Entity::Tag));
+        let got = parse_filter(
+            "run_id IN ('a', 'b') and version_number > 1",
+            Target::ModelVersions,
+        )
+        .unwrap();
+        assert_eq!(got[1].value, Value::Num(1.0));
+        assert!(parse_filter("metrics.x > 1", Target::ModelVersions).is_err());
     }
 
     #[test]

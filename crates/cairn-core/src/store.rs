@@ -168,6 +168,98 @@ pub trait TrackingStore: Send + Sync {
     fn search_logged_models(&self, query: &LoggedModelQuery) -> Result<Page<LoggedModel>>;
 }
 
+/// A search over registered models.
+#[derive(Debug, Clone, Default)]
+pub struct RegisteredModelQuery {
+    /// Clauses, all of which must hold.
+    pub filter: Vec<Comparison>,
+    /// Sort keys; the store appends `name ASC`.
+    pub order_by: Vec<OrderBy>,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows returned.
+    pub limit: u64,
+}
+
+/// A search over model versions.
+#[derive(Debug, Clone, Default)]
+pub struct ModelVersionQuery {
+    /// Clauses, all of which must hold.
+    pub filter: Vec<Comparison>,
+    /// Sort keys; the store appends `name ASC, version DESC`.
+    pub order_by: Vec<OrderBy>,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Most rows returned.
+    pub limit: u64,
+}
+
+/// Metadata storage for the model registry. Every method is one transaction.
+pub trait RegistryStore: Send + Sync {
+    /// Creates a registered model; `AlreadyExists` if the name is taken.
+    fn create_registered_model(
+        &self,
+        name: &str,
+        description: &str,
+        tags: &[KeyValue],
+        now: i64,
+    ) -> Result<()>;
+    /// Reads a registered model with tags, aliases and the latest version per stage.
+    fn get_registered_model(&self, name: &str) -> Result<Option<RegisteredModel>>;
+    /// Renames a model, its versions, tags and aliases; `AlreadyExists` if taken.
+    fn rename_registered_model(&self, name: &str, new_name: &str, now: i64) -> Result<()>;
+    /// Sets the description.
+    fn update_registered_model(&self, name: &str, description: &str, now: i64) -> Result<()>;
+    /// Deletes a model and everything under it.
+    fn delete_registered_model(&self, name: &str) -> Result<()>;
+    /// Searches registered models.
+    fn search_registered_models(
+        &self,
+        query: &RegisteredModelQuery,
+    ) -> Result<Page<RegisteredModel>>;
+    /// Upserts a model tag.
+    fn set_registered_model_tag(&self, name: &str, tag: &KeyValue) -> Result<()>;
+    /// Deletes a model tag; false if absent.
+    fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<bool>;
+    /// Inserts a version, allocating the next number for its model inside the transaction
+    /// (the `version` field of the argument is ignored); returns the number.
+    fn create_model_version(&self, version: &ModelVersion) -> Result<i64>;
+    /// Reads a version with its tags and aliases.
+    fn get_model_version(&self, name: &str, version: i64) -> Result<Option<ModelVersion>>;
+    /// Sets a version's description.
+    fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: &str,
+        now: i64,
+    ) -> Result<()>;
+    /// Sets a version's stage; with `archive_others`, moves the model's other versions in that
+    /// stage to Archived in the same transaction.
+    fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_others: bool,
+        now: i64,
+    ) -> Result<()>;
+    /// Deletes a version, its tags and the aliases pointing at it.
+    fn delete_model_version(&self, name: &str, version: i64) -> Result<()>;
+    /// Searches versions.
+    fn search_model_versions(&self, query: &ModelVersionQuery) -> Result<Page<ModelVersion>>;
+    /// Upserts a version tag.
+    fn set_model_version_tag(&self, name: &str, version: i64, tag: &KeyValue) -> Result<()>;
+    /// Deletes a version tag; false if absent.
+    fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<bool>;
+    /// Points an alias at a version.
+    fn set_alias(&self, name: &str, alias: &str, version: i64, now: i64) -> Result<()>;
+    /// Removes an alias; false if absent.
+    fn delete_alias(&self, name: &str, alias: &str) -> Result<bool>;
+    /// The version an alias points at.
+    fn get_alias(&self, name: &str, alias: &str) -> Result<Option<i64>>;
+}
+
 /// One entry of an artifact directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactEntry {

@@ -11,6 +11,7 @@ mod artifacts;
 mod db;
 mod pool;
 mod postgres;
+mod registry;
 mod sqlite;
 mod tracking;
 

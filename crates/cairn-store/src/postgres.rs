@@ -6,7 +6,10 @@ use cairn_core::{Error, Result};
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, NoTls};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_tracking.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/postgres/0001_tracking.sql")),
+    (2, include_str!("migrations/postgres/0002_registry.sql")),
+];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.
 const MIGRATION_LOCK: i64 = 0x6361_6972_6e00;

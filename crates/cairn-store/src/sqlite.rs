@@ -8,7 +8,10 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_tracking.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite/0001_tracking.sql")),
+    (2, include_str!("migrations/sqlite/0002_registry.sql")),
+];
 const READERS: usize = 4;
 
 pub(crate) struct Sqlite {

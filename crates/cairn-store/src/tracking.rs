@@ -54,14 +54,14 @@ impl SqlStore {
         })
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
         match &self.backend {
             Backend::Sqlite(db) => db.write(f),
             Backend::Postgres(db) => db.write(f),
         }
     }
 
-    fn read<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
         match &self.backend {
             Backend::Sqlite(db) => db.read(f),
             Backend::Postgres(db) => db.read(f),
@@ -74,12 +74,12 @@ fn exp_id(id: &str) -> Result<i64> {
         .map_err(|_| Error::invalid(format!("Invalid experiment ID '{id}'")))
 }
 
-fn placeholders(n: usize) -> String {
+pub(crate) fn placeholders(n: usize) -> String {
     tuple(n)
 }
 
 /// Runs `sql` (which ends in `IN `) once per chunk of `ids`, appending `(?, ...)` and `tail`.
-fn query_in(tx: &mut dyn Tx, sql: &str, ids: &[String], tail: &str) -> Result<Vec<Row>> {
+pub(crate) fn query_in(tx: &mut dyn Tx, sql: &str, ids: &[String], tail: &str) -> Result<Vec<Row>> {
     query_in_after(tx, sql, &[], ids, tail)
 }
 
@@ -118,7 +118,13 @@ fn metric_value(value: &Val, is_nan: &Val) -> f64 {
 }
 
 /// Builds `col op ?` for a comparison, pushing its arguments.
-fn compare(dialect: Dialect, col: &str, op: Op, value: &Value, args: &mut Vec<Val>) -> String {
+pub(crate) fn compare(
+    dialect: Dialect,
+    col: &str,
+    op: Op,
+    value: &Value,
+    args: &mut Vec<Val>,
+) -> String {
     let single = |args: &mut Vec<Val>| match value {
         Value::Num(n) => args.push(Val::Real(*n)),
         Value::Str(s) => args.push(Val::Text(s.clone())),
@@ -158,7 +164,7 @@ fn compare(dialect: Dialect, col: &str, op: Op, value: &Value, args: &mut Vec<Va
 }
 
 /// `EXISTS` / `NOT EXISTS` over a key/value side table.
-fn key_value_clause(
+pub(crate) fn key_value_clause(
     dialect: Dialect,
     table: &str,
     owner_col: &str,
@@ -369,7 +375,7 @@ fn load_experiments(tx: &mut dyn Tx, rows: Vec<Row>) -> Result<Vec<Experiment>> 
     Ok(out)
 }
 
-fn page<T>(mut items: Vec<T>, offset: u64, limit: u64) -> Page<T> {
+pub(crate) fn page<T>(mut items: Vec<T>, offset: u64, limit: u64) -> Page<T> {
     let more = items.len() as u64 > limit;
     if more {
         items.truncate(limit as usize);
@@ -380,7 +386,7 @@ fn page<T>(mut items: Vec<T>, offset: u64, limit: u64) -> Page<T> {
     }
 }
 
-fn limit_args(offset: u64, limit: u64) -> [Val; 2] {
+pub(crate) fn limit_args(offset: u64, limit: u64) -> [Val; 2] {
     let fetch = limit.saturating_add(1).min(i64::MAX as u64);
     [
         Val::Int(fetch as i64),
@@ -388,7 +394,7 @@ fn limit_args(offset: u64, limit: u64) -> [Val; 2] {
     ]
 }
 
-fn dedupe_last(kvs: &[KeyValue]) -> Vec<&KeyValue> {
+pub(crate) fn dedupe_last(kvs: &[KeyValue]) -> Vec<&KeyValue> {
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (i, kv) in kvs.iter().enumerate() {
         last.insert(&kv.key, i);
@@ -438,7 +444,7 @@ fn insert_params(
     check(tx)
 }
 
-fn upsert_tags(
+pub(crate) fn upsert_tags(
     tx: &mut dyn Tx,
     table: &str,
     owner_col: &str,

@@ -1,7 +1,7 @@
 //! `cairn server`: configuration (MLflow's flag names), wiring and graceful shutdown.
 use anyhow::Context;
 use cairn_api::{ApiOptions, AppState};
-use cairn_core::Tracking;
+use cairn_core::{Registry, Tracking};
 use cairn_store::{LocalArtifactStore, SqlStore};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,8 +55,11 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
         .unwrap_or_else(|| home.join("artifacts"));
     let artifacts = LocalArtifactStore::new(&artifacts_dir)
         .with_context(|| format!("cannot use artifact folder {}", artifacts_dir.display()))?;
+    let store = Arc::new(store);
+    let tracking = Tracking::new(store.clone(), "mlflow-artifacts:");
     let state = AppState {
-        tracking: Tracking::new(Arc::new(store), "mlflow-artifacts:"),
+        registry: Registry::new(store, tracking.clone()),
+        tracking,
         artifacts: Arc::new(artifacts),
     };
     let router = cairn_api::router(

@@ -53,6 +53,7 @@ on_both_backends!(
     history_paging_over_http,
     artifact_round_trip_and_traversal,
     concurrent_writers_over_http,
+    registry_over_http,
 );
 
 fn bad_filters_are_400_never_500(http: &Http) {
@@ -461,4 +462,71 @@ fn sigterm_shuts_down_gracefully_and_data_persists() {
         .http()
         .get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=kept");
     assert_eq!(status, 200);
+}
+
+fn registry_over_http(http: &Http) {
+    let reply = http.post(
+        "registered-models/create",
+        &json!({"name": "fraud", "tags": [{"key": "team", "value": "risk"}]}),
+    );
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert_eq!(reply.1["registered_model"]["name"], "fraud");
+    let reply = http.post("registered-models/create", &json!({"name": "fraud"}));
+    assert_eq!(code(&reply), (400, "RESOURCE_ALREADY_EXISTS"));
+    let reply = http.post("registered-models/create", &json!({"name": "a:b"}));
+    assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
+    let reply = http.post(
+        "model-versions/create",
+        &json!({"name": "fraud", "source": "s3://b/m"}),
+    );
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert_eq!(
+        (
+            reply.1["model_version"]["version"].as_str(),
+            reply.1["model_version"]["current_stage"].as_str()
+        ),
+        (Some("1"), Some("None"))
+    );
+    let reply = http.post(
+        "model-versions/create",
+        &json!({"name": "nope", "source": "s3://b/m"}),
+    );
+    assert_eq!(code(&reply), (404, "RESOURCE_DOES_NOT_EXIST"));
+    let reply = http.get("/api/2.0/mlflow/model-versions/get?name=fraud&version=abc");
+    assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
+    let reply = http.get("/api/2.0/mlflow/model-versions/get-download-uri?name=fraud&version=1");
+    assert_eq!(reply.1["artifact_uri"], "s3://b/m");
+    let reply = http.post(
+        "registered-models/alias",
+        &json!({"name": "fraud", "alias": "v2", "version": "1"}),
+    );
+    assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
+    assert_eq!(
+        http.post(
+            "registered-models/alias",
+            &json!({"name": "fraud", "alias": "champion", "version": "1"})
+        )
+        .0,
+        200
+    );
+    let reply = http.get("/api/2.0/mlflow/registered-models/alias?name=fraud&alias=champion");
+    assert_eq!(reply.1["model_version"]["aliases"], json!(["champion"]));
+    let reply = http.post(
+        "model-versions/transition-stage",
+        &json!({"name": "fraud", "version": "1", "stage": "Prod"}),
+    );
+    assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
+    let reply = http.post("model-versions/transition-stage", &json!({"name": "fraud", "version": "1", "stage": "staging", "archive_existing_versions": false}));
+    assert_eq!(reply.1["model_version"]["current_stage"], "Staging");
+    let reply = http.get("/api/2.0/mlflow/registered-models/search?filter=name%20%3D%20%27fraud%27%20AND%20tag.%60mlflow.prompt.is_prompt%60%20!%3D%20%27true%27");
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    let models = reply.1["registered_models"].as_array().unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(
+        models[0]["aliases"],
+        json!([{"alias": "champion", "version": "1"}])
+    );
+    assert_eq!(models[0]["latest_versions"][0]["current_stage"], "Staging");
+    let reply = http.get("/api/2.0/mlflow/registered-models/search?filter=name%20%3D%3D%3D%20x");
+    assert_eq!(code(&reply), (400, "INVALID_PARAMETER_VALUE"));
 }
