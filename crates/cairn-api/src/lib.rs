@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod error;
+pub mod oip;
 mod registry;
 mod request;
 mod tracking;
@@ -105,21 +106,10 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// The whole API as one router.
-pub fn router(state: AppState, options: ApiOptions) -> Router {
-    let api = tracking::routes()
-        .merge(registry::routes())
-        .merge(artifacts::routes());
+/// The body limit and the request log, shared by every router.
+fn with_common_layers(router: Router, options: ApiOptions) -> Router {
     let limit = JsonLimit(options.max_json_bytes);
-    Router::new()
-        .nest("/api/2.0", api.clone())
-        .nest("/ajax-api/2.0", api)
-        .route("/api/3.0/mlflow/server-info", get(server_info))
-        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
-        .route("/health", get(|| async { "OK" }))
-        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
-        .fallback(not_found)
-        .with_state(state)
+    router
         .layer(axum::middleware::from_fn(
             move |mut req: Request, next: Next| async move {
                 req.extensions_mut().insert(limit);
@@ -127,4 +117,30 @@ pub fn router(state: AppState, options: ApiOptions) -> Router {
             },
         ))
         .layer(axum::middleware::from_fn(log_request))
+}
+
+/// The router of `cairn serve`: the Open Inference Protocol over the given models, and health.
+pub fn serving_router(models: Arc<dyn oip::ModelSource>, options: ApiOptions) -> Router {
+    let router = oip::routes(models)
+        .route("/health", get(|| async { "OK" }))
+        .route("/ping", get(|| async { "" }))
+        .fallback(not_found);
+    with_common_layers(router, options)
+}
+
+/// The whole API as one router.
+pub fn router(state: AppState, options: ApiOptions) -> Router {
+    let api = tracking::routes()
+        .merge(registry::routes())
+        .merge(artifacts::routes());
+    let router = Router::new()
+        .nest("/api/2.0", api.clone())
+        .nest("/ajax-api/2.0", api)
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .fallback(not_found)
+        .with_state(state);
+    with_common_layers(router, options)
 }

@@ -4,6 +4,8 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used)] // a harness: a failed setup should stop the test at once
 
+pub mod onnx;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -50,9 +52,13 @@ impl TestServer {
         if let Some(b) = backend {
             cmd.arg("--backend-store-uri").arg(b);
         }
-        cmd.args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args(extra);
+        Self::spawn(cmd, home)
+    }
+
+    /// Runs any `cairn` command that prints `listening on http://...`, and waits for that line.
+    pub fn spawn(mut cmd: Command, home: &Path) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -68,7 +74,7 @@ impl TestServer {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
-                panic!("cairn server did not start within 30 s");
+                panic!("the cairn process did not start listening within 30 s");
             }
         };
         TestServer {

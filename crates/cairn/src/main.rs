@@ -2,6 +2,7 @@
 //! library crates; this file only connects them.
 mod client;
 mod quickstart;
+mod serve;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the tracking server (MLflow-compatible REST API and artifact proxy).
     Server(server::ServerArgs),
+    /// Serve one ONNX model over the Open Inference Protocol (v2 REST).
+    Serve(serve::ServeArgs),
     /// Start a server on the home folder, log a small real experiment through it, and keep
     /// serving so you can look at it.
     Quickstart(quickstart::QuickstartArgs),
@@ -49,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => {
             init_logging("info");
             runtime.block_on(server::run(args))
+        }
+        Command::Serve(args) => {
+            init_logging("info");
+            runtime.block_on(serve::run(args))
         }
         Command::Quickstart(args) => {
             init_logging("warn");

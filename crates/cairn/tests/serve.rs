@@ -1,0 +1,183 @@
+//! `cairn serve FILE`: the Open Inference Protocol over REST with JSON tensors.
+#![allow(clippy::unwrap_used)]
+
+use cairn_test::onnx::{tiny_mlp_onnx, tiny_mlp_reference};
+use cairn_test::TestServer;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn serve() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mlp.onnx");
+    std::fs::write(&file, tiny_mlp_onnx()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.arg("serve")
+        .arg(&file)
+        .args(["--port", "0"])
+        .env("CAIRN_LOG", "warn");
+    (TestServer::spawn(cmd, dir.path()), dir)
+}
+
+fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let agent = ureq_agent();
+    let mut resp = agent
+        .post(&format!("{}{path}", server.url))
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn ureq_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+#[test]
+fn health_and_metadata() {
+    let (server, _dir) = serve();
+    let http = server.http();
+    assert_eq!(http.get("/v2/health/live"), (200, json!({"live": true})));
+    assert_eq!(http.get("/v2/health/ready"), (200, json!({"ready": true})));
+    assert_eq!(http.get("/v2").1["name"], "cairn");
+    let (status, meta) = http.get("/v2/models/mlp");
+    assert_eq!(status, 200);
+    assert_eq!(meta["versions"], json!(["1"]));
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "x", "datatype": "FP32", "shape": [-1, 3]}, {"name": "offset", "datatype": "FP32", "shape": [-1, 2]}])
+    );
+    assert_eq!(meta["outputs"][0]["name"], "scores");
+    assert_eq!(http.get("/v2/models/mlp/versions/1").0, 200);
+    assert_eq!(
+        http.get("/v2/models/mlp/ready").1,
+        json!({"name": "mlp", "ready": true})
+    );
+    let (status, err) = http.get("/v2/models/nope");
+    assert_eq!(status, 404);
+    assert!(err["error"].as_str().unwrap().contains("nope"));
+    assert_eq!(http.get("/v2/models/mlp/versions/9/ready").0, 404);
+}
+
+#[test]
+fn infer_matches_the_reference_and_selects_outputs() {
+    let (server, _dir) = serve();
+    let x = [0.5f32, -1.0, 2.0, 1.5, 0.25, -0.75];
+    let offset = [0.1f32, 0.2, -0.3, 0.4];
+    let body = json!({
+        "id": "req-7",
+        "inputs": [
+            {"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]},
+            {"name": "offset", "shape": [2, 2], "datatype": "FP32", "data": offset},
+        ],
+    });
+    let (status, answer) = post(&server, "/v2/models/mlp/infer", &body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            answer["model_name"].as_str(),
+            answer["model_version"].as_str(),
+            answer["id"].as_str()
+        ),
+        (Some("mlp"), Some("1"), Some("req-7"))
+    );
+    let (scores, hidden) = tiny_mlp_reference(&x, &offset);
+    let out = answer["outputs"].as_array().unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        (out[0]["name"].as_str(), out[0]["datatype"].as_str()),
+        (Some("scores"), Some("FP32"))
+    );
+    assert_eq!(out[0]["shape"], json!([2, 2]));
+    let got: Vec<f32> = out[0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert!(
+        got.iter().zip(&scores).all(|(g, w)| (g - w).abs() < 1e-5),
+        "{got:?} vs {scores:?}"
+    );
+    assert_eq!(out[1]["shape"], json!([2, 4]));
+    assert_eq!(out[1]["data"].as_array().unwrap().len(), hidden.len());
+
+    let mut only_hidden = body.clone();
+    only_hidden["outputs"] = json!([{"name": "hidden"}]);
+    let (status, answer) = post(&server, "/v2/models/mlp/versions/1/infer", &only_hidden);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["hidden"]);
+}
+
+#[test]
+fn bad_requests_get_400_naming_the_problem() {
+    let (server, _dir) = serve();
+    let input = |name: &str, shape: Value, datatype: &str, data: Value| json!({"name": name, "shape": shape, "datatype": datatype, "data": data});
+    let offset = input("offset", json!([1, 2]), "FP32", json!([0, 0]));
+    for (body, expect) in [
+        (
+            json!({"inputs": [input("x", json!([1, 3]), "FP32", json!([1, 2]))]}),
+            "2 input(s)",
+        ),
+        (
+            json!({"inputs": [input("x", json!([1, 4]), "FP32", json!([1, 2, 3, 4])), offset.clone()]}),
+            "shape",
+        ),
+        (
+            json!({"inputs": [input("x", json!([1, 3]), "FP32", json!([1, "a", 3])), offset.clone()]}),
+            "'x' value 1",
+        ),
+        (
+            json!({"inputs": [input("x", json!([1, 3]), "INT64", json!([1, 2, 3])), offset.clone()]}),
+            "FP32",
+        ),
+        (
+            json!({"inputs": [input("x", json!([1, 3]), "FP16", json!([1, 2, 3])), offset.clone()]}),
+            "FP16",
+        ),
+        (
+            json!({"inputs": [input("x", json!([1, 3]), "FP32", json!([1, 2, 3])), offset.clone()], "outputs": [{"name": "nope"}]}),
+            "no output 'nope'",
+        ),
+        (json!({"nothing": true}), "inputs"),
+    ] {
+        let (status, answer) = post(&server, "/v2/models/mlp/infer", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        let msg = answer["error"].as_str().unwrap();
+        assert!(msg.contains(expect), "{msg} should mention {expect}");
+    }
+    let (status, _) = post(&server, "/v2/models/other/infer", &json!({"inputs": []}));
+    assert_eq!(status, 404);
+    // The server keeps serving.
+    let ok = json!({"inputs": [input("x", json!([1, 3]), "FP32", json!([1, 2, 3])), offset]});
+    assert_eq!(post(&server, "/v2/models/mlp/infer", &ok).0, 200);
+}
+
+#[test]
+fn a_model_that_cannot_load_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.onnx");
+    std::fs::write(&file, b"not onnx").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("serve")
+        .arg(&file)
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot serve") && err.contains("broken.onnx"),
+        "{err}"
+    );
+}
