@@ -20,22 +20,33 @@ pub struct ServedModel {
     pub model: OnnxModel,
 }
 
+/// Why no model answers a request.
+#[derive(Debug)]
+pub enum ModelError {
+    /// No such model or version (404).
+    Unknown(String),
+    /// The version exists but cannot be served: no ONNX file, or a graph that does not load
+    /// (the message says which).
+    Unservable(String),
+}
+
 /// Finds the model a request names. `version` is a version number or an alias; `None` means
-/// the default (newest) one.
+/// the default (newest) one. May block (database, files): callers run it off the runtime.
 pub trait ModelSource: Send + Sync {
-    /// The model answering for `name` at `version`, or `None` if there is none.
-    fn resolve(&self, name: &str, version: Option<&str>) -> Option<Arc<ServedModel>>;
+    /// The model answering for `name` at `version`.
+    fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ModelError>;
 }
 
 /// A fixed set of loaded models (for `cairn serve FILE`).
 pub struct StaticModels(pub Vec<Arc<ServedModel>>);
 
 impl ModelSource for StaticModels {
-    fn resolve(&self, name: &str, version: Option<&str>) -> Option<Arc<ServedModel>> {
+    fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ModelError> {
         self.0
             .iter()
             .find(|m| m.name == name && version.is_none_or(|v| v == m.version))
             .cloned()
+            .ok_or_else(|| ModelError::Unknown(unknown_text(name, version)))
     }
 }
 
@@ -52,12 +63,12 @@ fn bad(msg: impl Into<String>) -> OipError {
     OipError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-fn unknown(name: &str, version: Option<&str>) -> OipError {
-    let what = match version {
-        Some(v) => format!("model '{name}' version '{v}'"),
-        None => format!("model '{name}'"),
-    };
-    OipError(StatusCode::NOT_FOUND, format!("Unknown {what}"))
+/// "Unknown model 'x' version 'y'".
+pub fn unknown_text(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("Unknown model '{name}' version '{v}'"),
+        None => format!("Unknown model '{name}'"),
+    }
 }
 
 /// The routes, with their own state (the model source).
@@ -98,14 +109,28 @@ fn spec_json(s: &TensorSpec) -> Value {
     json!({"name": s.name, "datatype": s.element_type.as_str(), "shape": s.shape})
 }
 
-fn find(
-    models: &dyn ModelSource,
+async fn find(
+    models: &Arc<dyn ModelSource>,
     name: &str,
     version: Option<&str>,
 ) -> Result<Arc<ServedModel>, OipError> {
-    models
-        .resolve(name, version)
-        .ok_or_else(|| unknown(name, version))
+    let (models, name, version) = (
+        models.clone(),
+        name.to_string(),
+        version.map(str::to_string),
+    );
+    tokio::task::spawn_blocking(move || models.resolve(&name, version.as_deref()))
+        .await
+        .map_err(|e| {
+            OipError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("worker failed: {e}"),
+            )
+        })?
+        .map_err(|e| match e {
+            ModelError::Unknown(msg) => OipError(StatusCode::NOT_FOUND, msg),
+            ModelError::Unservable(msg) => OipError(StatusCode::UNPROCESSABLE_ENTITY, msg),
+        })
 }
 
 fn metadata_of(m: &ServedModel) -> Json<Value> {
@@ -123,7 +148,7 @@ async fn metadata(
     State(m): State<Arc<dyn ModelSource>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, OipError> {
-    let model = find(m.as_ref(), &name, None)?;
+    let model = find(&m, &name, None).await?;
     Ok(metadata_of(&model))
 }
 
@@ -131,7 +156,7 @@ async fn metadata_version(
     State(m): State<Arc<dyn ModelSource>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, OipError> {
-    let model = find(m.as_ref(), &name, Some(&version))?;
+    let model = find(&m, &name, Some(&version)).await?;
     Ok(metadata_of(&model))
 }
 
@@ -139,7 +164,7 @@ async fn ready(
     State(m): State<Arc<dyn ModelSource>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, OipError> {
-    let model = find(m.as_ref(), &name, None)?;
+    let model = find(&m, &name, None).await?;
     Ok(Json(json!({"name": model.name, "ready": true})))
 }
 
@@ -147,7 +172,7 @@ async fn ready_version(
     State(m): State<Arc<dyn ModelSource>>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, OipError> {
-    let model = find(m.as_ref(), &name, Some(&version))?;
+    let model = find(&m, &name, Some(&version)).await?;
     Ok(Json(json!({"name": model.name, "ready": true})))
 }
 
@@ -289,7 +314,7 @@ async fn run_inference(
     version: Option<String>,
     body: InferBody,
 ) -> Result<Response, OipError> {
-    let served = find(models.as_ref(), &name, version.as_deref())?;
+    let served = find(&models, &name, version.as_deref()).await?;
     let body = body.0;
     let inputs = body
         .get("inputs")
