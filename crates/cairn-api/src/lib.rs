@@ -9,6 +9,7 @@ mod error;
 pub mod oip;
 mod registry;
 mod request;
+mod served;
 mod tracking;
 pub mod wire;
 
@@ -141,6 +142,10 @@ pub fn router(state: AppState, options: ApiOptions) -> Router {
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .fallback(not_found)
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(oip::routes(Arc::new(served::RegistryModels::new(
+            state.registry,
+            state.artifacts,
+        ))));
     with_common_layers(router, options)
 }

@@ -181,3 +181,148 @@ fn a_model_that_cannot_load_is_refused_at_start() {
         "{err}"
     );
 }
+
+/// Registers `tiny_mlp` as a new version of `name` from a run's artifacts; returns the version.
+fn register_version(http: &cairn_test::Http, name: &str, with_model: bool) -> String {
+    let (_, run) = http.post("runs/create", &json!({"experiment_id": "0"}));
+    let info = &run["run"]["info"];
+    let root = info["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_string();
+    if with_model {
+        let put = http.put(
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.onnx"),
+            &tiny_mlp_onnx(),
+        );
+        assert_eq!(put.0, 200);
+    } else {
+        http.put(
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/model/README.txt"),
+            b"no model here",
+        );
+    }
+    let source = format!("runs:/{}/model", info["run_id"].as_str().unwrap());
+    let (status, body) = http.post(
+        "model-versions/create",
+        &json!({"name": name, "source": source}),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["model_version"]["version"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn infer_body() -> Value {
+    json!({"inputs": [
+        {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]},
+        {"name": "offset", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 0.0]},
+    ]})
+}
+
+#[test]
+fn registered_versions_are_served_by_number_alias_and_latest() {
+    let server = TestServer::start(std::path::Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    let http = server.http();
+    assert_eq!(
+        http.post("registered-models/create", &json!({"name": "mlp"}))
+            .0,
+        200
+    );
+    assert_eq!(register_version(&http, "mlp", true), "1");
+    assert_eq!(register_version(&http, "mlp", true), "2");
+    assert_eq!(register_version(&http, "mlp", false), "3");
+    http.post(
+        "registered-models/alias",
+        &json!({"name": "mlp", "alias": "champion", "version": "1"}),
+    );
+
+    let answered_by = |path: &str| {
+        let (status, answer) = post(&server, path, &infer_body());
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer["model_version"].as_str().unwrap().to_string()
+    };
+    assert_eq!(answered_by("/v2/models/mlp/versions/1/infer"), "1");
+    assert_eq!(answered_by("/v2/models/mlp/versions/2/infer"), "2");
+    assert_eq!(answered_by("/v2/models/mlp/versions/champion/infer"), "1");
+    let (status, meta) = server.http().get("/v2/models/mlp/versions/champion");
+    assert_eq!((status, meta["versions"].clone()), (200, json!(["1"])));
+    // Version 3 has no ONNX file: refused with a reason, not a crash.
+    let (status, answer) = post(&server, "/v2/models/mlp/versions/3/infer", &infer_body());
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("no .onnx file"));
+    assert_eq!(
+        post(&server, "/v2/models/mlp/versions/9/infer", &infer_body()).0,
+        404
+    );
+    assert_eq!(post(&server, "/v2/models/nope/infer", &infer_body()).0, 404);
+    assert_eq!(
+        post(
+            &server,
+            "/v2/models/mlp/versions/ghost/infer",
+            &infer_body()
+        )
+        .0,
+        404
+    );
+}
+
+#[test]
+fn moving_an_alias_under_load_drops_no_request() {
+    let server = TestServer::start(std::path::Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    let http = server.http();
+    http.post("registered-models/create", &json!({"name": "mlp"}));
+    register_version(&http, "mlp", true);
+    register_version(&http, "mlp", true);
+    http.post(
+        "registered-models/alias",
+        &json!({"name": "mlp", "alias": "live", "version": "1"}),
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (seen, errors) = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut seen, mut errors) = (Vec::new(), 0);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (status, answer) =
+                            post(&server, "/v2/models/mlp/versions/live/infer", &infer_body());
+                        if status == 200 {
+                            seen.push(answer["model_version"].as_str().unwrap().to_string());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    (seen, errors)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let moved = http.post(
+            "registered-models/alias",
+            &json!({"name": "mlp", "alias": "live", "version": "2"}),
+        );
+        assert_eq!(moved.0, 200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        clients.into_iter().map(|c| c.join().unwrap()).fold(
+            (Vec::new(), 0),
+            |(mut all, e), (seen, errors)| {
+                all.extend(seen);
+                (all, e + errors)
+            },
+        )
+    });
+    assert_eq!(errors, 0);
+    assert!(
+        seen.iter().any(|v| v == "1") && seen.iter().any(|v| v == "2"),
+        "answers never switched"
+    );
+    // Once moved, every later answer comes from the new version.
+    assert_eq!(
+        post(&server, "/v2/models/mlp/versions/live/infer", &infer_body()).1["model_version"],
+        "2"
+    );
+}
