@@ -1,6 +1,6 @@
 //! The Open Inference Protocol v2 over REST (KServe, Triton, MLServer clients), JSON tensors.
 //! Errors are `{"error": "..."}`: 400 for bad input, 404 for unknown models.
-use crate::request::{JsonLimit, DEFAULT_MAX_JSON_BYTES};
+use crate::request::read_limited;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,7 +55,15 @@ pub struct OipError(StatusCode, String);
 
 impl IntoResponse for OipError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body was never read: the connection cannot be reused.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -287,19 +295,12 @@ impl<S: Send + Sync> FromRequest<S> for InferBody {
     type Rejection = OipError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, OipError> {
-        let limit = req
-            .extensions()
-            .get::<JsonLimit>()
-            .map(|l| l.0)
-            .unwrap_or(DEFAULT_MAX_JSON_BYTES);
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| {
-                OipError(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body exceeds {limit} bytes"),
-                )
-            })?;
+        let bytes = read_limited(req).await.map_err(|limit| {
+            OipError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {limit} bytes"),
+            )
+        })?;
         match serde_json::from_slice(&bytes) {
             Ok(Value::Object(map)) => Ok(InferBody(map)),
             Ok(_) => Err(bad("the request body must be a JSON object")),

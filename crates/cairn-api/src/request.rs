@@ -47,15 +47,22 @@ pub fn missing(name: &str) -> ApiError {
     ))
 }
 
+/// Reads a request body up to the router's JSON limit; `Err(limit)` when it is larger.
+pub async fn read_limited(req: Request) -> Result<axum::body::Bytes, usize> {
+    let limit = req
+        .extensions()
+        .get::<JsonLimit>()
+        .map(|l| l.0)
+        .unwrap_or(DEFAULT_MAX_JSON_BYTES);
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| limit)
+}
+
 impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<JsonLimit>()
-            .map(|l| l.0)
-            .unwrap_or(DEFAULT_MAX_JSON_BYTES);
         let mut map = Map::new();
         if let Some(query) = req.uri().query() {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
@@ -74,9 +81,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             }
         }
         let method = req.method().clone();
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::too_large(limit))?;
+        let bytes = read_limited(req).await.map_err(ApiError::too_large)?;
         let body_len = bytes.len();
         if method != Method::GET && !bytes.iter().all(u8::is_ascii_whitespace) {
             let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -271,14 +276,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Typed<T>
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let limit = req
-            .extensions()
-            .get::<JsonLimit>()
-            .map(|l| l.0)
-            .unwrap_or(DEFAULT_MAX_JSON_BYTES);
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::too_large(limit))?;
+        let bytes = read_limited(req).await.map_err(ApiError::too_large)?;
         let body = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => {
                 ApiError::invalid(format!("Invalid request body: {e}"))

@@ -326,3 +326,24 @@ fn moving_an_alias_under_load_drops_no_request() {
         "2"
     );
 }
+
+#[test]
+fn oversized_infer_bodies_get_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mlp.onnx");
+    std::fs::write(&file, tiny_mlp_onnx()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.arg("serve")
+        .arg(&file)
+        .args(["--port", "0", "--max-request-bytes", "2000"])
+        .env("CAIRN_LOG", "warn");
+    let server = TestServer::spawn(cmd, dir.path());
+    let rows = 200;
+    let body = json!({"inputs": [
+        {"name": "x", "shape": [rows, 3], "datatype": "FP32", "data": vec![1.5; rows * 3]},
+        {"name": "offset", "shape": [rows, 2], "datatype": "FP32", "data": vec![0.0; rows * 2]},
+    ]});
+    let (status, answer) = post(&server, "/v2/models/mlp/infer", &body);
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(post(&server, "/v2/models/mlp/infer", &infer_body()).0, 200);
+}
