@@ -7,6 +7,11 @@ use serde_json::{json, Value};
 use std::process::Command;
 
 fn serve() -> (TestServer, tempfile::TempDir) {
+    serve_with(&[])
+}
+
+/// `cairn serve mlp.onnx --port 0` plus `extra` flags, on a temporary folder.
+fn serve_with(extra: &[&str]) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mlp.onnx");
     std::fs::write(&file, tiny_mlp_onnx()).unwrap();
@@ -14,6 +19,7 @@ fn serve() -> (TestServer, tempfile::TempDir) {
     cmd.arg("serve")
         .arg(&file)
         .args(["--port", "0"])
+        .args(extra)
         .env("CAIRN_LOG", "warn");
     (TestServer::spawn(cmd, dir.path()), dir)
 }
@@ -329,15 +335,7 @@ fn moving_an_alias_under_load_drops_no_request() {
 
 #[test]
 fn oversized_infer_bodies_get_413() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mlp.onnx");
-    std::fs::write(&file, tiny_mlp_onnx()).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.arg("serve")
-        .arg(&file)
-        .args(["--port", "0", "--max-request-bytes", "2000"])
-        .env("CAIRN_LOG", "warn");
-    let server = TestServer::spawn(cmd, dir.path());
+    let (server, _dir) = serve_with(&["--max-request-bytes", "2000"]);
     let rows = 200;
     let body = json!({"inputs": [
         {"name": "x", "shape": [rows, 3], "datatype": "FP32", "data": vec![1.5; rows * 3]},
