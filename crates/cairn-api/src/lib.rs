@@ -55,6 +55,16 @@ impl Default for ApiOptions {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
+/// Adds `next_page_token` to a search answer when another page follows.
+fn next_token(obj: &mut serde_json::Map<String, Value>, next_offset: Option<u64>) {
+    if let Some(offset) = next_offset {
+        obj.insert(
+            "next_page_token".into(),
+            cairn_core::search::page_token(offset).into(),
+        );
+    }
+}
+
 /// Wraps a JSON body as a successful answer.
 fn reply(v: Value) -> ApiResult {
     Ok(Json(v))

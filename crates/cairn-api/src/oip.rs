@@ -71,6 +71,18 @@ fn bad(msg: impl Into<String>) -> OipError {
     OipError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// Runs blocking work (database, files, inference) on the blocking pool.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, OipError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        OipError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )
+    })
+}
+
 /// "Unknown model 'x' version 'y'".
 pub fn unknown_text(name: &str, version: Option<&str>) -> String {
     match version {
@@ -127,14 +139,8 @@ async fn find(
         name.to_string(),
         version.map(str::to_string),
     );
-    tokio::task::spawn_blocking(move || models.resolve(&name, version.as_deref()))
-        .await
-        .map_err(|e| {
-            OipError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("worker failed: {e}"),
-            )
-        })?
+    off_runtime(move || models.resolve(&name, version.as_deref()))
+        .await?
         .map_err(|e| match e {
             ModelError::Unknown(msg) => OipError(StatusCode::NOT_FOUND, msg),
             ModelError::Unservable(msg) => OipError(StatusCode::UNPROCESSABLE_ENTITY, msg),
@@ -341,14 +347,8 @@ async fn run_inference(
         }
     }
     let runner = served.clone();
-    let outputs = tokio::task::spawn_blocking(move || runner.model.infer(inputs))
-        .await
-        .map_err(|e| {
-            OipError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("worker failed: {e}"),
-            )
-        })?
+    let outputs = off_runtime(move || runner.model.infer(inputs))
+        .await?
         .map_err(|e| match e {
             ServingError::BadInput(msg) => bad(msg),
             other => OipError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),

@@ -2,13 +2,12 @@
 use crate::error::ApiError;
 use crate::request::Fields;
 use crate::wire;
-use crate::{blocking, reply, ApiResult, AppState};
+use crate::{blocking, next_token, reply, ApiResult, AppState};
 use axum::extract::State;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use cairn_core::model::Stage;
 use cairn_core::registry::{parse_version, NewModelVersion};
-use cairn_core::search;
 use serde_json::{json, Value};
 
 /// The `/mlflow/registered-models/...` and `/mlflow/model-versions/...` routes.
@@ -57,9 +56,7 @@ fn version(f: &Fields) -> Result<i64, ApiError> {
 fn page_reply(name: &str, items: Vec<Value>, next: Option<u64>) -> ApiResult {
     let mut obj = serde_json::Map::new();
     obj.insert(name.into(), Value::Array(items));
-    if let Some(offset) = next {
-        obj.insert("next_page_token".into(), search::page_token(offset).into());
-    }
+    next_token(&mut obj, next);
     reply(Value::Object(obj))
 }
 

@@ -2,7 +2,7 @@
 use crate::error::ApiError;
 use crate::request::{as_f64, as_i64, missing, Fields, Typed};
 use crate::wire;
-use crate::{blocking, reply, ApiResult, AppState};
+use crate::{blocking, next_token, reply, ApiResult, AppState};
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
@@ -83,12 +83,6 @@ fn view_type(f: &Fields, name: &str) -> Result<ViewType, ApiError> {
         None => ViewType::ActiveOnly,
         Some(v) => ViewType::parse(&v)?,
     })
-}
-
-fn next_token(obj: &mut serde_json::Map<String, Value>, next: Option<u64>) {
-    if let Some(offset) = next {
-        obj.insert("next_page_token".into(), search::page_token(offset).into());
-    }
 }
 
 // ---- experiments ----
