@@ -7,8 +7,14 @@
 //! the first request.
 #![deny(missing_docs)]
 
+mod ml;
+mod runner;
+
+pub use runner::{Runner, RunnerOptions};
+
 use std::sync::Arc;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +25,9 @@ pub enum ServingError {
     /// The request's tensors do not fit the model (name, type, shape, count).
     #[error("{0}")]
     BadInput(String),
+    /// Too many requests are already admitted for this model (answer 503).
+    #[error("{0}")]
+    Overloaded(String),
     /// Inference failed inside the engine.
     #[error("inference failed: {0}")]
     Inference(String),
@@ -75,6 +84,8 @@ impl ElementType {
             DatumType::I64 => ElementType::Int64,
             DatumType::Bool => ElementType::Bool,
             DatumType::String => ElementType::Bytes,
+            // tract types some int64 results (casts, shapes) as symbolic dimensions.
+            DatumType::TDim => ElementType::Int64,
             _ => return None,
         })
     }
@@ -189,13 +200,45 @@ fn spec(model: &TypedModel, outlet: OutletId, fallback: &str) -> Result<TensorSp
     })
 }
 
+/// Exporters such as skl2onnx leave the batch dimension unnamed (`[None, 20]`); tract needs
+/// a symbol there to type the graph. The first free dimension of every input is the shared
+/// batch symbol `N`, others get their own.
+fn free_dims_as_symbols(model: &mut InferenceModel) -> TractResult<()> {
+    let batch = model.symbols.sym("N");
+    for ix in 0..model.input_outlets()?.len() {
+        let mut fact = model.input_fact(ix)?.clone();
+        let Some(rank) = fact.shape.rank().concretize() else {
+            continue;
+        };
+        let mut changed = false;
+        for axis in 0..rank as usize {
+            let free = fact
+                .shape
+                .dim(axis)
+                .is_none_or(|d| d.concretize().is_none());
+            if free {
+                let sym = if axis == 0 {
+                    batch.clone()
+                } else {
+                    model.symbols.sym(&format!("input{ix}_axis{axis}"))
+                };
+                fact.shape.set_dim(axis, TDim::Sym(sym));
+                changed = true;
+            }
+        }
+        if changed {
+            model.set_input_fact(ix, fact)?;
+        }
+    }
+    Ok(())
+}
+
 impl OnnxModel {
     /// Loads, types and optimises a model from ONNX bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ServingError> {
         let load = |e: TractError| ServingError::Load(format!("{e:#}"));
-        let inference = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .map_err(load)?;
+        let mut inference = ml::onnx().model_for_read(&mut &bytes[..]).map_err(load)?;
+        free_dims_as_symbols(&mut inference).map_err(load)?;
         let typed = inference.into_typed().map_err(load)?;
         let mut inputs = Vec::new();
         for (i, outlet) in typed.input_outlets().map_err(load)?.iter().enumerate() {
@@ -328,6 +371,10 @@ fn from_tract(name: &str, t: Tensor) -> Result<NamedTensor, ServingError> {
         DatumType::F64 => TensorData::Fp64(values::<f64>(&t).map_err(fail)?),
         DatumType::I32 => TensorData::Int32(values::<i32>(&t).map_err(fail)?),
         DatumType::I64 => TensorData::Int64(values::<i64>(&t).map_err(fail)?),
+        DatumType::TDim => {
+            let t = t.cast_to::<i64>().map_err(fail)?;
+            TensorData::Int64(values::<i64>(&t).map_err(fail)?)
+        }
         DatumType::Bool => TensorData::Bool(values::<bool>(&t).map_err(fail)?),
         DatumType::String => TensorData::Bytes(values::<String>(&t).map_err(fail)?),
         other => {

@@ -1,0 +1,24 @@
+//! ONNX-ML operators that Cairn implements itself and registers with tract's public
+//! `op_register`, replacing tract's own where they exist: tract 0.23.9's
+//! TreeEnsembleClassifier walks each tree through iterators and is orders of magnitude slower
+//! than onnxruntime, and TreeEnsembleRegressor, Scaler and ZipMap are missing.
+//!
+//! Numbers follow onnxruntime's CPU kernels (the reference that `skl2onnx` and its users test
+//! against), including its handling of binary classifiers and its post-transforms, and are
+//! checked against onnxruntime in `tests/onnx_ml.rs`.
+
+mod scaler;
+mod transform;
+mod tree;
+mod zipmap;
+
+/// tract's ONNX front end with Cairn's ONNX-ML operators registered.
+pub(crate) fn onnx() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    let ops = &mut onnx.op_register;
+    ops.insert("TreeEnsembleClassifier", tree::classifier);
+    ops.insert("TreeEnsembleRegressor", tree::regressor);
+    ops.insert("Scaler", scaler::scaler);
+    ops.insert("ZipMap", zipmap::zipmap);
+    onnx
+}
