@@ -6,9 +6,11 @@
 
 mod artifacts;
 mod error;
+pub mod metrics;
 pub mod oip;
 mod registry;
 mod request;
+pub mod scoring;
 mod served;
 mod tracking;
 pub mod wire;
@@ -43,12 +45,15 @@ pub struct AppState {
 pub struct ApiOptions {
     /// Largest JSON request body; larger ones get 413.
     pub max_json_bytes: usize,
+    /// How served models run (batching, queue bound).
+    pub runner: cairn_serving::RunnerOptions,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            runner: cairn_serving::RunnerOptions::default(),
         }
     }
 }
@@ -130,17 +135,32 @@ fn with_common_layers(router: Router, options: ApiOptions) -> Router {
         .layer(axum::middleware::from_fn(log_request))
 }
 
-/// The router of `cairn serve`: the Open Inference Protocol over the given models, and health.
-pub fn serving_router(models: Arc<dyn oip::ModelSource>, options: ApiOptions) -> Router {
-    let router = oip::routes(models)
-        .route("/health", get(|| async { "OK" }))
-        .route("/ping", get(|| async { "" }))
+/// The router of `cairn serve`: the Open Inference Protocol over the given models, MLflow's
+/// scoring protocol for `scoring_model`, Prometheus metrics.
+pub fn serving_router(serving: oip::Serving, scoring_model: String, options: ApiOptions) -> Router {
+    let router = oip::routes(serving.clone())
+        .merge(scoring::routes(serving.clone(), scoring_model))
+        .merge(metrics_route(serving.metrics))
         .fallback(not_found);
     with_common_layers(router, options)
 }
 
+fn metrics_route(metrics: Arc<metrics::Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::handler))
+        .with_state(metrics)
+}
+
 /// The whole API as one router.
 pub fn router(state: AppState, options: ApiOptions) -> Router {
+    let serving = oip::Serving {
+        models: Arc::new(served::RegistryModels::new(
+            state.registry.clone(),
+            state.artifacts.clone(),
+            options.runner,
+        )),
+        metrics: Arc::default(),
+    };
     let api = tracking::routes()
         .merge(registry::routes())
         .merge(artifacts::routes());
@@ -153,9 +173,7 @@ pub fn router(state: AppState, options: ApiOptions) -> Router {
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .fallback(not_found)
         .with_state(state.clone())
-        .merge(oip::routes(Arc::new(served::RegistryModels::new(
-            state.registry,
-            state.artifacts,
-        ))));
+        .merge(oip::routes(serving.clone()))
+        .merge(metrics_route(serving.metrics));
     with_common_layers(router, options)
 }

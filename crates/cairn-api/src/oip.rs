@@ -1,14 +1,20 @@
-//! The Open Inference Protocol v2 over REST (KServe, Triton, MLServer clients), JSON tensors.
-//! Errors are `{"error": "..."}`: 400 for bad input, 404 for unknown models.
+//! The Open Inference Protocol v2 over REST (KServe, Triton, MLServer clients): JSON tensors
+//! and the binary tensor extension (`Inference-Header-Content-Length`, `binary_data_size`,
+//! `binary_data` / `binary_data_output`), which `tritonclient` uses by default.
+//! Errors are `{"error": "..."}`: 400 for bad input, 404 for unknown models, 503 when the
+//! model's queue is full.
+use crate::metrics::Metrics;
 use crate::request::read_limited;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_serving::{ElementType, NamedTensor, OnnxModel, ServingError, TensorData, TensorSpec};
+use bytes::Bytes;
+use cairn_serving::{ElementType, NamedTensor, Runner, ServingError, TensorData, TensorSpec};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A model ready to answer, with the name and version it answers as.
 pub struct ServedModel {
@@ -16,8 +22,8 @@ pub struct ServedModel {
     pub name: String,
     /// Version that answers.
     pub version: String,
-    /// The loaded graph.
-    pub model: OnnxModel,
+    /// The loaded graph and the policy it runs under.
+    pub runner: Runner,
 }
 
 /// Why no model answers a request.
@@ -52,6 +58,18 @@ impl ModelSource for StaticModels {
 
 /// An OIP error answer.
 pub struct OipError(StatusCode, String);
+
+impl OipError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    /// The message.
+    pub fn message(self) -> String {
+        self.1
+    }
+}
 
 impl IntoResponse for OipError {
     fn into_response(self) -> Response {
@@ -91,8 +109,17 @@ pub fn unknown_text(name: &str, version: Option<&str>) -> String {
     }
 }
 
-/// The routes, with their own state (the model source).
-pub fn routes(models: Arc<dyn ModelSource>) -> Router {
+/// What the serving routes share: where models come from, and the counters they feed.
+#[derive(Clone)]
+pub struct Serving {
+    /// The models.
+    pub models: Arc<dyn ModelSource>,
+    /// Request counters and latency histograms.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The routes, with their own state.
+pub fn routes(serving: Serving) -> Router {
     Router::new()
         .route(
             "/v2/health/live",
@@ -118,11 +145,18 @@ pub fn routes(models: Arc<dyn ModelSource>) -> Router {
             "/v2/models/{name}/versions/{version}/infer",
             post(infer_version),
         )
-        .with_state(models)
+        .route("/v2/models/{name}/config", get(config))
+        .route(
+            "/v2/models/{name}/versions/{version}/config",
+            get(config_version),
+        )
+        .with_state(serving)
 }
 
 async fn server_metadata() -> Json<Value> {
-    Json(json!({"name": "cairn", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+    Json(
+        json!({"name": "cairn", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]}),
+    )
 }
 
 fn spec_json(s: &TensorSpec) -> Value {
@@ -130,12 +164,12 @@ fn spec_json(s: &TensorSpec) -> Value {
 }
 
 async fn find(
-    models: &Arc<dyn ModelSource>,
+    serving: &Serving,
     name: &str,
     version: Option<&str>,
 ) -> Result<Arc<ServedModel>, OipError> {
     let (models, name, version) = (
-        models.clone(),
+        serving.models.clone(),
         name.to_string(),
         version.map(str::to_string),
     );
@@ -148,7 +182,7 @@ async fn find(
 }
 
 fn metadata_of(m: &ServedModel) -> Json<Value> {
-    let sig = m.model.signature();
+    let sig = m.runner.model().signature();
     Json(json!({
         "name": m.name,
         "versions": [m.version],
@@ -159,7 +193,7 @@ fn metadata_of(m: &ServedModel) -> Json<Value> {
 }
 
 async fn metadata(
-    State(m): State<Arc<dyn ModelSource>>,
+    State(m): State<Serving>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, OipError> {
     let model = find(&m, &name, None).await?;
@@ -167,7 +201,7 @@ async fn metadata(
 }
 
 async fn metadata_version(
-    State(m): State<Arc<dyn ModelSource>>,
+    State(m): State<Serving>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, OipError> {
     let model = find(&m, &name, Some(&version)).await?;
@@ -175,7 +209,7 @@ async fn metadata_version(
 }
 
 async fn ready(
-    State(m): State<Arc<dyn ModelSource>>,
+    State(m): State<Serving>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, OipError> {
     let model = find(&m, &name, None).await?;
@@ -183,7 +217,7 @@ async fn ready(
 }
 
 async fn ready_version(
-    State(m): State<Arc<dyn ModelSource>>,
+    State(m): State<Serving>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<Value>, OipError> {
     let model = find(&m, &name, Some(&version)).await?;
@@ -198,7 +232,92 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn tensor_from_json(t: &Map<String, Value>, index: usize) -> Result<NamedTensor, OipError> {
+/// Reads `count` values of a binary tensor (little-endian; BYTES as 4-byte length + bytes).
+fn tensor_from_binary(
+    name: &str,
+    element_type: ElementType,
+    bytes: &[u8],
+) -> Result<TensorData, OipError> {
+    fn fixed<const N: usize, T>(
+        name: &str,
+        bytes: &[u8],
+        f: impl Fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, OipError> {
+        if !bytes.len().is_multiple_of(N) {
+            return Err(bad(format!(
+                "input '{name}' has {} bytes of binary data, not a multiple of {N}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                f(a)
+            })
+            .collect())
+    }
+    Ok(match element_type {
+        ElementType::Fp32 => TensorData::Fp32(fixed(name, bytes, f32::from_le_bytes)?),
+        ElementType::Fp64 => TensorData::Fp64(fixed(name, bytes, f64::from_le_bytes)?),
+        ElementType::Int32 => TensorData::Int32(fixed(name, bytes, i32::from_le_bytes)?),
+        ElementType::Int64 => TensorData::Int64(fixed(name, bytes, i64::from_le_bytes)?),
+        ElementType::Bool => TensorData::Bool(fixed(name, bytes, |[b]: [u8; 1]| b != 0)?),
+        ElementType::Bytes => {
+            let mut values = Vec::new();
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let (len, tail) = rest
+                    .split_first_chunk::<4>()
+                    .ok_or_else(|| bad(format!("input '{name}': truncated BYTES element")))?;
+                let len = u32::from_le_bytes(*len) as usize;
+                if tail.len() < len {
+                    return Err(bad(format!("input '{name}': truncated BYTES element")));
+                }
+                let (value, tail) = tail.split_at(len);
+                values.push(String::from_utf8(value.to_vec()).map_err(|_| {
+                    bad(format!(
+                        "input '{name}': BYTES element {} is not UTF-8",
+                        values.len()
+                    ))
+                })?);
+                rest = tail;
+            }
+            TensorData::Bytes(values)
+        }
+    })
+}
+
+fn tensor_to_binary(data: &TensorData, out: &mut Vec<u8>) {
+    match data {
+        TensorData::Fp32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Fp64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Int32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Int64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Bool(v) => out.extend(v.iter().map(|b| u8::from(*b))),
+        TensorData::Bytes(v) => v.iter().for_each(|s| {
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }),
+    }
+}
+
+/// One request input; binary data, when the input declares `binary_data_size`, is taken
+/// from the front of `binary`.
+fn tensor_from_json(
+    t: &Map<String, Value>,
+    index: usize,
+    binary: &mut &[u8],
+) -> Result<NamedTensor, OipError> {
     let name = t
         .get("name")
         .and_then(Value::as_str)
@@ -223,6 +342,37 @@ fn tensor_from_json(t: &Map<String, Value>, index: usize) -> Result<NamedTensor,
                 .ok_or_else(|| bad(format!("input '{name}' has a bad shape: {d}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let binary_size = t.get("parameters").and_then(|p| p.get("binary_data_size"));
+    if let Some(size) = binary_size {
+        let size = size
+            .as_u64()
+            .ok_or_else(|| bad(format!("input '{name}' has a bad binary_data_size")))?
+            as usize;
+        if size > binary.len() {
+            return Err(bad(format!(
+                "input '{name}' declares {size} bytes of binary data, the request has {} left",
+                binary.len()
+            )));
+        }
+        let (mine, rest) = binary.split_at(size);
+        *binary = rest;
+        let data = tensor_from_binary(name, element_type, mine)?;
+        if let TensorData::Fp32(v) = &data {
+            if let Some(i) = v.iter().position(|f| !f.is_finite()) {
+                return Err(bad(format!("input '{name}' value {i} is {}", v[i])));
+            }
+        }
+        if let TensorData::Fp64(v) = &data {
+            if let Some(i) = v.iter().position(|f| !f.is_finite()) {
+                return Err(bad(format!("input '{name}' value {i} is {}", v[i])));
+            }
+        }
+        return Ok(NamedTensor {
+            name: name.to_string(),
+            shape,
+            data,
+        });
+    }
     let raw = t
         .get("data")
         .ok_or_else(|| bad(format!("input '{name}' has no data")))?;
@@ -294,76 +444,52 @@ fn tensor_to_json(t: &NamedTensor) -> Value {
     json!({"name": t.name, "datatype": t.data.element_type().as_str(), "shape": t.shape, "data": data})
 }
 
-/// The request body, read with the server's JSON limit (413 above it).
-struct InferBody(Map<String, Value>);
+/// The request: its JSON header and, with the binary extension, the bytes after it.
+struct InferBody {
+    header: Map<String, Value>,
+    binary: Bytes,
+}
+
+const HEADER_LENGTH: &str = "inference-header-content-length";
 
 impl<S: Send + Sync> FromRequest<S> for InferBody {
     type Rejection = OipError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, OipError> {
+        let header_length = match req.headers().get(HEADER_LENGTH) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| bad("Inference-Header-Content-Length is not a number"))?,
+            ),
+        };
         let bytes = read_limited(req).await.map_err(|limit| {
             OipError(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body exceeds {limit} bytes"),
             )
         })?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(InferBody(map)),
+        let (json, binary) = match header_length {
+            Some(n) if n > bytes.len() => {
+                return Err(bad(format!(
+                    "Inference-Header-Content-Length is {n}, the body has {} bytes",
+                    bytes.len()
+                )))
+            }
+            Some(n) => (bytes.slice(..n), bytes.slice(n..)),
+            None => (bytes, Bytes::new()),
+        };
+        match serde_json::from_slice(&json) {
+            Ok(Value::Object(header)) => Ok(InferBody { header, binary }),
             Ok(_) => Err(bad("the request body must be a JSON object")),
             Err(e) => Err(bad(format!("malformed JSON: {e}"))),
         }
     }
 }
 
-async fn run_inference(
-    models: Arc<dyn ModelSource>,
-    name: String,
-    version: Option<String>,
-    body: InferBody,
-) -> Result<Response, OipError> {
-    let served = find(&models, &name, version.as_deref()).await?;
-    let body = body.0;
-    let inputs = body
-        .get("inputs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("the request has no 'inputs' list"))?
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            t.as_object()
-                .ok_or_else(|| bad(format!("inputs[{i}] is not an object")))
-                .and_then(|t| tensor_from_json(t, i))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let wanted: Option<Vec<String>> = body.get("outputs").and_then(Value::as_array).map(|outs| {
-        outs.iter()
-            .filter_map(|o| o.get("name").and_then(Value::as_str).map(str::to_string))
-            .collect()
-    });
-    if let Some(wanted) = &wanted {
-        let known = &served.model.signature().outputs;
-        if let Some(missing) = wanted.iter().find(|w| !known.iter().any(|k| &k.name == *w)) {
-            return Err(bad(format!("model '{name}' has no output '{missing}'")));
-        }
-    }
-    let runner = served.clone();
-    let outputs = off_runtime(move || runner.model.infer(inputs))
-        .await?
-        .map_err(|e| match e {
-            ServingError::BadInput(msg) => bad(msg),
-            other => OipError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        })?;
-    let outputs: Vec<Value> = outputs
-        .iter()
-        .filter(|t| wanted.as_ref().is_none_or(|w| w.contains(&t.name)))
-        .map(tensor_to_json)
-        .collect();
-    let mut answer =
-        json!({"model_name": served.name, "model_version": served.version, "outputs": outputs});
-    if let Some(id) = body.get("id") {
-        answer["id"] = id.clone();
-    }
-    let mut response = Json(answer).into_response();
+fn served_headers(response: &mut Response, served: &ServedModel) {
     for (header, value) in [
         ("x-model-name", &served.name),
         ("x-model-version", &served.version),
@@ -374,11 +500,187 @@ async fn run_inference(
                 .insert(HeaderName::from_static(header), v);
         }
     }
+}
+
+/// Maps an inference failure to its status: 400 for the caller's input, 503 when full.
+pub(crate) fn serving_status(e: ServingError) -> OipError {
+    match e {
+        ServingError::BadInput(msg) => bad(msg),
+        ServingError::Overloaded(msg) => OipError(StatusCode::SERVICE_UNAVAILABLE, msg),
+        other => OipError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn run_inference(
+    serving: Serving,
+    name: String,
+    version: Option<String>,
+    body: InferBody,
+) -> Result<Response, OipError> {
+    let served = find(&serving, &name, version.as_deref()).await?;
+    let started = Instant::now();
+    let result = answer(&served, body).await;
+    serving.metrics.record(
+        &served.name,
+        &served.version,
+        started.elapsed(),
+        result.as_ref().map_or_else(|e| e.0.as_u16(), |_| 200),
+    );
+    let mut response = result.into_response();
+    served_headers(&mut response, &served);
     Ok(response)
 }
 
+async fn answer(served: &ServedModel, body: InferBody) -> Result<Response, OipError> {
+    let InferBody { header, binary } = body;
+    let mut cursor: &[u8] = &binary;
+    let inputs = header
+        .get("inputs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("the request has no 'inputs' list"))?
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.as_object()
+                .ok_or_else(|| bad(format!("inputs[{i}] is not an object")))
+                .and_then(|t| tensor_from_json(t, i, &mut cursor))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !cursor.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data are not claimed by any input",
+            cursor.len()
+        )));
+    }
+    let all_binary = header
+        .get("parameters")
+        .and_then(|p| p.get("binary_data_output"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // (name, binary?) for each requested output; None = every output.
+    let wanted: Option<Vec<(String, bool)>> =
+        header.get("outputs").and_then(Value::as_array).map(|outs| {
+            outs.iter()
+                .filter_map(|o| {
+                    let name = o.get("name").and_then(Value::as_str)?;
+                    let binary = o
+                        .get("parameters")
+                        .and_then(|p| p.get("binary_data"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(all_binary);
+                    Some((name.to_string(), binary))
+                })
+                .collect()
+        });
+    if let Some(wanted) = &wanted {
+        let known = &served.runner.model().signature().outputs;
+        if let Some((missing, _)) = wanted
+            .iter()
+            .find(|(w, _)| !known.iter().any(|k| &k.name == w))
+        {
+            return Err(bad(format!(
+                "model '{}' has no output '{missing}'",
+                served.name
+            )));
+        }
+    }
+    let outputs = served.runner.infer(inputs).await.map_err(serving_status)?;
+    let mut tail = Vec::new();
+    let mut json_outputs = Vec::new();
+    for t in &outputs {
+        let binary = match &wanted {
+            None => all_binary,
+            Some(w) => match w.iter().find(|(n, _)| n == &t.name) {
+                Some((_, b)) => *b,
+                None => continue,
+            },
+        };
+        if binary {
+            let before = tail.len();
+            tensor_to_binary(&t.data, &mut tail);
+            json_outputs.push(json!({
+                "name": t.name,
+                "datatype": t.data.element_type().as_str(),
+                "shape": t.shape,
+                "parameters": {"binary_data_size": tail.len() - before},
+            }));
+        } else {
+            json_outputs.push(tensor_to_json(t));
+        }
+    }
+    let mut answer = json!({
+        "model_name": served.name,
+        "model_version": served.version,
+        "outputs": json_outputs,
+    });
+    if let Some(id) = header.get("id") {
+        answer["id"] = id.clone();
+    }
+    if tail.is_empty() {
+        return Ok(Json(answer).into_response());
+    }
+    let mut body = serde_json::to_vec(&answer)
+        .map_err(|e| OipError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let header_length = body.len();
+    body.extend_from_slice(&tail);
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        HeaderName::from_static(HEADER_LENGTH),
+        HeaderValue::from(header_length),
+    );
+    Ok(response)
+}
+
+/// A Triton-style model configuration (what `tritonclient`'s `get_model_config` reads).
+fn config_of(m: &ServedModel) -> Json<Value> {
+    let sig = m.runner.model().signature();
+    let triton_type = |t: ElementType| match t {
+        ElementType::Fp32 => "TYPE_FP32",
+        ElementType::Fp64 => "TYPE_FP64",
+        ElementType::Int32 => "TYPE_INT32",
+        ElementType::Int64 => "TYPE_INT64",
+        ElementType::Bool => "TYPE_BOOL",
+        ElementType::Bytes => "TYPE_STRING",
+    };
+    let io = |specs: &[TensorSpec]| -> Vec<Value> {
+        specs
+            .iter()
+            .map(|s| json!({"name": s.name, "data_type": triton_type(s.element_type), "dims": s.shape}))
+            .collect()
+    };
+    Json(json!({
+        "name": m.name,
+        "platform": "onnxruntime_onnx",
+        "backend": "cairn",
+        "version_policy": {"specific": {"versions": [m.version]}},
+        "max_batch_size": 0,
+        "input": io(&sig.inputs),
+        "output": io(&sig.outputs),
+        "dynamic_batching": if m.runner.batching() { json!({}) } else { Value::Null },
+    }))
+}
+
+async fn config(
+    State(s): State<Serving>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, OipError> {
+    Ok(config_of(&*find(&s, &name, None).await?))
+}
+
+async fn config_version(
+    State(s): State<Serving>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, OipError> {
+    Ok(config_of(&*find(&s, &name, Some(&version)).await?))
+}
+
 async fn infer(
-    State(m): State<Arc<dyn ModelSource>>,
+    State(m): State<Serving>,
     Path(name): Path<String>,
     body: InferBody,
 ) -> Result<Response, OipError> {
@@ -386,7 +688,7 @@ async fn infer(
 }
 
 async fn infer_version(
-    State(m): State<Arc<dyn ModelSource>>,
+    State(m): State<Serving>,
     Path((name, version)): Path<(String, String)>,
     body: InferBody,
 ) -> Result<Response, OipError> {

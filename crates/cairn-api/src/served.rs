@@ -5,7 +5,7 @@ use crate::oip::{unknown_text, ModelError, ModelSource, ServedModel};
 use cairn_core::paths::ArtifactPath;
 use cairn_core::registry::parse_version;
 use cairn_core::{ArtifactStore, Error, Registry};
-use cairn_serving::OnnxModel;
+use cairn_serving::{OnnxModel, Runner, RunnerOptions};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -16,15 +16,21 @@ pub struct RegistryModels {
     registry: Registry,
     artifacts: Arc<dyn ArtifactStore>,
     loaded: Mutex<HashMap<(String, i64), Arc<ServedModel>>>,
+    options: RunnerOptions,
 }
 
 impl RegistryModels {
     /// Serves the versions of `registry` whose files are in `artifacts`.
-    pub fn new(registry: Registry, artifacts: Arc<dyn ArtifactStore>) -> Self {
+    pub fn new(
+        registry: Registry,
+        artifacts: Arc<dyn ArtifactStore>,
+        options: RunnerOptions,
+    ) -> Self {
         RegistryModels {
             registry,
             artifacts,
             loaded: Mutex::new(HashMap::new()),
+            options,
         }
     }
 
@@ -120,7 +126,7 @@ impl ModelSource for RegistryModels {
         let served = Arc::new(ServedModel {
             name: name.to_string(),
             version: number.to_string(),
-            model: self.load(name, number)?,
+            runner: Runner::new(self.load(name, number)?, self.options),
         });
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         Ok(loaded.entry(key).or_insert(served).clone())

@@ -190,6 +190,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         backend_store_uri: None,
         artifacts_destination: None,
         max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
+        runner: server::RunnerArgs::default(),
     };
     let built = server::build_blocking(server_args, home.clone()).await?;
     let listener = match server::bind(&args.host, args.port).await {

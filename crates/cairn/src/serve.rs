@@ -1,8 +1,8 @@
 //! `cairn serve MODEL`: one ONNX model behind the Open Inference Protocol.
 use anyhow::{bail, Context};
-use cairn_api::oip::{ServedModel, StaticModels};
+use cairn_api::oip::{ServedModel, Serving, StaticModels};
 use cairn_api::ApiOptions;
-use cairn_serving::OnnxModel;
+use cairn_serving::{OnnxModel, Runner};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +24,8 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger requests get 413.
     #[arg(long, default_value_t = cairn_api::DEFAULT_MAX_JSON_BYTES)]
     max_request_bytes: usize,
+    #[command(flatten)]
+    runner: crate::server::RunnerArgs,
 }
 
 /// The `.onnx` file a path names: the file itself, or the only one in a folder.
@@ -63,15 +65,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
+    let options = args.runner.options();
     let served = Arc::new(ServedModel {
         name: name.clone(),
         version: "1".into(),
-        model,
+        runner: Runner::new(model, options),
     });
+    let serving = Serving {
+        models: Arc::new(StaticModels(vec![served])),
+        metrics: Arc::default(),
+    };
     let router = cairn_api::serving_router(
-        Arc::new(StaticModels(vec![served])),
+        serving,
+        name.clone(),
         ApiOptions {
             max_json_bytes: args.max_request_bytes,
+            runner: options,
         },
     );
     let listener = crate::server::bind(&args.host, args.port).await?;

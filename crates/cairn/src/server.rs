@@ -26,6 +26,45 @@ pub struct ServerArgs {
     /// Largest JSON request body in bytes; larger requests get 413.
     #[arg(long, default_value_t = cairn_api::DEFAULT_MAX_JSON_BYTES)]
     pub max_request_bytes: usize,
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+/// How served models run: dynamic batching (off by default) and the admission bound.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunnerArgs {
+    /// Merge concurrent requests into batches of up to this many rows (1 = no batching).
+    #[arg(long, default_value_t = 1)]
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join its batch, in milliseconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub max_batch_delay_ms: f64,
+    /// Most requests admitted per model version at once; more get 503.
+    #[arg(long, default_value_t = 1024)]
+    pub max_queue: usize,
+}
+
+impl Default for RunnerArgs {
+    fn default() -> Self {
+        let d = cairn_serving::RunnerOptions::default();
+        RunnerArgs {
+            max_batch_size: d.max_batch_size,
+            max_batch_delay_ms: d.max_batch_delay.as_secs_f64() * 1000.0,
+            max_queue: d.max_queue,
+        }
+    }
+}
+
+impl RunnerArgs {
+    pub fn options(&self) -> cairn_serving::RunnerOptions {
+        cairn_serving::RunnerOptions {
+            max_batch_size: self.max_batch_size.max(1),
+            max_batch_delay: std::time::Duration::from_secs_f64(
+                self.max_batch_delay_ms.max(0.0) / 1000.0,
+            ),
+            max_queue: self.max_queue.max(1),
+        }
+    }
 }
 
 /// A configured, not yet listening, server.
@@ -66,6 +105,7 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
         state,
         ApiOptions {
             max_json_bytes: args.max_request_bytes,
+            runner: args.runner.options(),
         },
     );
     let shown = match backend.split_once('@') {

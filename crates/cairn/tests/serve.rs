@@ -345,3 +345,161 @@ fn oversized_infer_bodies_get_413() {
     assert_eq!(status, 413, "{answer}");
     assert_eq!(post(&server, "/v2/models/mlp/infer", &infer_body()).0, 200);
 }
+
+fn mlp_inputs(rows: &[[f32; 3]], offsets: &[[f32; 2]]) -> Value {
+    json!({"inputs": [
+        {"name": "x", "shape": [rows.len(), 3], "datatype": "FP32", "data": rows},
+        {"name": "offset", "shape": [offsets.len(), 2], "datatype": "FP32", "data": offsets},
+    ]})
+}
+
+fn scores_of(answer: &Value) -> Vec<f32> {
+    answer["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn mlflow_scoring_protocol() {
+    let (server, _dir) = serve();
+    let http = server.http();
+    assert_eq!(http.get_bytes("/ping").0, 200);
+    assert_eq!(http.get_bytes("/health").0, 200);
+    assert_eq!(
+        http.get_bytes("/version").1,
+        env!("CARGO_PKG_VERSION").as_bytes()
+    );
+    let x = [[0.5f32, -1.0, 2.0], [1.5, 0.25, -0.75]];
+    let offset = [[0.1f32, 0.2], [-0.3, 0.4]];
+    let (scores, _) = tiny_mlp_reference(x.as_flattened(), offset.as_flattened());
+    // Named tensors: one entry per output, nested as the tensor.
+    let (status, answer) = post(
+        &server,
+        "/invocations",
+        &json!({"inputs": {"x": x, "offset": offset}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let got: Vec<f32> = answer["predictions"]["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    assert!(got.iter().zip(&scores).all(|(g, w)| (g - w).abs() < 1e-5));
+    assert_eq!(answer["predictions"]["hidden"].as_array().unwrap().len(), 2);
+    // Records of tensors ("instances"): the same numbers.
+    let (status, answer) = post(
+        &server,
+        "/invocations",
+        &json!({"instances": [{"x": x[0], "offset": offset[0]}, {"x": x[1], "offset": offset[1]}]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["predictions"]["scores"][1].as_array().unwrap().len(),
+        2
+    );
+    // Bad bodies: MLflow-style errors naming the problem.
+    let (status, err) = post(&server, "/invocations", &json!({"rows": []}));
+    assert_eq!(status, 400);
+    assert_eq!(err["error_code"], "BAD_REQUEST");
+    assert!(err["message"].as_str().unwrap().contains("dataframe_split"));
+    let (status, err) = post(
+        &server,
+        "/invocations",
+        &json!({"inputs": {"x": x, "offset": offset, "extra": [1]}}),
+    );
+    assert_eq!(status, 400);
+    assert!(err["message"].as_str().unwrap().contains("extra"), "{err}");
+    let (status, err) = post(
+        &server,
+        "/invocations",
+        &json!({"dataframe_split": {"columns": ["x", "offset"], "data": [[1.0, 2.0]]}}),
+    );
+    assert_eq!(status, 400, "{err}");
+    // Metrics saw them, by model version.
+    let (status, text) = http.get_bytes("/metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("cairn_inference_requests_total{model=\"mlp\",version=\"1\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cairn_inference_errors_total{model=\"mlp\",version=\"1\",code=\"400\"} 3"),
+        "{text}"
+    );
+    assert!(text.contains("cairn_inference_duration_seconds_count{model=\"mlp\",version=\"1\"} 5"));
+}
+
+#[test]
+fn dynamic_batching_answers_every_request_with_its_own_rows() {
+    let (server, _dir) = serve_with(&["--max-batch-size", "32", "--max-batch-delay-ms", "20"]);
+    let threads: Vec<_> = (0..12)
+        .map(|i| {
+            let url = server.url.clone();
+            std::thread::spawn(move || {
+                let rows = 1 + i % 3;
+                let x: Vec<[f32; 3]> = (0..rows)
+                    .map(|r| [i as f32, r as f32 * 0.5, -1.0])
+                    .collect();
+                let offset: Vec<[f32; 2]> = (0..rows).map(|r| [r as f32, i as f32 * 0.1]).collect();
+                let mut resp = ureq_agent()
+                    .post(&format!("{url}/v2/models/mlp/infer"))
+                    .send(mlp_inputs(&x, &offset).to_string().as_bytes())
+                    .unwrap();
+                assert_eq!(resp.status().as_u16(), 200);
+                let answer: Value =
+                    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+                let (want, _) = tiny_mlp_reference(x.as_flattened(), offset.as_flattened());
+                let got = scores_of(&answer);
+                assert_eq!(answer["outputs"][0]["shape"], json!([rows, 2]));
+                assert!(
+                    got.iter().zip(&want).all(|(g, w)| (g - w).abs() < 1e-5),
+                    "{got:?} {want:?}"
+                );
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn a_full_queue_answers_503_and_the_server_recovers() {
+    // One admitted request at a time; it waits 400 ms for a batch to fill.
+    let (server, _dir) = serve_with(&[
+        "--max-batch-size",
+        "8",
+        "--max-batch-delay-ms",
+        "400",
+        "--max-queue",
+        "1",
+    ]);
+    let body = mlp_inputs(&[[1.0, 2.0, 3.0]], &[[0.0, 0.0]]);
+    let url = server.url.clone();
+    let first_body = body.clone();
+    let first = std::thread::spawn(move || {
+        ureq_agent()
+            .post(&format!("{url}/v2/models/mlp/infer"))
+            .send(first_body.to_string().as_bytes())
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let (status, err) = post(&server, "/v2/models/mlp/infer", &body);
+    assert_eq!(status, 503, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("retry"), "{err}");
+    assert_eq!(first.join().unwrap(), 200);
+    let (status, _) = post(&server, "/v2/models/mlp/infer", &body);
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,143 @@
+//! Inference counters per model version, exported at `/metrics` in Prometheus' text format:
+//! `cairn_inference_requests_total`, `cairn_inference_errors_total` (by status code) and the
+//! `cairn_inference_duration_seconds` histogram, each labelled `model` and `version`.
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct VersionStats {
+    requests: AtomicU64,
+    /// Non-2xx answers by status code.
+    errors: Mutex<BTreeMap<u16, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    sum_nanos: AtomicU64,
+}
+
+/// All counters of a server.
+#[derive(Default)]
+pub struct Metrics {
+    versions: Mutex<BTreeMap<(String, String), Arc<VersionStats>>>,
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Counts one inference request that `model` `version` answered with `status`.
+    pub fn record(&self, model: &str, version: &str, elapsed: Duration, status: u16) {
+        let stats = {
+            let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            versions
+                .entry((model.to_string(), version.to_string()))
+                .or_default()
+                .clone()
+        };
+        stats.requests.fetch_add(1, Relaxed);
+        if !(200..300).contains(&status) {
+            *stats
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(status)
+                .or_default() += 1;
+        }
+        let seconds = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            stats.buckets[i].fetch_add(1, Relaxed);
+        }
+        stats
+            .sum_nanos
+            .fetch_add(elapsed.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let versions: Vec<_> = self
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut out = String::new();
+        out.push_str("# HELP cairn_inference_requests_total Inference requests answered, by model version.\n");
+        out.push_str("# TYPE cairn_inference_requests_total counter\n");
+        for ((model, version), s) in &versions {
+            let _ = writeln!(
+                out,
+                "cairn_inference_requests_total{{model=\"{}\",version=\"{}\"}} {}",
+                escape(model),
+                escape(version),
+                s.requests.load(Relaxed)
+            );
+        }
+        out.push_str("# HELP cairn_inference_errors_total Inference requests answered with an error, by status code.\n");
+        out.push_str("# TYPE cairn_inference_errors_total counter\n");
+        for ((model, version), s) in &versions {
+            let errors = s.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            for (code, n) in errors {
+                let _ = writeln!(
+                    out,
+                    "cairn_inference_errors_total{{model=\"{}\",version=\"{}\",code=\"{code}\"}} {n}",
+                    escape(model),
+                    escape(version),
+                );
+            }
+        }
+        out.push_str("# HELP cairn_inference_duration_seconds Time from a request's arrival at its model to its answer.\n");
+        out.push_str("# TYPE cairn_inference_duration_seconds histogram\n");
+        for ((model, version), s) in &versions {
+            let labels = format!(
+                "model=\"{}\",version=\"{}\"",
+                escape(model),
+                escape(version)
+            );
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(&s.buckets) {
+                cumulative += count.load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "cairn_inference_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let total = s.requests.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "cairn_inference_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {total}"
+            );
+            let _ = writeln!(
+                out,
+                "cairn_inference_duration_seconds_sum{{{labels}}} {}",
+                s.sum_nanos.load(Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(
+                out,
+                "cairn_inference_duration_seconds_count{{{labels}}} {total}"
+            );
+        }
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics.render(),
+    )
+}
