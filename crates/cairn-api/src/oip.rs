@@ -357,15 +357,15 @@ fn tensor_from_json(
         let (mine, rest) = binary.split_at(size);
         *binary = rest;
         let data = tensor_from_binary(name, element_type, mine)?;
-        if let TensorData::Fp32(v) = &data {
-            if let Some(i) = v.iter().position(|f| !f.is_finite()) {
-                return Err(bad(format!("input '{name}' value {i} is {}", v[i])));
-            }
-        }
-        if let TensorData::Fp64(v) = &data {
-            if let Some(i) = v.iter().position(|f| !f.is_finite()) {
-                return Err(bad(format!("input '{name}' value {i} is {}", v[i])));
-            }
+        let non_finite = match &data {
+            TensorData::Fp32(v) => v.iter().position(|f| !f.is_finite()),
+            TensorData::Fp64(v) => v.iter().position(|f| !f.is_finite()),
+            _ => None,
+        };
+        if let Some(i) = non_finite {
+            return Err(bad(format!(
+                "input '{name}' value {i} is not a finite number"
+            )));
         }
         return Ok(NamedTensor {
             name: name.to_string(),
@@ -432,16 +432,20 @@ fn tensor_from_json(
     })
 }
 
-fn tensor_to_json(t: &NamedTensor) -> Value {
-    let data: Value = match &t.data {
+/// A tensor's values as flat JSON.
+pub(crate) fn json_values(data: &TensorData) -> Vec<Value> {
+    match data {
         TensorData::Fp32(v) => v.iter().map(|f| Value::from(*f as f64)).collect(),
         TensorData::Fp64(v) => v.iter().map(|f| Value::from(*f)).collect(),
         TensorData::Int32(v) => v.iter().map(|n| Value::from(*n)).collect(),
         TensorData::Int64(v) => v.iter().map(|n| Value::from(*n)).collect(),
         TensorData::Bool(v) => v.iter().map(|b| Value::from(*b)).collect(),
         TensorData::Bytes(v) => v.iter().map(|s| Value::from(s.as_str())).collect(),
-    };
-    json!({"name": t.name, "datatype": t.data.element_type().as_str(), "shape": t.shape, "data": data})
+    }
+}
+
+fn tensor_to_json(t: &NamedTensor) -> Value {
+    json!({"name": t.name, "datatype": t.data.element_type().as_str(), "shape": t.shape, "data": json_values(&t.data)})
 }
 
 /// The request: its JSON header and, with the binary extension, the bytes after it.

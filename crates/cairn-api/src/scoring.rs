@@ -4,7 +4,7 @@
 //!
 //! A table feeds a one-input model as an `[N, columns]` tensor, columns in the order given;
 //! a model with several inputs takes each input from the column of that name.
-use crate::oip::{serving_status, ServedModel, Serving};
+use crate::oip::{json_values, serving_status, ServedModel, Serving};
 use crate::request::read_limited;
 use axum::extract::{Request, State};
 use axum::http::{header::CONTENT_TYPE, StatusCode};
@@ -344,17 +344,6 @@ fn tensors_from_map(
         .collect()
 }
 
-fn to_values(t: &TensorData) -> Vec<Value> {
-    match t {
-        TensorData::Fp32(v) => v.iter().map(|f| Value::from(*f as f64)).collect(),
-        TensorData::Fp64(v) => v.iter().map(|f| Value::from(*f)).collect(),
-        TensorData::Int32(v) => v.iter().map(|n| Value::from(*n)).collect(),
-        TensorData::Int64(v) => v.iter().map(|n| Value::from(*n)).collect(),
-        TensorData::Bool(v) => v.iter().map(|b| Value::from(*b)).collect(),
-        TensorData::Bytes(v) => v.iter().map(|s| Value::from(s.as_str())).collect(),
-    }
-}
-
 /// Rebuilds the nesting of `shape` around flat values.
 fn nest(values: &[Value], shape: &[usize]) -> Value {
     match shape {
@@ -369,7 +358,7 @@ fn nest(values: &[Value], shape: &[usize]) -> Value {
 
 /// One value per row: a scalar when each row holds one value, else the row's nesting.
 fn rows_of(t: &NamedTensor) -> Vec<Value> {
-    let values = to_values(&t.data);
+    let values = json_values(&t.data);
     let rows = t.shape.first().copied().unwrap_or(1).max(1);
     let per_row = values.len() / rows;
     values
@@ -510,12 +499,12 @@ async fn score(served: &ServedModel, req: Request) -> Result<Value, ScoringError
             )
         }
     } else if let [only] = outputs.as_slice() {
-        nest(&to_values(&only.data), &only.shape)
+        nest(&json_values(&only.data), &only.shape)
     } else {
         Value::Object(
             outputs
                 .iter()
-                .map(|t| (t.name.clone(), nest(&to_values(&t.data), &t.shape)))
+                .map(|t| (t.name.clone(), nest(&json_values(&t.data), &t.shape)))
                 .collect(),
         )
     };

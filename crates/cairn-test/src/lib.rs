@@ -22,6 +22,36 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("\n*** SKIPPED {test}: {why} ***\n");
 }
 
+/// Runs `tests/interop/SCRIPT` with the Python in `CAIRN_TEST_PYTHON` against the server at
+/// `url` (as `MLFLOW_TRACKING_URI`) and asserts it succeeded and printed `"ok": true`.
+/// Skips loudly, returning without running, when `CAIRN_TEST_PYTHON` is unset.
+pub fn run_interop_script(test: &str, script: &str, url: &str) {
+    let Ok(python) = std::env::var(PYTHON_ENV) else {
+        skip(
+            test,
+            &format!("{PYTHON_ENV} is not set (a Python with tests/interop/requirements.txt)"),
+        );
+        return;
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(script);
+    let out = Command::new(python)
+        .arg(&path)
+        .env("MLFLOW_TRACKING_URI", url)
+        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("\"ok\": true"), "{stdout}");
+}
+
 /// A `cairn server` child process.
 pub struct TestServer {
     /// Base URL, e.g. `http://127.0.0.1:40123`.
