@@ -11,7 +11,7 @@ pub mod oip;
 mod registry;
 mod request;
 pub mod scoring;
-mod served;
+pub mod served;
 mod tracking;
 pub mod wire;
 

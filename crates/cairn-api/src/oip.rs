@@ -36,11 +36,29 @@ pub enum ModelError {
     Unservable(String),
 }
 
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelError::Unknown(m) | ModelError::Unservable(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Finds the model a request names. `version` is a version number or an alias; `None` means
 /// the default (newest) one. May block (database, files): callers run it off the runtime.
 pub trait ModelSource: Send + Sync {
     /// The model answering for `name` at `version`.
     fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ModelError>;
+
+    /// The same answer when it needs no blocking work (a fixed set of models); `None` sends
+    /// the caller to [`ModelSource::resolve`] on the blocking pool.
+    fn resolve_now(
+        &self,
+        _name: &str,
+        _version: Option<&str>,
+    ) -> Option<Result<Arc<ServedModel>, ModelError>> {
+        None
+    }
 }
 
 /// A fixed set of loaded models (for `cairn serve FILE`).
@@ -53,6 +71,14 @@ impl ModelSource for StaticModels {
             .find(|m| m.name == name && version.is_none_or(|v| v == m.version))
             .cloned()
             .ok_or_else(|| ModelError::Unknown(unknown_text(name, version)))
+    }
+
+    fn resolve_now(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Option<Result<Arc<ServedModel>, ModelError>> {
+        Some(self.resolve(name, version))
     }
 }
 
@@ -168,17 +194,21 @@ async fn find(
     name: &str,
     version: Option<&str>,
 ) -> Result<Arc<ServedModel>, OipError> {
-    let (models, name, version) = (
-        serving.models.clone(),
-        name.to_string(),
-        version.map(str::to_string),
-    );
-    off_runtime(move || models.resolve(&name, version.as_deref()))
-        .await?
-        .map_err(|e| match e {
-            ModelError::Unknown(msg) => OipError(StatusCode::NOT_FOUND, msg),
-            ModelError::Unservable(msg) => OipError(StatusCode::UNPROCESSABLE_ENTITY, msg),
-        })
+    let resolved = match serving.models.resolve_now(name, version) {
+        Some(now) => now,
+        None => {
+            let (models, name, version) = (
+                serving.models.clone(),
+                name.to_string(),
+                version.map(str::to_string),
+            );
+            off_runtime(move || models.resolve(&name, version.as_deref())).await?
+        }
+    };
+    resolved.map_err(|e| match e {
+        ModelError::Unknown(msg) => OipError(StatusCode::NOT_FOUND, msg),
+        ModelError::Unservable(msg) => OipError(StatusCode::UNPROCESSABLE_ENTITY, msg),
+    })
 }
 
 fn metadata_of(m: &ServedModel) -> Json<Value> {

@@ -377,10 +377,16 @@ async fn invocations(
     State((serving, name)): State<(Serving, Arc<String>)>,
     req: Request,
 ) -> Response {
+    let resolved = match serving.models.resolve_now(&name, None) {
+        Some(now) => Ok(now),
+        None => {
+            let models = serving.models.clone();
+            let name = name.to_string();
+            tokio::task::spawn_blocking(move || models.resolve(&name, None)).await
+        }
+    };
     let served = {
-        let models = serving.models.clone();
-        let name = name.to_string();
-        match tokio::task::spawn_blocking(move || models.resolve(&name, None)).await {
+        match resolved {
             Ok(Ok(m)) => m,
             _ => {
                 return ScoringError(

@@ -7,6 +7,7 @@
 //! the first request.
 #![deny(missing_docs)]
 
+pub mod build;
 mod ml;
 mod runner;
 

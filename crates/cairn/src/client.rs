@@ -55,4 +55,45 @@ impl Client {
             .with_context(|| format!("PUT {path}"))?;
         Self::check(resp, path).map(|_| ())
     }
+
+    /// POST to any path of the server (`/v2/...`).
+    pub fn post_path(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .with_context(|| format!("POST {path}"))?;
+        Self::check(resp, path)
+    }
+
+    /// GET a JSON answer from any path of the server.
+    pub fn get(&self, path_and_query: &str) -> anyhow::Result<Value> {
+        let resp = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base))
+            .call()
+            .with_context(|| format!("GET {path_and_query}"))?;
+        Self::check(resp, path_and_query)
+    }
+
+    /// Downloads an artifact through the server's proxy.
+    pub fn get_artifact(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let mut resp = self
+            .agent
+            .get(&format!(
+                "{}/api/2.0/mlflow-artifacts/artifacts/{path}",
+                self.base
+            ))
+            .call()
+            .with_context(|| format!("GET {path}"))?;
+        if !resp.status().is_success() {
+            return Err(anyhow!("GET {path}: HTTP {}", resp.status()));
+        }
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 32)
+            .read_to_vec()
+            .with_context(|| format!("GET {path}: reading body"))
+    }
 }

@@ -143,6 +143,11 @@ fn train_and_log(
         &format!("{root}/model/weights.json"),
         serde_json::to_string_pretty(&model)?.as_bytes(),
     )?;
+    let weights: Vec<f32> = w[..4].iter().map(|v| *v as f32).collect();
+    client.put_artifact(
+        &format!("{root}/model/model.onnx"),
+        &cairn_serving::build::logistic_regression_onnx(&weights, w[4] as f32),
+    )?;
     client.post(
         "runs/update",
         &json!({"run_id": run_id, "status": "FINISHED", "end_time": cairn_core::now_millis()}),
@@ -180,6 +185,55 @@ fn log_experiment(base: &str) -> anyhow::Result<(String, Vec<Trained>, Value)> {
                 "order_by": ["metrics.val_loss ASC"], "max_results": 1}),
     )?;
     Ok((experiment_id, runs, best))
+}
+
+const MODEL_NAME: &str = "quickstart-logreg";
+
+/// A validation row, the served probability of class 1, and the true label.
+type ServedRow = ([f64; 4], f64, f64);
+
+/// Registers the best run's model, points the `champion` alias at it and asks the server's
+/// Open Inference Protocol endpoint for predictions on a few validation rows.
+/// Returns the version and (row, probability, label) triples.
+fn register_and_serve(
+    base: &str,
+    run_id: &str,
+) -> anyhow::Result<(String, Vec<ServedRow>)> {
+    let client = Client::new(base);
+    if let Err(e) = client.post("registered-models/create", &json!({"name": MODEL_NAME})) {
+        // A second quickstart on the same home adds a version to the same model.
+        if !e.to_string().contains("RESOURCE_ALREADY_EXISTS") {
+            return Err(e);
+        }
+    }
+    let created = client.post(
+        "model-versions/create",
+        &json!({"name": MODEL_NAME, "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
+    )?;
+    let version = created["model_version"]["version"]
+        .as_str()
+        .context("version missing")?
+        .to_string();
+    client.post(
+        "registered-models/alias",
+        &json!({"name": MODEL_NAME, "alias": "champion", "version": version}),
+    )?;
+    let (rows, labels) = make_data(4, 7);
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    let answer = client.post_path(
+        &format!("/v2/models/{MODEL_NAME}/versions/champion/infer"),
+        &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows.len(), 4], "data": flat}]}),
+    )?;
+    let probabilities = answer["outputs"][0]["data"]
+        .as_array()
+        .context("no predictions")?;
+    let served = rows
+        .iter()
+        .zip(probabilities)
+        .zip(labels)
+        .map(|((row, p), label)| (*row, p.as_f64().unwrap_or(f64::NAN), label))
+        .collect();
+    Ok((version, served))
 }
 
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
@@ -239,7 +293,24 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
             top["info"]["run_id"].as_str().unwrap_or_default()
         );
     }
-    println!("Each run has params, train/val loss and accuracy curves, and model/weights.json as an artifact.");
+    println!("Each run has params, train/val loss and accuracy curves, and model/weights.json and model/model.onnx as artifacts.");
+    if let Some(run_id) = best["runs"][0]["info"]["run_id"].as_str() {
+        let (url, run_id) = (base.clone(), run_id.to_string());
+        let (version, served) =
+            tokio::task::spawn_blocking(move || register_and_serve(&url, &run_id)).await??;
+        println!(
+            "Registered '{MODEL_NAME}' version {version} (alias 'champion') and served it over the Open Inference Protocol:"
+        );
+        for (row, probability, label) in &served {
+            println!(
+                "  x={:?}  P(y=1)={probability:.3}  true label={label}",
+                row.map(|v| (v * 100.0).round() / 100.0)
+            );
+        }
+        println!(
+            "  curl -s {base}/v2/models/{MODEL_NAME}/versions/champion/infer -d '{{\"inputs\": [{{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": [0.5, -1, 2, 0]}}]}}'"
+        );
+    }
     println!("MLflow clients: export MLFLOW_TRACKING_URI={base}");
     if args.no_wait {
         let _ = stop_tx.send(());

@@ -30,6 +30,20 @@ pub struct ServerArgs {
     pub runner: RunnerArgs,
 }
 
+impl ServerArgs {
+    /// The defaults: the home's own SQLite store and artifact folder.
+    pub fn local() -> Self {
+        ServerArgs {
+            host: "127.0.0.1".into(),
+            port: 5000,
+            backend_store_uri: std::env::var("CAIRN_BACKEND_STORE_URI").ok(),
+            artifacts_destination: None,
+            max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
+            runner: RunnerArgs::default(),
+        }
+    }
+}
+
 /// How served models run: dynamic batching (off by default) and the admission bound.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunnerArgs {
@@ -77,8 +91,9 @@ fn default_backend(home: &Path) -> String {
     format!("sqlite:///{}", home.join("cairn.db").display())
 }
 
-/// Opens the stores and builds the router.
-pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
+/// Opens the metadata store and the artifact folder a server (or `cairn serve models:/...`)
+/// works on. Returns the state and the store's printable description (no password).
+pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, String)> {
     std::fs::create_dir_all(home)
         .with_context(|| format!("cannot create home {}", home.display()))?;
     let home = std::fs::canonicalize(home)?;
@@ -101,6 +116,17 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
         tracking,
         artifacts: Arc::new(artifacts),
     };
+    let shown = match backend.split_once('@') {
+        // Never print a password from a PostgreSQL URL.
+        Some((_, host)) if backend.starts_with("postgres") => format!("postgresql://…@{host}"),
+        _ => backend,
+    };
+    Ok((state, shown))
+}
+
+/// Opens the stores and builds the router.
+pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
+    let (state, backend_description) = open_state(args, home)?;
     let router = cairn_api::router(
         state,
         ApiOptions {
@@ -108,14 +134,9 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
             runner: args.runner.options(),
         },
     );
-    let shown = match backend.split_once('@') {
-        // Never print a password from a PostgreSQL URL.
-        Some((_, host)) if backend.starts_with("postgres") => format!("postgresql://…@{host}"),
-        _ => backend,
-    };
     Ok(Built {
         router,
-        backend_description: shown,
+        backend_description,
     })
 }
 

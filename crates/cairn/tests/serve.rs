@@ -503,3 +503,46 @@ fn a_full_queue_answers_503_and_the_server_recovers() {
     let (status, _) = post(&server, "/v2/models/mlp/infer", &body);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn serve_models_uris_from_the_local_home_and_from_a_server() {
+    let server = TestServer::start(std::path::Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    let http = server.http();
+    http.post("registered-models/create", &json!({"name": "mlp"}));
+    assert_eq!(register_version(&http, "mlp", true), "1");
+    assert_eq!(register_version(&http, "mlp", true), "2");
+    http.post(
+        "registered-models/alias",
+        &json!({"name": "mlp", "alias": "champion", "version": "1"}),
+    );
+    let serve = |uri: &str, remote: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.args(["serve", uri, "--port", "0"])
+            .env("CAIRN_HOME", &server.home)
+            .env("CAIRN_LOG", "warn");
+        if remote {
+            cmd.args(["--tracking-uri", &server.url]);
+        }
+        TestServer::spawn(cmd, &server.home)
+    };
+    for (uri, remote, version) in [
+        ("models:/mlp@champion", false, "1"),
+        ("models:/mlp/2", false, "2"),
+        ("models:/mlp", true, "2"),
+        ("models:/mlp@champion", true, "1"),
+    ] {
+        let served = serve(uri, remote);
+        let (status, answer) = post(&served, "/v2/models/mlp/infer", &infer_body());
+        assert_eq!(status, 200, "{uri}: {answer}");
+        assert_eq!(answer["model_version"], version, "{uri} (remote: {remote})");
+    }
+    // An unknown model is refused at start, naming it.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["serve", "models:/nope@champion", "--port", "0"])
+        .env("CAIRN_HOME", &server.home)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}

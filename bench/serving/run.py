@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""bench/serving: the same ONNX models served by Cairn (`cairn serve`) and by a FastAPI +
+uvicorn + onnxruntime app (bench/serving/fastapi_app.py, 2 workers), driven by one load
+generator (`cairn-bench post`, closed loop) with 1 and 32 connections, single-row requests,
+in one run. Models: a 100-tree GradientBoostingClassifier and a LogisticRegression on 20
+features, exported with skl2onnx.
+
+    python3 bench/serving/run.py [--seconds 10]
+
+Needs: `cargo`, and tests/interop/requirements.txt plus fastapi and uvicorn (pinned below) in
+the Python running it: pip install fastapi==0.163.2 uvicorn==0.54.0.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from skl2onnx import to_onnx
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+parser = argparse.ArgumentParser()
+parser.add_argument("--seconds", type=float, default=10)
+args = parser.parse_args()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url, proc, timeout=120):
+    start = time.time()
+    while time.time() - start < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"server at {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not become healthy")
+
+
+subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn", "-p", "cairn-bench"], cwd=ROOT, check=True)
+cairn = os.path.join(ROOT, "target", "release", "cairn")
+bench = os.path.join(ROOT, "target", "release", "cairn-bench")
+
+X, y = make_classification(n_samples=5000, n_features=20, n_informative=12, random_state=0)
+X = X.astype(np.float32)
+models = {
+    "GradientBoostingClassifier (100 trees)": GradientBoostingClassifier(n_estimators=100, random_state=0).fit(X, y),
+    "LogisticRegression": LogisticRegression(max_iter=1000).fit(X, y),
+}
+row = X[:1]
+tmp = tempfile.mkdtemp()
+
+
+def load(url, body, connections):
+    path = os.path.join(tmp, "body.json")
+    with open(path, "w") as f:
+        json.dump(body, f)
+    out = subprocess.run([bench, "post", "--url", url, "--body", path, "--connections", str(connections),
+                          "--seconds", str(args.seconds)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+results = []
+for label, est in models.items():
+    model_path = os.path.join(tmp, "model.onnx")
+    with open(model_path, "wb") as f:
+        f.write(to_onnx(est, X[:1]).SerializeToString())
+
+    port = free_port()
+    proc = subprocess.Popen([cairn, "serve", model_path, "--port", str(port)], env={**os.environ, "CAIRN_LOG": "warn"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
+        body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 20], "data": row.ravel().tolist()}]}
+        cairn_runs = {c: load(f"http://127.0.0.1:{port}/v2/models/model/infer", body, c) for c in (1, 32)}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "fastapi_app:app", "--port", str(port), "--workers", "2",
+                             "--log-level", "warning"], cwd=os.path.dirname(os.path.abspath(__file__)),
+                            env={**os.environ, "MODEL_PATH": model_path}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        time.sleep(2)  # both workers up
+        body = {"features": row.tolist()}
+        peer_runs = {c: load(f"http://127.0.0.1:{port}/predict", body, c) for c in (1, 32)}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    for c in (1, 32):
+        a, b = cairn_runs[c], peer_runs[c]
+        results.append({"model": label, "connections": c, "cairn": a, "fastapi": b,
+                        "throughput_ratio": a["requests_per_s"] / b["requests_per_s"]})
+        print(f"{label:40} {c:>2} conn | cairn {a['requests_per_s']:>8.0f} req/s p50 {a['p50_ms']:.3f} ms p99 {a['p99_ms']:.3f} ms"
+              f" (errors {a['errors']}) | fastapi {b['requests_per_s']:>7.0f} req/s p50 {b['p50_ms']:.3f} ms p99 {b['p99_ms']:.3f} ms"
+              f" (errors {b['errors']}) | {a['requests_per_s'] / b['requests_per_s']:.1f}x")
+print(json.dumps(results))

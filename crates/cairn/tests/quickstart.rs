@@ -1,0 +1,45 @@
+//! `cairn quickstart --no-wait` on a fresh home: trains and logs runs, registers the best
+//! model, serves it and prints its answers; a second run adds a version to the same model.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn quickstart(home: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["quickstart", "--no-wait", "--port", "0"])
+        .env("CAIRN_HOME", home)
+        .env("CAIRN_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn quickstart_trains_registers_and_serves() {
+    let home = tempfile::tempdir().unwrap();
+    let first = quickstart(home.path());
+    assert!(first.contains("with 3 runs"), "{first}");
+    assert!(
+        first.contains("Registered 'quickstart-logreg' version 1 (alias 'champion')"),
+        "{first}"
+    );
+    // Four served rows, each with a probability in [0, 1].
+    let probabilities: Vec<f64> = first
+        .lines()
+        .filter_map(|l| l.split("P(y=1)=").nth(1))
+        .map(|p| p.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(probabilities.len(), 4, "{first}");
+    assert!(probabilities.iter().all(|p| (0.0..=1.0).contains(p)));
+    let second = quickstart(home.path());
+    assert!(
+        second.contains("Registered 'quickstart-logreg' version 2"),
+        "{second}"
+    );
+}
