@@ -385,18 +385,13 @@ async fn invocations(
             tokio::task::spawn_blocking(move || models.resolve(&name, None)).await
         }
     };
-    let served = {
-        match resolved {
-            Ok(Ok(m)) => m,
-            _ => {
-                return ScoringError(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "INTERNAL_ERROR",
-                    "the model is not loaded".into(),
-                )
-                .into_response()
-            }
-        }
+    let Ok(Ok(served)) = resolved else {
+        return ScoringError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "INTERNAL_ERROR",
+            "the model is not loaded".into(),
+        )
+        .into_response();
     };
     let started = Instant::now();
     let result = score(&served, req).await;
