@@ -2,7 +2,7 @@
 (pydantic request model, one onnxruntime session per worker, intra_op_num_threads=1 so two
 workers do not oversubscribe two cores). The model path comes from $MODEL_PATH.
 
-    MODEL_PATH=model.onnx uvicorn fastapi_app:app --workers 2
+    MODEL_PATH=model.onnx uvicorn fastapi_app:app --workers 2   (uvicorn[standard])
 """
 import os
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """bench/serving: the same ONNX models served by Cairn (`cairn serve`) and by a FastAPI +
 uvicorn + onnxruntime app (bench/serving/fastapi_app.py, 2 workers), driven by one load
-generator (`cairn-bench post`, closed loop) with 1 and 32 connections, single-row requests,
-in one run. Models: a 100-tree GradientBoostingClassifier and a LogisticRegression on 20
+generator (wrk, 2 threads, bench/serving/post.lua) with 1 and 32 connections, single-row
+requests, in one run. Models: a 100-tree GradientBoostingClassifier and a LogisticRegression on 20
 features, exported with skl2onnx.
 
     python3 bench/serving/run.py [--seconds 10]
 
-Needs: `cargo`, and tests/interop/requirements.txt plus fastapi and uvicorn (pinned below) in
-the Python running it: pip install fastapi==0.163.2 uvicorn==0.54.0.
+Needs: `cargo`, wrk (`apt-get install wrk`), and tests/interop/requirements.txt plus FastAPI and uvicorn as FastAPI's docs
+install them (uvicorn[standard]: httptools and uvloop; plain uvicorn's h11 stalls 40 ms per
+keep-alive request here, which would misrepresent the peer):
+pip install fastapi==0.163.2 'uvicorn[standard]==0.54.0' httptools==0.9.0 uvloop==0.23.0
 """
 import argparse
 import json
@@ -28,7 +30,7 @@ from skl2onnx import to_onnx
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 parser = argparse.ArgumentParser()
-parser.add_argument("--seconds", type=float, default=10)
+parser.add_argument("--seconds", type=int, default=10)
 args = parser.parse_args()
 
 
@@ -52,9 +54,9 @@ def wait_healthy(url, proc, timeout=120):
     raise SystemExit(f"{url} did not become healthy")
 
 
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn", "-p", "cairn-bench"], cwd=ROOT, check=True)
+subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn"], cwd=ROOT, check=True)
 cairn = os.path.join(ROOT, "target", "release", "cairn")
-bench = os.path.join(ROOT, "target", "release", "cairn-bench")
+script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "post.lua")
 
 X, y = make_classification(n_samples=5000, n_features=20, n_informative=12, random_state=0)
 X = X.astype(np.float32)
@@ -70,9 +72,10 @@ def load(url, body, connections):
     path = os.path.join(tmp, "body.json")
     with open(path, "w") as f:
         json.dump(body, f)
-    out = subprocess.run([bench, "post", "--url", url, "--body", path, "--connections", str(connections),
-                          "--seconds", str(args.seconds)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    threads = min(2, connections)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(args.seconds)}s", "-s", script, url],
+                         capture_output=True, text=True, check=True, env={**os.environ, "BODY": path})
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 results = []

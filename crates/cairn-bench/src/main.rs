@@ -1,8 +1,6 @@
 //! `cairn-bench tracking --url URL`: the tracking workload of `bench/tracking`, sent as plain
-//! MLflow REST requests so Cairn and `mlflow server` get exactly the same traffic.
-//! `cairn-bench post --url URL --body FILE --connections N --seconds S`: closed-loop load for
-//! `bench/serving`: N connections, each sending the body again as soon as the answer arrives.
-//! Both print one JSON object with the measurements.
+//! MLflow REST requests so Cairn and `mlflow server` get exactly the same traffic. Prints one
+//! JSON object with the measurements.
 #![allow(clippy::unwrap_used)] // a benchmark tool: a failed request should stop it loudly
 
 use serde_json::{json, Value};
@@ -192,77 +190,10 @@ fn history_latency(c: &Client, steps: usize, repeats: usize) -> Value {
     json!({"steps": steps, "returned": returned, "median_ms": median(times.clone()), "all_ms": times})
 }
 
-/// Closed-loop POST load: requests/s and latency percentiles over `seconds` after a warm-up.
-fn post_load(url: &str, body: &[u8], connections: usize, seconds: f64) -> Value {
-    let warmup = Duration::from_secs_f64((seconds / 5.0).min(2.0));
-    let start = Instant::now() + warmup;
-    let end = start + Duration::from_secs_f64(seconds);
-    let threads: Vec<_> = (0..connections)
-        .map(|_| {
-            let (url, body) = (url.to_string(), body.to_vec());
-            std::thread::spawn(move || {
-                let agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .new_agent();
-                let (mut times, mut errors) = (Vec::new(), 0u64);
-                loop {
-                    let t = Instant::now();
-                    if t >= end {
-                        break;
-                    }
-                    let mut resp = agent
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .send(&body[..])
-                        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-                    let ok = resp.status().is_success();
-                    let _ = resp.body_mut().read_to_vec().unwrap();
-                    if t >= start {
-                        times.push(t.elapsed().as_secs_f64() * 1000.0);
-                        errors += u64::from(!ok);
-                    }
-                }
-                (times, errors)
-            })
-        })
-        .collect();
-    let (mut times, mut errors) = (Vec::new(), 0);
-    for t in threads {
-        let (mut t, e) = t.join().unwrap();
-        times.append(&mut t);
-        errors += e;
-    }
-    times.sort_by(f64::total_cmp);
-    let pct = |q: f64| {
-        times
-            .get(((times.len() as f64 * q) as usize).min(times.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    json!({
-        "connections": connections,
-        "requests": times.len(),
-        "errors": errors,
-        "requests_per_s": times.len() as f64 / seconds,
-        "p50_ms": pct(0.5),
-        "p99_ms": pct(0.99),
-    })
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("post") {
-        let url = arg(&args, "--url", "http://127.0.0.1:8080/");
-        let body = std::fs::read(arg(&args, "--body", "body.json")).unwrap();
-        let connections: usize = arg(&args, "--connections", "1").parse().unwrap();
-        let seconds: f64 = arg(&args, "--seconds", "10").parse().unwrap();
-        println!("{}", post_load(&url, &body, connections, seconds));
-        return;
-    }
     if args.get(1).map(String::as_str) != Some("tracking") {
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
-        eprintln!("       cairn-bench post --url URL --body FILE [--connections 1] [--seconds 10]");
         std::process::exit(2);
     }
     let url = arg(&args, "--url", "http://127.0.0.1:5000");
