@@ -185,7 +185,7 @@ async fn server_metadata() -> Json<Value> {
     )
 }
 
-fn spec_json(s: &TensorSpec) -> Value {
+pub(crate) fn spec_json(s: &TensorSpec) -> Value {
     json!({"name": s.name, "datatype": s.element_type.as_str(), "shape": s.shape})
 }
 

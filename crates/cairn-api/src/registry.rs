@@ -156,7 +156,16 @@ async fn create_version(State(s): State<AppState>, f: Fields) -> ApiResult {
         tags: f.key_values("tags")?,
         user_id: f.opt_str("user_id")?,
     };
-    let v = blocking(move || s.registry.create_version(new)).await?;
+    let v = blocking(move || {
+        let v = s.registry.create_version(new)?;
+        // An ONNX graph that cannot be served is refused now, not at its first request.
+        if let Err(e) = crate::served::check_new_version(&s.registry, s.artifacts.as_ref(), &v) {
+            s.registry.delete_version(&v.name, v.version)?;
+            return Err(e);
+        }
+        s.registry.get_version(&v.name, v.version)
+    })
+    .await?;
     reply(json!({ "model_version": wire::model_version(&v) }))
 }
 

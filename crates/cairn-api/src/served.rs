@@ -2,6 +2,7 @@
 //! model name is the registered model's name, the OIP version its number or an alias.
 use crate::artifacts::proxied_root;
 use crate::oip::{unknown_text, ModelError, ModelSource, ServedModel};
+use cairn_core::model::ModelVersion;
 use cairn_core::paths::ArtifactPath;
 use cairn_core::registry::parse_version;
 use cairn_core::{ArtifactStore, Error, Registry};
@@ -62,47 +63,87 @@ impl RegistryModels {
             .registry
             .get_version(name, number)
             .map_err(|e| unservable(e.to_string()))?;
-        let root = proxied_root(&version.storage_location).ok_or_else(|| {
-            unservable(format!(
-                "its files are not in Cairn's artifact store ({})",
-                version.storage_location
-            ))
-        })?;
-        let dir = ArtifactPath::parse(&root).map_err(|e| unservable(e.to_string()))?;
-        let onnx: Vec<String> = self
-            .artifacts
-            .list(&dir)
-            .map_err(|e| unservable(e.to_string()))?
-            .into_iter()
-            .filter(|e| !e.is_dir && e.path.ends_with(".onnx"))
-            .map(|e| e.path)
-            .collect();
-        let file = match onnx.as_slice() {
-            [one] => one.clone(),
-            [] => {
-                return Err(unservable(format!(
-                    "no .onnx file in {}",
-                    version.storage_location
-                )))
-            }
-            _ => {
-                return Err(unservable(format!(
-                    "several .onnx files in {}",
-                    version.storage_location
-                )))
-            }
-        };
-        let path = dir.join(&ArtifactPath::parse(&file).map_err(|e| unservable(e.to_string()))?);
-        let (mut reader, size) = self
-            .artifacts
-            .open(&path)
-            .map_err(|e| unservable(e.to_string()))?;
-        let mut bytes = Vec::with_capacity(size as usize);
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| unservable(e.to_string()))?;
+        let bytes = onnx_bytes(self.artifacts.as_ref(), &version)
+            .map_err(unservable)?
+            .ok_or_else(|| unservable(format!("no .onnx file in {}", version.storage_location)))?;
         OnnxModel::from_bytes(&bytes).map_err(|e| unservable(e.to_string()))
     }
+}
+
+/// The one `.onnx` file among a version's files: `None` when there is none (a model of
+/// another flavor), an error when the files cannot be read or hold several.
+fn onnx_bytes(
+    artifacts: &dyn ArtifactStore,
+    version: &ModelVersion,
+) -> Result<Option<Vec<u8>>, String> {
+    let root = proxied_root(&version.storage_location).ok_or_else(|| {
+        format!(
+            "its files are not in Cairn's artifact store ({})",
+            version.storage_location
+        )
+    })?;
+    let dir = ArtifactPath::parse(&root).map_err(|e| e.to_string())?;
+    let onnx: Vec<String> = artifacts
+        .list(&dir)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|e| !e.is_dir && e.path.ends_with(".onnx"))
+        .map(|e| e.path)
+        .collect();
+    let file = match onnx.as_slice() {
+        [one] => one.clone(),
+        [] => return Ok(None),
+        _ => {
+            return Err(format!(
+                "several .onnx files in {}",
+                version.storage_location
+            ))
+        }
+    };
+    let path = dir.join(&ArtifactPath::parse(&file).map_err(|e| e.to_string())?);
+    let (mut reader, size) = artifacts.open(&path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    reader.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(Some(bytes))
+}
+
+/// The version tag that holds an ONNX version's signature (inputs and outputs, as JSON).
+pub const SIGNATURE_TAG: &str = "cairn.signature";
+
+/// Checks a newly registered version: an ONNX graph that cannot be loaded is refused (the
+/// error names the operator); one that loads has its signature stored as the
+/// [`SIGNATURE_TAG`] tag. Versions without an `.onnx` file, or whose files live outside
+/// Cairn's artifact store, are left as they are.
+pub(crate) fn check_new_version(
+    registry: &Registry,
+    artifacts: &dyn ArtifactStore,
+    version: &ModelVersion,
+) -> Result<(), Error> {
+    if proxied_root(&version.storage_location).is_none() {
+        return Ok(());
+    }
+    let bytes = match onnx_bytes(artifacts, version) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(()),
+        Err(why) => return Err(Error::InvalidParameter(why)),
+    };
+    let model = OnnxModel::from_bytes(&bytes).map_err(|e| {
+        Error::InvalidParameter(format!(
+            "model '{}' version {} cannot be served: {e}",
+            version.name, version.version
+        ))
+    })?;
+    let sig = model.signature();
+    let signature = serde_json::json!({
+        "inputs": sig.inputs.iter().map(crate::oip::spec_json).collect::<Vec<_>>(),
+        "outputs": sig.outputs.iter().map(crate::oip::spec_json).collect::<Vec<_>>(),
+    })
+    .to_string();
+    // Very wide models would exceed the tag value limit: their signature stays in the graph.
+    if signature.len() <= 5000 {
+        registry.set_version_tag(&version.name, version.version, SIGNATURE_TAG, &signature)?;
+    }
+    Ok(())
 }
 
 impl ModelSource for RegistryModels {

@@ -195,10 +195,7 @@ type ServedRow = ([f64; 4], f64, f64);
 /// Registers the best run's model, points the `champion` alias at it and asks the server's
 /// Open Inference Protocol endpoint for predictions on a few validation rows.
 /// Returns the version and (row, probability, label) triples.
-fn register_and_serve(
-    base: &str,
-    run_id: &str,
-) -> anyhow::Result<(String, Vec<ServedRow>)> {
+fn register_and_serve(base: &str, run_id: &str) -> anyhow::Result<(String, Vec<ServedRow>)> {
     let client = Client::new(base);
     if let Err(e) = client.post("registered-models/create", &json!({"name": MODEL_NAME})) {
         // A second quickstart on the same home adds a version to the same model.

@@ -546,3 +546,57 @@ fn serve_models_uris_from_the_local_home_and_from_a_server() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
+
+#[test]
+fn registration_stores_the_signature_and_refuses_a_graph_that_cannot_load() {
+    let server = TestServer::start(std::path::Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    let http = server.http();
+    http.post("registered-models/create", &json!({"name": "mlp"}));
+    assert_eq!(register_version(&http, "mlp", true), "1");
+    let (_, v) = http.get("/api/2.0/mlflow/model-versions/get?name=mlp&version=1");
+    let tags = v["model_version"]["tags"].as_array().unwrap();
+    let signature = tags
+        .iter()
+        .find(|t| t["key"] == "cairn.signature")
+        .expect("signature tag");
+    let signature: Value = serde_json::from_str(signature["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        signature["inputs"][0],
+        json!({"name": "x", "datatype": "FP32", "shape": [-1, 3]})
+    );
+    assert_eq!(signature["outputs"][1]["name"], "hidden");
+
+    // A file named .onnx that is no graph: refused, and no version is left behind.
+    let (_, run) = http.post("runs/create", &json!({"experiment_id": "0"}));
+    let info = &run["run"]["info"];
+    let root = info["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_string();
+    http.put(
+        &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.onnx"),
+        b"not a graph",
+    );
+    let source = format!("runs:/{}/model", info["run_id"].as_str().unwrap());
+    let (status, err) = http.post(
+        "model-versions/create",
+        &json!({"name": "mlp", "source": source}),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error_code"], "INVALID_PARAMETER_VALUE");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be served"),
+        "{err}"
+    );
+    let (_, found) =
+        http.get("/api/2.0/mlflow/model-versions/search?filter=name%20%3D%20%27mlp%27");
+    assert_eq!(
+        found["model_versions"].as_array().unwrap().len(),
+        1,
+        "{found}"
+    );
+}
