@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod error;
+pub mod lineage;
 pub mod metrics;
 pub mod oip;
 mod registry;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub registry: cairn_core::Registry,
     /// Artifact bytes behind the proxy.
     pub artifacts: Arc<dyn ArtifactStore>,
+    /// Dataset versions and lineage.
+    pub lineage: cairn_core::lineage::Lineage,
 }
 
 /// Limits of the HTTP surface.
@@ -163,6 +166,7 @@ pub fn router(state: AppState, options: ApiOptions) -> Router {
     };
     let api = tracking::routes()
         .merge(registry::routes())
+        .merge(lineage::routes())
         .merge(artifacts::routes());
     let router = Router::new()
         .nest("/api/2.0", api.clone())

@@ -9,6 +9,7 @@
 
 mod error;
 pub mod ids;
+pub mod lineage;
 pub mod model;
 pub mod paths;
 pub mod registry;
@@ -20,8 +21,9 @@ pub mod validate;
 pub use error::{Error, Result};
 pub use registry::Registry;
 pub use store::{
-    ArtifactEntry, ArtifactStore, ExperimentLocation, ExperimentQuery, LoggedModelQuery,
-    ModelVersionQuery, RegisteredModelQuery, RegistryStore, RunQuery, TrackingStore,
+    ArtifactEntry, ArtifactStore, DatasetStore, ExperimentLocation, ExperimentQuery,
+    LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore, RunQuery,
+    TrackingStore,
 };
 pub use tracking::Tracking;
 

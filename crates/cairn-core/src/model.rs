@@ -414,3 +414,53 @@ pub struct RegisteredModel {
     /// Aliases and the versions they point at.
     pub aliases: Vec<(String, i64)>,
 }
+
+/// One recorded version of a Cairn dataset: the exact bytes (by digest) a name pointed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetVersion {
+    /// Dataset name (by default the tracked path's file name).
+    pub name: String,
+    /// 1, 2, ... per name; a new number only when the bytes change.
+    pub version: i64,
+    /// BLAKE3 digest, 64 lowercase hex characters: of the file, or of the directory manifest.
+    pub digest: String,
+    /// `file` or `directory`.
+    pub kind: String,
+    /// Total bytes of the files.
+    pub size: i64,
+    /// Number of files.
+    pub files: i64,
+    /// `csv`, `parquet`, `json`, ... or `mixed` / `binary`.
+    pub format: String,
+    /// Where it was added from, relative to the project root.
+    pub path: String,
+    /// The user's note.
+    pub message: String,
+    /// Who added it.
+    pub user_id: String,
+    /// When it was recorded (ms).
+    pub creation_time: i64,
+}
+
+/// What `cairn data add` asks the store to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDatasetVersion {
+    /// Dataset name.
+    pub name: String,
+    /// Digest, 64 lowercase hex characters.
+    pub digest: String,
+    /// `file` or `directory`.
+    pub kind: String,
+    /// Total bytes.
+    pub size: i64,
+    /// Number of files.
+    pub files: i64,
+    /// Format.
+    pub format: String,
+    /// Path relative to the project root.
+    pub path: String,
+    /// The user's note.
+    pub message: String,
+    /// Who added it.
+    pub user_id: String,
+}

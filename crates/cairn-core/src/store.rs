@@ -166,6 +166,11 @@ pub trait TrackingStore: Send + Sync {
     fn delete_logged_model(&self, model_id: &str, now: i64) -> Result<()>;
     /// Searches logged models.
     fn search_logged_models(&self, query: &LoggedModelQuery) -> Result<Page<LoggedModel>>;
+
+    /// Ids of runs with a dataset input whose digest (8 characters or more) is a prefix of
+    /// `digest`, oldest first. MLflow caps input digests at 36 characters, so a run names a
+    /// Cairn dataset by a prefix of its 64-character digest.
+    fn runs_with_input_digest(&self, digest: &str) -> Result<Vec<String>>;
 }
 
 /// A search over registered models.
@@ -283,4 +288,21 @@ pub trait ArtifactStore: Send + Sync {
     fn list(&self, path: &ArtifactPath) -> Result<Vec<ArtifactEntry>>;
     /// Deletes a file or a directory tree; `NotFound` if absent.
     fn delete(&self, path: &ArtifactPath) -> Result<()>;
+}
+
+/// Versions of Cairn datasets.
+pub trait DatasetStore: Send + Sync {
+    /// Records a version: the next number for the name, unless the name's newest version has
+    /// the same digest, which is returned instead. The flag says whether a version was created.
+    fn record_dataset_version(
+        &self,
+        version: &NewDatasetVersion,
+        now: i64,
+    ) -> Result<(DatasetVersion, bool)>;
+    /// One version.
+    fn get_dataset_version(&self, name: &str, version: i64) -> Result<Option<DatasetVersion>>;
+    /// Versions of one name, or of all names, newest first.
+    fn list_dataset_versions(&self, name: Option<&str>) -> Result<Vec<DatasetVersion>>;
+    /// Versions whose digest starts with `prefix`, oldest first.
+    fn dataset_versions_by_digest(&self, prefix: &str) -> Result<Vec<DatasetVersion>>;
 }

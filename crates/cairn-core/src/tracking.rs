@@ -290,6 +290,11 @@ impl Tracking {
         self.get_run(&run_id)
     }
 
+    /// Ids of runs whose dataset inputs name `digest` (by a prefix of 8 characters or more).
+    pub fn runs_with_input_digest(&self, digest: &str) -> Result<Vec<String>> {
+        self.store.runs_with_input_digest(digest)
+    }
+
     /// Reads a run.
     pub fn get_run(&self, run_id: &str) -> Result<Run> {
         validate_run_id(run_id)?;

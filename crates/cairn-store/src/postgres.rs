@@ -9,6 +9,7 @@ use postgres::{Client, NoTls};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/postgres/0001_tracking.sql")),
     (2, include_str!("migrations/postgres/0002_registry.sql")),
+    (3, include_str!("migrations/postgres/0003_datasets.sql")),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.

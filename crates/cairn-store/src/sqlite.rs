@@ -11,6 +11,7 @@ use std::sync::Mutex;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_tracking.sql")),
     (2, include_str!("migrations/sqlite/0002_registry.sql")),
+    (3, include_str!("migrations/sqlite/0003_datasets.sql")),
 ];
 const READERS: usize = 4;
 

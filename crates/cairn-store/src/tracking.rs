@@ -1205,6 +1205,20 @@ impl TrackingStore for SqlStore {
         })
     }
 
+    fn runs_with_input_digest(&self, digest: &str) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT DISTINCT r.run_uuid, r.start_time FROM runs r \
+                 JOIN run_inputs i ON i.run_uuid = r.run_uuid \
+                 JOIN datasets d ON d.dataset_uuid = i.dataset_uuid \
+                 WHERE length(d.digest) >= 8 AND substr(?, 1, length(d.digest)) = lower(d.digest) \
+                 ORDER BY r.start_time, r.run_uuid",
+                &[digest.into()],
+            )?;
+            Ok(rows.iter().map(|r| r[0].text()).collect())
+        })
+    }
+
     fn search_logged_models(&self, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {
         self.read(|tx| {
             let d = tx.dialect();

@@ -1,6 +1,7 @@
 //! The `cairn` binary: command-line parsing, configuration and wiring. Logic lives in the
 //! library crates; this file only connects them.
 mod client;
+mod data;
 mod quickstart;
 mod serve;
 mod server;
@@ -25,6 +26,12 @@ enum Command {
     /// Start a server on the home folder, log a small real experiment through it, and keep
     /// serving so you can look at it.
     Quickstart(quickstart::QuickstartArgs),
+    /// Version data: add, status, diff, log, checkout, verify, gc, push, pull, remote.
+    Data(data::DataArgs),
+    /// Run the pipeline in cairn.yaml: stages in dependency order, in parallel, cached.
+    Repro(data::ReproArgs),
+    /// Trace a model version back to its run, data and code, or a dataset version forward.
+    Lineage(data::LineageArgs),
 }
 
 /// `$CAIRN_HOME`, or `./cairn-data`.
@@ -45,6 +52,23 @@ fn init_logging(default_level: &str) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Data commands run on plain threads (rayon, and their own runtime for remotes).
+    match cli.command {
+        Command::Data(args) => {
+            init_logging("warn");
+            return data::run(args);
+        }
+        Command::Repro(args) => {
+            init_logging("warn");
+            let code = data::repro(args)?;
+            std::process::exit(code);
+        }
+        Command::Lineage(args) => {
+            init_logging("warn");
+            return data::lineage(args);
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -61,5 +85,6 @@ fn main() -> anyhow::Result<()> {
             init_logging("warn");
             runtime.block_on(quickstart::run(args))
         }
+        Command::Data(_) | Command::Repro(_) | Command::Lineage(_) => unreachable!("handled above"),
     }
 }

@@ -70,7 +70,7 @@ fn parse_models_uri(uri: &str) -> anyhow::Result<(String, Option<String>)> {
     Ok((name.to_string(), version.map(str::to_string)))
 }
 
-fn encode(v: &str) -> String {
+pub(crate) fn encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -111,8 +111,10 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
         .with_context(|| format!("cannot use artifact folder {}", artifacts_dir.display()))?;
     let store = Arc::new(store);
     let tracking = Tracking::new(store.clone(), "mlflow-artifacts:");
+    let registry = Registry::new(store.clone(), tracking.clone());
     let state = AppState {
-        registry: Registry::new(store, tracking.clone()),
+        lineage: cairn_core::lineage::Lineage::new(registry.clone(), store),
+        registry,
         tracking,
         artifacts: Arc::new(artifacts),
     };

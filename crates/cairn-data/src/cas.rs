@@ -1,0 +1,233 @@
+//! The local content-addressed store: every file's bytes once, named by their BLAKE3 digest,
+//! under `objects/<2 hex>/<62 hex>`.
+//!
+//! Invariant: a file under `objects/` is complete and its bytes hash to its name when it
+//! appears. Objects are written to `tmp/` first (hashed while written) and renamed into place;
+//! an interrupted write leaves only a temp file, which `gc` removes. Objects are read-only.
+//! Writes are not fsynced one by one (a process crash loses nothing the kernel has; a power cut
+//! can, and `verify` then names the damaged objects).
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{hash_file, SMALL_FILE};
+use crate::progress::Progress;
+use std::fs::{self, File, Permissions};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tempfile::NamedTempFile;
+
+/// The local object store.
+#[derive(Debug, Clone)]
+pub struct Cas {
+    objects: PathBuf,
+    tmp: PathBuf,
+}
+
+/// What storing a file did.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// The bytes' digest.
+    pub digest: Digest,
+    /// Their length.
+    pub size: u64,
+    /// Whether the object was new to the store.
+    pub new: bool,
+}
+
+impl Cas {
+    /// Opens (creating) the store at `root`.
+    pub fn open(root: &Path) -> Result<Cas> {
+        let objects = root.join("objects");
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&objects).at(&objects)?;
+        fs::create_dir_all(&tmp).at(&tmp)?;
+        Ok(Cas { objects, tmp })
+    }
+
+    /// Where an object lives.
+    pub fn object_path(&self, digest: &Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.objects.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Whether the object is present (not whether it is intact).
+    pub fn contains(&self, digest: &Digest) -> bool {
+        fs::metadata(self.object_path(digest)).is_ok_and(|m| m.is_file())
+    }
+
+    /// A new temp file inside the store, removed on drop unless committed.
+    pub(crate) fn temp(&self) -> Result<NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix("obj-")
+            .tempfile_in(&self.tmp)
+            .at(&self.tmp)
+    }
+
+    /// Renames a temp file whose bytes hash to `digest` into place; false if it was there.
+    pub(crate) fn commit(&self, tmp: NamedTempFile, digest: &Digest) -> Result<bool> {
+        let path = self.object_path(digest);
+        if path.is_file() {
+            return Ok(false);
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).at(dir)?;
+        }
+        fs::set_permissions(tmp.path(), Permissions::from_mode(0o444)).at(tmp.path())?;
+        tmp.persist(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(true)
+    }
+
+    /// Stores bytes held in memory.
+    pub fn store_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        if !self.contains(&digest) {
+            let mut tmp = self.temp()?;
+            tmp.write_all(bytes).at(tmp.path())?;
+            self.commit(tmp, &digest)?;
+        }
+        Ok(digest)
+    }
+
+    /// Stores a file's bytes: small files are read whole, hashed and written only when new;
+    /// large ones are copied and hashed in one parallel pass.
+    pub fn store_file(&self, path: &Path, progress: &dyn Progress) -> Result<Stored> {
+        let file = File::open(path).at(path)?;
+        let size = file.metadata().at(path)?.len();
+        if size <= SMALL_FILE {
+            let bytes = fs::read(path).at(path)?;
+            progress.advance(bytes.len() as u64);
+            let digest = Digest::of(&bytes);
+            let new = !self.contains(&digest);
+            if new {
+                let mut tmp = self.temp()?;
+                tmp.write_all(&bytes).at(tmp.path())?;
+                self.commit(tmp, &digest)?;
+            }
+            return Ok(Stored {
+                digest,
+                size: bytes.len() as u64,
+                new,
+            });
+        }
+        let tmp = self.temp()?;
+        let digest = hash_file(&file, size, Some(tmp.as_file()), progress).at(path)?;
+        let new = self.commit(tmp, &digest)?;
+        Ok(Stored { digest, size, new })
+    }
+
+    /// An object's bytes, checked against its name.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.object_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Missing(*digest))
+            }
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                digest: *digest,
+                actual,
+                path,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Copies an object into `dst`, checking its bytes against its name as they pass.
+    pub fn copy_to(&self, digest: &Digest, dst: &File, progress: &dyn Progress) -> Result<u64> {
+        let path = self.object_path(digest);
+        let src = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Missing(*digest))
+            }
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        let size = src.metadata().at(&path)?.len();
+        let actual = hash_file(&src, size, Some(dst), progress).at(&path)?;
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                digest: *digest,
+                actual,
+                path,
+            });
+        }
+        Ok(size)
+    }
+
+    /// Re-hashes one object; its size if intact.
+    pub fn check(&self, digest: &Digest, progress: &dyn Progress) -> Result<u64> {
+        let path = self.object_path(digest);
+        let src = File::open(&path).at(&path)?;
+        let size = src.metadata().at(&path)?.len();
+        let actual = hash_file(&src, size, None, progress).at(&path)?;
+        if actual != *digest {
+            return Err(Error::Corrupt {
+                digest: *digest,
+                actual,
+                path,
+            });
+        }
+        Ok(size)
+    }
+
+    /// Every object present, with its size.
+    pub fn list(&self) -> Result<Vec<(Digest, u64)>> {
+        let mut out = Vec::new();
+        for fan in fs::read_dir(&self.objects).at(&self.objects)? {
+            let fan = fan.at(&self.objects)?;
+            let prefix = fan.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !fan.path().is_dir() {
+                continue;
+            }
+            let dir = fan.path();
+            for entry in fs::read_dir(&dir).at(&dir)? {
+                let entry = entry.at(&dir)?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                if let Some(d) = Digest::parse(&name) {
+                    let size = entry.metadata().at(&entry.path())?.len();
+                    out.push((d, size));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes an object.
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        let path = self.object_path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Io { path, source: e })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes temp files left by interrupted writes (older than `age`, so a concurrent add's
+    /// files survive); how many.
+    pub fn clean_tmp(&self, age: Duration) -> Result<u64> {
+        let mut removed = 0;
+        let now = SystemTime::now();
+        for entry in fs::read_dir(&self.tmp).at(&self.tmp)? {
+            let entry = entry.at(&self.tmp)?;
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() >= age)
+                .unwrap_or(true);
+            if old && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,117 @@
+//! The stat cache: digests of files whose (inode, size, mtime, ctime) have not changed since
+//! they were hashed, so re-adding an unchanged tree reads no file contents.
+//!
+//! One line per file: `ino size mtime_ns ctime_ns digest path`. An entry is only recorded for
+//! a file whose timestamps are older than the scan's start by more than the clock's tick, so a
+//! write landing in the same tick as the hashing cannot hide behind an unchanged stat (git's
+//! "racy clean" problem).
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::walk::StatKey;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Timestamps within this many nanoseconds before the scan started are not trusted.
+const RACY_NS: i128 = 100_000_000;
+
+pub(crate) struct StatCache {
+    file: PathBuf,
+    entries: Mutex<HashMap<PathBuf, (StatKey, Digest)>>,
+    horizon_ns: i128,
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+fn parse_line(line: &str) -> Option<(PathBuf, (StatKey, Digest))> {
+    let mut parts = line.splitn(6, ' ');
+    let ino = parts.next()?.parse().ok()?;
+    let size = parts.next()?.parse().ok()?;
+    let mtime_ns = parts.next()?.parse().ok()?;
+    let ctime_ns = parts.next()?.parse().ok()?;
+    let digest = Digest::parse(parts.next()?)?;
+    let path = PathBuf::from(parts.next()?);
+    Some((
+        path,
+        (
+            StatKey {
+                ino,
+                size,
+                mtime_ns,
+                ctime_ns,
+            },
+            digest,
+        ),
+    ))
+}
+
+impl StatCache {
+    /// Loads the cache (a missing or damaged file is an empty cache: it is only a cache).
+    pub fn load(file: &Path) -> StatCache {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let entries = text.lines().filter_map(parse_line).collect();
+        StatCache {
+            file: file.to_path_buf(),
+            entries: Mutex::new(entries),
+            horizon_ns: now_ns() - RACY_NS,
+        }
+    }
+
+    /// The cached digest, if the file's stat is unchanged.
+    pub fn get(&self, abs: &Path, stat: &StatKey) -> Option<Digest> {
+        let entries = self.entries.lock().ok()?;
+        match entries.get(abs) {
+            Some((key, digest)) if key == stat => Some(*digest),
+            _ => None,
+        }
+    }
+
+    /// Records a digest, unless the timestamps are too recent to trust.
+    pub fn put(&self, abs: &Path, stat: StatKey, digest: Digest) {
+        if stat.mtime_ns >= self.horizon_ns || stat.ctime_ns >= self.horizon_ns {
+            return;
+        }
+        if let Some(text) = abs.to_str() {
+            if text.contains('\n') {
+                return;
+            }
+            if let Ok(mut entries) = self.entries.lock() {
+                entries.insert(abs.to_path_buf(), (stat, digest));
+            }
+        }
+    }
+
+    /// Forgets entries under `root` that `keep` does not list (deleted files).
+    pub fn retain_under(&self, root: &Path, keep: &dyn Fn(&Path) -> bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|p, _| !p.starts_with(root) || keep(p));
+        }
+    }
+
+    /// Writes the cache back atomically.
+    pub fn save(&self) -> Result<()> {
+        let mut text = String::new();
+        if let Ok(entries) = self.entries.lock() {
+            text.reserve(entries.len() * 140);
+            for (path, (k, d)) in entries.iter() {
+                if let Some(p) = path.to_str() {
+                    use std::fmt::Write;
+                    let _ = writeln!(
+                        text,
+                        "{} {} {} {} {} {}",
+                        k.ino, k.size, k.mtime_ns, k.ctime_ns, d, p
+                    );
+                }
+            }
+        }
+        if let Some(dir) = self.file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        crate::fsutil::write_replacing(&self.file, text.as_bytes(), false)
+    }
+}
