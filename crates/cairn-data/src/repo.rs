@@ -421,6 +421,7 @@ impl DataRepo {
                 }
             }
         })?;
+        self.cache.begin_scan();
         let counters = Counters::default();
         let name = abs
             .file_name()

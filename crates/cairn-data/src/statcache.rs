@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::walk::StatKey;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 /// Timestamps within this many nanoseconds before the scan started are not trusted.
@@ -18,7 +19,7 @@ const RACY_NS: i128 = 100_000_000;
 pub(crate) struct StatCache {
     file: PathBuf,
     entries: Mutex<HashMap<PathBuf, (StatKey, Digest)>>,
-    horizon_ns: i128,
+    horizon_ns: AtomicI64,
 }
 
 fn now_ns() -> i128 {
@@ -58,8 +59,14 @@ impl StatCache {
         StatCache {
             file: file.to_path_buf(),
             entries: Mutex::new(entries),
-            horizon_ns: now_ns() - RACY_NS,
+            horizon_ns: AtomicI64::new((now_ns() - RACY_NS) as i64),
         }
+    }
+
+    /// Marks the start of a scan: files changed from here on (or just before) are not cached.
+    pub fn begin_scan(&self) {
+        self.horizon_ns
+            .store((now_ns() - RACY_NS) as i64, Ordering::Relaxed);
     }
 
     /// The cached digest, if the file's stat is unchanged.
@@ -73,7 +80,8 @@ impl StatCache {
 
     /// Records a digest, unless the timestamps are too recent to trust.
     pub fn put(&self, abs: &Path, stat: StatKey, digest: Digest) {
-        if stat.mtime_ns >= self.horizon_ns || stat.ctime_ns >= self.horizon_ns {
+        let horizon = self.horizon_ns.load(Ordering::Relaxed) as i128;
+        if stat.mtime_ns >= horizon || stat.ctime_ns >= horizon {
             return;
         }
         if let Some(text) = abs.to_str() {
