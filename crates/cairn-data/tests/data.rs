@@ -56,15 +56,18 @@ fn spec() -> impl Strategy<Value = Spec> {
             let mut ds = Vec::new();
             for (d, m) in dirs {
                 let d = format!("{d}_empty");
-                let clash = taken
-                    .iter()
-                    .any(|t| t == &d || t.starts_with(&format!("{d}/")) || d.starts_with(&format!("{t}/")));
+                let clash = taken.iter().any(|t| {
+                    t == &d || t.starts_with(&format!("{d}/")) || d.starts_with(&format!("{t}/"))
+                });
                 if !clash {
                     taken.push(d.clone());
                     ds.push((d, m));
                 }
             }
-            Spec { files: fs, empty_dirs: ds }
+            Spec {
+                files: fs,
+                empty_dirs: ds,
+            }
         })
 }
 
@@ -120,17 +123,34 @@ fn single_files_round_trip_with_their_mode() {
     let p = Project::new();
     let repo = p.repo();
     p.write("model.bin", &[7u8; 100_000]);
-    std::fs::set_permissions(p.root.join("model.bin"), std::fs::Permissions::from_mode(0o750)).unwrap();
-    let v1 = repo.add(&p.root, Path::new("model.bin"), Some("weights"), "first", &NoProgress).unwrap();
+    std::fs::set_permissions(
+        p.root.join("model.bin"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    let v1 = repo
+        .add(
+            &p.root,
+            Path::new("model.bin"),
+            Some("weights"),
+            "first",
+            &NoProgress,
+        )
+        .unwrap();
     assert_eq!(v1.snapshot.kind, Kind::File);
     assert_eq!(v1.snapshot.digest, Digest::of(&[7u8; 100_000]));
     let pointer = Pointer::read(&p.root.join("model.bin.cairn")).unwrap();
     assert_eq!(pointer.mode, Some(0o750));
     assert_eq!(pointer.dataset.as_deref(), Some("weights"));
     std::fs::remove_file(p.root.join("model.bin")).unwrap();
-    repo.checkout(&p.root, &["model.bin".into()], false, &NoProgress).unwrap();
+    repo.checkout(&p.root, &["model.bin".into()], false, &NoProgress)
+        .unwrap();
     assert_eq!(p.read("model.bin"), vec![7u8; 100_000]);
-    let mode = std::fs::metadata(p.root.join("model.bin")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(p.root.join("model.bin"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o750);
     // Checked-out files are copies: editing one leaves the store's object intact.
     std::fs::write(p.root.join("model.bin"), b"edited").unwrap();
@@ -142,15 +162,22 @@ fn a_copy_stores_nothing_new_and_an_unchanged_readd_reads_nothing() {
     let p = Project::new();
     let repo = p.repo();
     for i in 0..50 {
-        p.write(&format!("a/part-{i:03}.csv"), format!("x,y\n{i},{}\n", i * i).as_bytes());
+        p.write(
+            &format!("a/part-{i:03}.csv"),
+            format!("x,y\n{i},{}\n", i * i).as_bytes(),
+        );
     }
     wait_past_racy_window();
-    let first = repo.add(&p.root, Path::new("a"), None, "", &NoProgress).unwrap();
+    let first = repo
+        .add(&p.root, Path::new("a"), None, "", &NoProgress)
+        .unwrap();
     assert_eq!(first.snapshot.new_objects, 51, "50 files and one manifest");
     let objects = repo.cas().list().unwrap().len();
 
     // Re-adding the unchanged folder hashes nothing and creates no version.
-    let again = repo.add(&p.root, Path::new("a"), None, "", &NoProgress).unwrap();
+    let again = repo
+        .add(&p.root, Path::new("a"), None, "", &NoProgress)
+        .unwrap();
     assert_eq!(again.snapshot.hashed_files, 0);
     assert!(!again.created);
     assert_eq!(again.version.version, 1);
@@ -162,7 +189,9 @@ fn a_copy_stores_nothing_new_and_an_unchanged_readd_reads_nothing() {
         .status()
         .unwrap();
     assert!(status.success());
-    let copy = repo.add(&p.root, Path::new("b"), None, "", &NoProgress).unwrap();
+    let copy = repo
+        .add(&p.root, Path::new("b"), None, "", &NoProgress)
+        .unwrap();
     assert_eq!(copy.snapshot.new_objects, 0);
     assert_eq!(copy.snapshot.digest, first.snapshot.digest);
     assert_eq!(repo.cas().list().unwrap().len(), objects);
@@ -170,7 +199,9 @@ fn a_copy_stores_nothing_new_and_an_unchanged_readd_reads_nothing() {
     // One changed file: one new object plus the new manifest, one file hashed.
     wait_past_racy_window();
     p.write("a/part-007.csv", b"x,y\n7,50\n");
-    let changed = repo.add(&p.root, Path::new("a"), None, "", &NoProgress).unwrap();
+    let changed = repo
+        .add(&p.root, Path::new("a"), None, "", &NoProgress)
+        .unwrap();
     assert!(changed.created);
     assert_eq!(changed.version.version, 2);
     assert_eq!(changed.snapshot.new_objects, 2);
@@ -185,7 +216,8 @@ fn status_reports_unchanged_modified_and_missing() {
     p.write("two/x.txt", b"x");
     p.write("three.txt", b"3");
     for path in ["one.csv", "two", "three.txt"] {
-        repo.add(&p.root, Path::new(path), None, "", &NoProgress).unwrap();
+        repo.add(&p.root, Path::new(path), None, "", &NoProgress)
+            .unwrap();
     }
     p.write("two/y.txt", b"new");
     std::fs::remove_file(p.root.join("three.txt")).unwrap();
@@ -212,25 +244,48 @@ fn csv_rows(rows: &[&str]) -> Vec<u8> {
 fn diff_reports_files_rows_and_schema_of_csv() {
     let p = Project::new();
     let repo = p.repo();
-    p.write("d/train.csv", &csv_rows(&["id,score,label", "1,0.5,a", "2,0.7,b", "3,0.9,a", ""]));
+    p.write(
+        "d/train.csv",
+        &csv_rows(&["id,score,label", "1,0.5,a", "2,0.7,b", "3,0.9,a", ""]),
+    );
     p.write("d/notes.txt", b"v1");
     p.write("d/old.bin", b"gone soon");
-    repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
     // Row 2 changed, row 4 added, column `weight` added, `score` turned to text.
     p.write(
         "d/train.csv",
-        &csv_rows(&["id,score,label,weight", "1,0.5,a,1", "2,high,b,1", "3,0.9,a,1", "4,0.1,b,2", ""]),
+        &csv_rows(&[
+            "id,score,label,weight",
+            "1,0.5,a,1",
+            "2,high,b,1",
+            "3,0.9,a,1",
+            "4,0.1,b,2",
+            "",
+        ]),
     );
     std::fs::remove_file(p.root.join("d/old.bin")).unwrap();
     p.write("d/new.bin", b"fresh");
-    repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
 
-    let (a, b) = (repo.side(&p.root, "d@1").unwrap(), repo.side(&p.root, "d@2").unwrap());
+    let (a, b) = (
+        repo.side(&p.root, "d@1").unwrap(),
+        repo.side(&p.root, "d@2").unwrap(),
+    );
     let d = repo.diff(&a, &b).unwrap();
-    let changes: Vec<(&str, Change)> = d.changes.iter().map(|c| (c.path.as_str(), c.change)).collect();
+    let changes: Vec<(&str, Change)> = d
+        .changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.change))
+        .collect();
     assert_eq!(
         changes,
-        vec![("new.bin", Change::Added), ("old.bin", Change::Removed), ("train.csv", Change::Modified)]
+        vec![
+            ("new.bin", Change::Added),
+            ("old.bin", Change::Removed),
+            ("train.csv", Change::Modified)
+        ]
     );
     assert_eq!(d.unchanged, 1);
     let t = d.changes[2].table.as_ref().unwrap();
@@ -239,7 +294,14 @@ fn diff_reports_files_rows_and_schema_of_csv() {
     assert_eq!((t.rows_added, t.rows_removed), (2, 1));
     assert_eq!(t.columns_added, vec!["weight"]);
     assert!(t.columns_removed.is_empty());
-    assert_eq!(t.type_changes, vec![("score".to_string(), "float".to_string(), "string".to_string())]);
+    assert_eq!(
+        t.type_changes,
+        vec![(
+            "score".to_string(),
+            "float".to_string(),
+            "string".to_string()
+        )]
+    );
 
     // Against the workspace, and with the pointer file as A.
     p.write("d/notes.txt", b"v2");
@@ -250,10 +312,14 @@ fn diff_reports_files_rows_and_schema_of_csv() {
     assert_eq!(d.changes[0].path, "notes.txt");
     // Reordering rows is not a change of content a table cares about.
     p.write("reordered.csv", &csv_rows(&["a,b", "1,2", "3,4"]));
-    repo.add(&p.root, Path::new("reordered.csv"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("reordered.csv"), None, "", &NoProgress)
+        .unwrap();
     p.write("reordered.csv", &csv_rows(&["a,b", "3,4", "1,2"]));
     let d = repo
-        .diff(&repo.side(&p.root, "reordered.csv@1").unwrap(), &repo.side(&p.root, "reordered.csv").unwrap())
+        .diff(
+            &repo.side(&p.root, "reordered.csv@1").unwrap(),
+            &repo.side(&p.root, "reordered.csv").unwrap(),
+        )
         .unwrap();
     let t = d.changes[0].table.as_ref().unwrap();
     assert_eq!((t.rows_added, t.rows_removed), (0, 0));
@@ -280,11 +346,21 @@ fn diff_reports_rows_and_schema_of_parquet() {
     let repo = p.repo();
     let file = p.root.join("t.parquet");
     write_parquet(&file, &[1, 2, 3, 4], &[0.1, 0.2, 0.3, 0.4], None);
-    repo.add(&p.root, Path::new("t.parquet"), None, "", &NoProgress).unwrap();
-    write_parquet(&file, &[1, 2, 4, 5, 6], &[0.1, 0.25, 0.4, 0.5, 0.6], Some(&["a", "b", "c", "d", "e"]));
-    repo.add(&p.root, Path::new("t.parquet"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("t.parquet"), None, "", &NoProgress)
+        .unwrap();
+    write_parquet(
+        &file,
+        &[1, 2, 4, 5, 6],
+        &[0.1, 0.25, 0.4, 0.5, 0.6],
+        Some(&["a", "b", "c", "d", "e"]),
+    );
+    repo.add(&p.root, Path::new("t.parquet"), None, "", &NoProgress)
+        .unwrap();
     let d = repo
-        .diff(&repo.side(&p.root, "t.parquet@1").unwrap(), &repo.side(&p.root, "t.parquet@2").unwrap())
+        .diff(
+            &repo.side(&p.root, "t.parquet@1").unwrap(),
+            &repo.side(&p.root, "t.parquet@2").unwrap(),
+        )
         .unwrap();
     assert_eq!(d.changes.len(), 1);
     let t = d.changes[0].table.as_ref().unwrap();
@@ -300,12 +376,16 @@ fn checkout_refuses_to_destroy_bytes_that_are_not_in_the_store() {
     let p = Project::new();
     let repo = p.repo();
     p.write("d/a.txt", b"one");
-    repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
     p.write("d/a.txt", b"unsaved edit");
     p.write("d/extra.txt", b"unsaved file");
     let err = repo.checkout(&p.root, &[], false, &NoProgress).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("d/a.txt") && msg.contains("d/extra.txt") && msg.contains("--force"), "{msg}");
+    assert!(
+        msg.contains("d/a.txt") && msg.contains("d/extra.txt") && msg.contains("--force"),
+        "{msg}"
+    );
     assert_eq!(p.read("d/a.txt"), b"unsaved edit", "nothing changed");
     repo.checkout(&p.root, &[], true, &NoProgress).unwrap();
     assert_eq!(p.read("d/a.txt"), b"one");
@@ -318,23 +398,42 @@ fn paths_that_leave_the_root_and_symlinks_are_refused() {
     let repo = p.repo();
     std::fs::write(p.dir.path().join("outside.txt"), b"secret").unwrap();
     for bad in ["../outside.txt", "/etc/hostname"] {
-        let err = repo.add(&p.root, Path::new(bad), None, "", &NoProgress).unwrap_err();
-        assert!(err.to_string().contains("outside the project root"), "{bad}: {err}");
+        let err = repo
+            .add(&p.root, Path::new(bad), None, "", &NoProgress)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("outside the project root"),
+            "{bad}: {err}"
+        );
     }
     std::os::unix::fs::symlink(p.dir.path().join("outside.txt"), p.root.join("link.txt")).unwrap();
-    let err = repo.add(&p.root, Path::new("link.txt"), None, "", &NoProgress).unwrap_err();
+    let err = repo
+        .add(&p.root, Path::new("link.txt"), None, "", &NoProgress)
+        .unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
     p.write("d/ok.txt", b"ok");
     std::os::unix::fs::symlink("/etc", p.root.join("d/etc")).unwrap();
-    let err = repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap_err();
+    let err = repo
+        .add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
-    assert!(repo.meta().list_dataset_versions(None).unwrap().is_empty(), "nothing recorded");
+    assert!(
+        repo.meta().list_dataset_versions(None).unwrap().is_empty(),
+        "nothing recorded"
+    );
 
     // A tampered manifest naming `../x` is refused before anything is written.
     let evil = br#"{"cairn_manifest":1,"entries":[{"path":"../escaped","type":"file","mode":420,"size":2,"digest":"0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
     let digest = repo.cas().store_bytes(evil).unwrap();
     let err = repo
-        .restore(Kind::Directory, &digest, None, &p.root.join("x"), true, &NoProgress)
+        .restore(
+            Kind::Directory,
+            &digest,
+            None,
+            &p.root.join("x"),
+            true,
+            &NoProgress,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("unsafe path"), "{err}");
     assert!(!p.dir.path().join("escaped").exists());
@@ -346,7 +445,8 @@ fn a_corrupted_object_is_named_by_verify_and_on_read() {
     let repo = p.repo();
     p.write("d/a.csv", b"a\n1\n");
     p.write("d/b.csv", b"b\n2\n");
-    repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
     let digest = Digest::of(b"b\n2\n");
     let object = repo.cas().object_path(&digest);
     std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -367,7 +467,8 @@ fn gc_removes_only_what_nothing_needs() {
     let p = Project::new();
     let repo = p.repo();
     p.write("d/a.txt", b"kept");
-    repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
     let stray = repo.cas().store_bytes(b"nobody needs me").unwrap();
     let dry = repo.gc(true).unwrap();
     assert_eq!(dry.removed, 1);
@@ -384,14 +485,24 @@ fn push_pull_round_trip(url: &str) {
     p.write("d/small.csv", b"a,b\n1,2\n");
     p.write("d/big.bin", &vec![3u8; 20 << 20]);
     p.write("d/nested/x.txt", b"x");
-    repo.add(&p.root, Path::new("d"), None, "", &NoProgress).unwrap();
+    repo.add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
     let want = tree(&p.root.join("d"));
     let remote = Remote::open("test", url).unwrap();
-    let roots: Vec<(Kind, Digest)> = repo.pointers().unwrap().iter().map(|(_, p)| (p.kind, p.digest)).collect();
+    let roots: Vec<(Kind, Digest)> = repo
+        .pointers()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| (p.kind, p.digest))
+        .collect();
     let sent = repo.push(&remote, &roots, 4, &NoProgress).unwrap();
     assert_eq!(sent.objects, 4, "three files and the manifest");
     let again = repo.push(&remote, &roots, 4, &NoProgress).unwrap();
-    assert_eq!((again.objects, again.skipped), (0, 4), "only missing objects are sent");
+    assert_eq!(
+        (again.objects, again.skipped),
+        (0, 4),
+        "only missing objects are sent"
+    );
 
     // A fresh home (another machine): pull, then checkout restores the bytes.
     let other = p.repo_with_home(&p.dir.path().join("home2"));
