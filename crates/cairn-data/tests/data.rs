@@ -1,5 +1,6 @@
 //! Versioned data end to end through the library: round trips, dedup, the stat cache, diffs,
 //! safety of checkout, corruption, gc and remotes.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};

@@ -1,5 +1,6 @@
 //! `cairn repro` through the library: caching, parameters, restore from the run cache,
 //! parallel stages and failures.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use cairn_data::pipeline::{repro, Outcome, ReproOptions, StageReport};

@@ -1,11 +1,12 @@
 //! `cairn data`, `cairn repro` and `cairn lineage` as a user runs them: the binary, a project
 //! folder and a home.
+#![allow(clippy::unwrap_used)]
 use cairn_test::onnx::tiny_mlp_onnx;
 use cairn_test::TestServer;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_cairn"))

@@ -1,5 +1,5 @@
 //! Shared set-up: a project folder and a home with a SQLite metadata store.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 use cairn_data::repo::DataRepo;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
