@@ -295,6 +295,7 @@ impl DataRepo {
         let cas = Cas::open(&home)?;
         let cache = StatCache::load(&home.join("statcache"));
         let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
             .or_else(|_| std::env::var("USERNAME"))
             .unwrap_or_else(|_| "unknown".into());
         Ok(DataRepo {

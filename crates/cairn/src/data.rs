@@ -749,8 +749,9 @@ fn print_dataset_version(v: &Value, indent: &str) {
         v["version"],
         v["digest"].as_str().unwrap_or("")
     );
+    let cont = " ".repeat(indent.chars().count());
     println!(
-        "{indent}  {} {}, {}, {}, added {} by {} from {}{}",
+        "{cont}  {} {}, {}, {}, added {} by {} from {}{}",
         v["files"],
         if v["files"] == 1 { "file" } else { "files" },
         human(v["size"].as_u64().unwrap_or(0)),
@@ -772,15 +773,16 @@ fn print_run(run: &Value, indent: &str) {
         run["run_name"].as_str().unwrap_or(""),
         run["experiment_id"].as_str().unwrap_or("")
     );
+    let cont = " ".repeat(indent.chars().count());
     match run["git_commit"].as_str() {
         Some(c) => println!(
-            "{indent}  code commit {c}{}",
+            "{cont}  code commit {c}{}",
             run["source_name"]
                 .as_str()
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default()
         ),
-        None => println!("{indent}  code commit not recorded (tag mlflow.source.git.commit)"),
+        None => println!("{cont}  code commit not recorded (tag mlflow.source.git.commit)"),
     }
 }
 
@@ -789,8 +791,14 @@ pub fn lineage(args: LineageArgs) -> anyhow::Result<()> {
     let v = lineage_json(&args)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+    } else {
+        print_lineage(&v);
     }
+    Ok(())
+}
+
+/// Prints lineage JSON (the server's or the home's) as a tree.
+pub fn print_lineage(v: &Value) {
     if let Some(mv) = v.get("model_version") {
         let aliases = mv["aliases"]
             .as_array()
@@ -814,7 +822,7 @@ pub fn lineage(args: LineageArgs) -> anyhow::Result<()> {
         );
         let Some(run) = v.get("run").filter(|r| !r.is_null()) else {
             println!("  produced by no recorded run");
-            return Ok(());
+            return;
         };
         print_run(run, "  <- ");
         let inputs = run["inputs"].as_array().cloned().unwrap_or_default();
@@ -861,5 +869,4 @@ pub fn lineage(args: LineageArgs) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
 }

@@ -3,9 +3,9 @@
 //! learning rate, with loss and accuracy curves, params, tags and a JSON artifact.
 use crate::client::Client;
 use crate::server::{self, ServerArgs};
-use anyhow::Context;
+use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct QuickstartArgs {
@@ -55,6 +55,82 @@ fn make_data(n: usize, seed: u64) -> (Vec<[f64; 4]>, Vec<f64>) {
     (xs, ys)
 }
 
+fn write_csv(path: &Path, xs: &[[f64; 4]], ys: &[f64]) -> anyhow::Result<()> {
+    let mut text = String::from("x0,x1,x2,x3,y\n");
+    for (x, y) in xs.iter().zip(ys) {
+        text.push_str(&format!("{},{},{},{},{}\n", x[0], x[1], x[2], x[3], y));
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_csv(path: &Path) -> anyhow::Result<(Vec<[f64; 4]>, Vec<f64>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let v: Vec<f64> = line
+            .split(',')
+            .map(|f| f.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}:{}: not a number", path.display(), i + 1))?;
+        if v.len() != 5 {
+            bail!("{}:{}: expected 5 columns", path.display(), i + 1);
+        }
+        xs.push([v[0], v[1], v[2], v[3]]);
+        ys.push(v[4]);
+    }
+    Ok((xs, ys))
+}
+
+/// Writes the data as CSV under `<home>/quickstart/data`, versions the folder with Cairn as
+/// `quickstart-data`, and reads the rows back from the versioned files.
+fn version_data(home: &Path) -> anyhow::Result<(Split, DataInput, cairn_data::repo::AddOutcome)> {
+    let project = home.join("quickstart");
+    let data = project.join("data");
+    std::fs::create_dir_all(project.join(".cairn"))?;
+    std::fs::create_dir_all(&data)?;
+    let (train_x, train_y) = make_data(800, 42);
+    let (val_x, val_y) = make_data(200, 7);
+    write_csv(&data.join("train.csv"), &train_x, &train_y)?;
+    write_csv(&data.join("val.csv"), &val_x, &val_y)?;
+    let (state, _) = server::open_state(&ServerArgs::local(), home)?;
+    let repo = cairn_data::repo::DataRepo::open(
+        &project,
+        &std::fs::canonicalize(home)?.join("data"),
+        state.lineage.datasets().clone(),
+    )?;
+    let added = repo.add(
+        &project,
+        Path::new("data"),
+        Some(DATASET_NAME),
+        "synthetic two-blob data, train and validation",
+        &cairn_data::progress::NoProgress,
+    )?;
+    let (train_x, train_y) = read_csv(&data.join("train.csv"))?;
+    let (val_x, val_y) = read_csv(&data.join("val.csv"))?;
+    let digest = added.snapshot.digest.to_hex();
+    let input = DataInput {
+        name: DATASET_NAME.into(),
+        digest: cairn_core::lineage::run_input_digest(&digest).to_string(),
+        source: json!({"uri": format!("cairn://{DATASET_NAME}@{}", added.version.version),
+                       "path": data.display().to_string()})
+        .to_string(),
+    };
+    Ok((
+        Split {
+            train_x,
+            train_y,
+            val_x,
+            val_y,
+        },
+        input,
+        added,
+    ))
+}
+
+const DATASET_NAME: &str = "quickstart-data";
+
 fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
@@ -77,14 +153,35 @@ struct Trained {
     val_accuracy: f64,
 }
 
+/// Rows and labels read back from the versioned CSV files.
+struct Split {
+    train_x: Vec<[f64; 4]>,
+    train_y: Vec<f64>,
+    val_x: Vec<[f64; 4]>,
+    val_y: Vec<f64>,
+}
+
+/// The data as MLflow dataset input: the Cairn dataset version's name and digest prefix.
+struct DataInput {
+    name: String,
+    digest: String,
+    source: String,
+}
+
 fn train_and_log(
     client: &Client,
     experiment_id: &str,
     lr: f64,
     epochs: i64,
+    data: &Split,
+    input: &DataInput,
 ) -> anyhow::Result<Trained> {
-    let (train_x, train_y) = make_data(800, 42);
-    let (val_x, val_y) = make_data(200, 7);
+    let Split {
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+    } = data;
     let run = client.post(
         "runs/create",
         &json!({"experiment_id": experiment_id, "run_name": format!("logreg-lr-{lr}"),
@@ -96,6 +193,13 @@ fn train_and_log(
         .context("run id missing")?
         .to_string();
     client.post(
+        "runs/log-inputs",
+        &json!({"run_id": run_id, "datasets": [{
+            "tags": [{"key": "mlflow.data.context", "value": "training"}],
+            "dataset": {"name": input.name, "digest": input.digest, "source_type": "cairn",
+                        "source": input.source}}]}),
+    )?;
+    client.post(
         "runs/log-batch",
         &json!({"run_id": run_id, "params": [
             {"key": "learning_rate", "value": lr.to_string()},
@@ -106,7 +210,7 @@ fn train_and_log(
     let mut metrics = Vec::new();
     for epoch in 0..epochs {
         let mut grad = [0.0f64; 5];
-        for (x, &y) in train_x.iter().zip(&train_y) {
+        for (x, &y) in train_x.iter().zip(train_y) {
             let err = sigmoid(w[4] + (0..4).map(|j| w[j] * x[j]).sum::<f64>()) - y;
             for j in 0..4 {
                 grad[j] += err * x[j];
@@ -116,8 +220,8 @@ fn train_and_log(
         for j in 0..5 {
             w[j] -= lr * grad[j] / train_x.len() as f64;
         }
-        let (train_loss, _) = evaluate(&w, &train_x, &train_y);
-        let (val_loss, val_acc) = evaluate(&w, &val_x, &val_y);
+        let (train_loss, _) = evaluate(&w, train_x, train_y);
+        let (val_loss, val_acc) = evaluate(&w, val_x, val_y);
         let ts = cairn_core::now_millis();
         for (key, value) in [
             ("train_loss", train_loss),
@@ -133,7 +237,7 @@ fn train_and_log(
             &json!({"run_id": run_id, "metrics": chunk}),
         )?;
     }
-    let (val_loss, val_accuracy) = evaluate(&w, &val_x, &val_y);
+    let (val_loss, val_accuracy) = evaluate(&w, val_x, val_y);
     let model = json!({"kind": "logistic-regression", "weights": &w[..4], "bias": w[4], "learning_rate": lr});
     let artifact_uri = run["run"]["info"]["artifact_uri"]
         .as_str()
@@ -167,7 +271,11 @@ fn cairn_api_proxied_root(uri: &str) -> String {
         .to_string()
 }
 
-fn log_experiment(base: &str) -> anyhow::Result<(String, Vec<Trained>, Value)> {
+fn log_experiment(
+    base: &str,
+    data: &Split,
+    input: &DataInput,
+) -> anyhow::Result<(String, Vec<Trained>, Value)> {
     let client = Client::new(base);
     let name = format!("quickstart-{}", cairn_core::now_millis());
     let created = client.post("experiments/create", &json!({"name": name}))?;
@@ -177,7 +285,7 @@ fn log_experiment(base: &str) -> anyhow::Result<(String, Vec<Trained>, Value)> {
         .to_string();
     let mut runs = Vec::new();
     for lr in [0.01, 0.1, 1.0] {
-        runs.push(train_and_log(&client, &experiment_id, lr, 30)?);
+        runs.push(train_and_log(&client, &experiment_id, lr, 30, data, input)?);
     }
     let best = client.post(
         "runs/search",
@@ -265,9 +373,21 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         home.display(),
         built.backend_description
     );
+    let data_home = home.clone();
+    let (split, input, added) =
+        tokio::task::spawn_blocking(move || version_data(&data_home)).await??;
+    println!(
+        "Versioned the data with Cairn: {}@{} (blake3 {}, {} files, {}) at {}",
+        added.version.name,
+        added.version.version,
+        added.snapshot.digest,
+        added.snapshot.files,
+        crate::data::human(added.snapshot.size),
+        added.pointer_file.display()
+    );
     let url = base.clone();
     let (experiment_id, runs, best) =
-        tokio::task::spawn_blocking(move || log_experiment(&url)).await??;
+        tokio::task::spawn_blocking(move || log_experiment(&url, &split, &input)).await??;
     println!(
         "Logged experiment {experiment_id} with {} runs (logistic regression, 30 epochs each):",
         runs.len()
@@ -304,6 +424,15 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
                 row.map(|v| (v * 100.0).round() / 100.0)
             );
         }
+        let (url, v) = (base.clone(), version.clone());
+        let lineage = tokio::task::spawn_blocking(move || {
+            Client::new(&url).get(&format!(
+                "/api/2.0/cairn/lineage/model-version?name={MODEL_NAME}&version={v}"
+            ))
+        })
+        .await??;
+        println!("Its lineage (`cairn lineage models:/{MODEL_NAME}/{version}`):");
+        crate::data::print_lineage(&lineage);
         println!(
             "  curl -s {base}/v2/models/{MODEL_NAME}/versions/champion/infer -d '{{\"inputs\": [{{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": [0.5, -1, 2, 0]}}]}}'"
         );

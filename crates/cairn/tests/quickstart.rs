@@ -37,7 +37,22 @@ fn quickstart_trains_registers_and_serves() {
         .collect();
     assert_eq!(probabilities.len(), 4, "{first}");
     assert!(probabilities.iter().all(|p| (0.0..=1.0).contains(p)));
+    // The data was versioned before use, and the served model's lineage reaches its digest.
+    let digest = first
+        .lines()
+        .find_map(|l| l.split("quickstart-data@1 (blake3 ").nth(1))
+        .map(|rest| rest[..64].to_string())
+        .unwrap_or_else(|| panic!("no dataset version in {first}"));
+    let lineage_line = format!("dataset version quickstart-data@1  blake3 {digest}");
+    assert!(first.contains(&lineage_line), "{first}");
+    assert!(
+        first.contains(&format!("input quickstart-data digest {}", &digest[..32])),
+        "{first}"
+    );
+    assert!(home.path().join("quickstart/data.cairn").is_file());
     let second = quickstart(home.path());
+    // Same bytes: the same dataset version, no new one.
+    assert!(second.contains(&lineage_line), "{second}");
     assert!(
         second.contains("Registered 'quickstart-logreg' version 2"),
         "{second}"
