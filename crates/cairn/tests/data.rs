@@ -324,3 +324,17 @@ fn lineage_runs_from_a_served_model_version_back_to_the_dataset_digest() {
     assert_eq!(status, 200);
     assert_eq!(api, back);
 }
+
+/// The real mlflow client logs a Cairn dataset version's digest as a run input; lineage links.
+#[test]
+fn the_mlflow_client_links_runs_to_cairn_dataset_versions() {
+    let e = Env::new();
+    std::fs::write(e.proj.join("rows.csv"), "a,b\n1,2\n").unwrap();
+    e.ok(&["data", "add", "rows.csv"]);
+    let server = TestServer::start_in(bin(), &e.home, None, &[]);
+    cairn_test::run_interop_script(
+        "the_mlflow_client_links_runs_to_cairn_dataset_versions",
+        "lineage_client_test.py",
+        &server.url,
+    );
+}
