@@ -3,6 +3,9 @@ use crate::error::{IoContext, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Prefix of the temp files Cairn writes beside user files (skipped by add, removed by checkout).
+pub(crate) const TEMP_PREFIX: &str = ".cairn-tmp-";
+
 /// Writes a file by temp file, fsync and rename, so readers see the old or the new bytes, never
 /// half, and the new ones survive a crash once this returns.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -16,7 +19,7 @@ pub(crate) fn write_replacing(path: &Path, bytes: &[u8], durable: bool) -> Resul
         _ => Path::new("."),
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".cairn-tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .at(dir)?;
     tmp.write_all(bytes).at(path)?;

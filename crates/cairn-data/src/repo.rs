@@ -692,7 +692,7 @@ impl DataRepo {
     ) -> Result<()> {
         let dir = target.parent().unwrap_or(Path::new("."));
         let tmp = tempfile::Builder::new()
-            .prefix(".cairn-tmp-")
+            .prefix(crate::fsutil::TEMP_PREFIX)
             .tempfile_in(dir)
             .at(dir)?;
         self.cas.copy_to(digest, tmp.as_file(), progress)?;
@@ -808,6 +808,14 @@ impl DataRepo {
                 let mut remove: Vec<String> = Vec::new();
                 let mut unsaved = Vec::new();
                 for (rel, p) in &now {
+                    let leftover = rel
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|n| n.starts_with(crate::fsutil::TEMP_PREFIX));
+                    if leftover {
+                        remove.push(rel.clone());
+                        continue;
+                    }
                     let want = wanted.get(rel.as_str());
                     match p {
                         Present::File { abs, stat, mode } => {

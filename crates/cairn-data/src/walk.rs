@@ -61,6 +61,10 @@ pub(crate) fn scan(root: &Path) -> Result<(Vec<FileItem>, Vec<DirItem>)> {
             let entry = entry.at(&dir)?;
             let abs = entry.path();
             let name = utf8_name(&abs, &entry.file_name())?;
+            if name.starts_with(crate::fsutil::TEMP_PREFIX) {
+                // A checkout or pointer write interrupted here; not user data.
+                continue;
+            }
             let child = if rel.is_empty() {
                 name
             } else {

@@ -538,3 +538,31 @@ fn push_and_pull_through_a_real_s3_compatible_server() {
     let prefix = format!("{}/run-{}", url.trim_end_matches('/'), std::process::id());
     push_pull_round_trip(&prefix);
 }
+
+#[test]
+fn an_interrupted_checkout_is_finished_by_the_next_one() {
+    let p = Project::new();
+    let repo = p.repo();
+    p.write("d/a.txt", b"a");
+    p.write("d/b.txt", b"b");
+    let added = repo
+        .add(&p.root, Path::new("d"), None, "", &NoProgress)
+        .unwrap();
+    // What a checkout killed mid-copy leaves: one file gone, a temp file beside the others.
+    std::fs::remove_file(p.root.join("d/b.txt")).unwrap();
+    p.write("d/.cairn-tmp-x1y2z3", b"half a fi");
+    // The temp file is not data: the tree's digest ignores it ...
+    let snap = repo
+        .snapshot(&p.root.join("d"), false, &NoProgress)
+        .unwrap();
+    assert_eq!(snap.files, 1);
+    // ... and the next checkout removes it without --force and restores the rest.
+    repo.checkout(&p.root, &[], false, &NoProgress).unwrap();
+    assert!(!p.root.join("d/.cairn-tmp-x1y2z3").exists());
+    assert_eq!(
+        repo.snapshot(&p.root.join("d"), false, &NoProgress)
+            .unwrap()
+            .digest,
+        added.snapshot.digest
+    );
+}
