@@ -5,8 +5,11 @@ Cases (issue 4):
   (a) one 2 GiB file           -- add, re-add after it changed, status; and `cat FILE > /dev/null`
   (b) 100,000 small files, ~1 GiB in all -- add, re-add after one file changed, status
 
-Both tools start from an empty cache/store, run in the same project folder on the same files,
-with the page cache warm (every file is read once before timing). DVC runs as installed from
+Both tools start from an empty cache/store, each in its own project folder holding an identical
+copy of the data (DVC's `add` replaces the workspace file with a copy from its cache, which
+would spoil the other tool's stat cache if they shared files), with the page cache warm (every
+file is read once before timing) and `sync` run before every timed step, so neither tool pays
+for the other's dirty pages. DVC runs as installed from
 PyPI with its defaults (cache type reflink,copy: a copy on ext4, as Cairn makes), `--no-scm`.
 Prints wall-clock seconds and the DVC/Cairn ratio for each step.
 
@@ -26,7 +29,26 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+WARM = []  # the files every timed step finds in the page cache
+
+
+def settle():
+    """The same machine state before every timed step: dirty pages written back, the page
+    cache dropped (where allowed: root) and the step's inputs read back in. On a VM, pages the
+    guest has not touched before are expensive to write into (the host faults them in), so
+    without this the second tool to write 2 GiB can pay several times what the first paid."""
+    subprocess.run(["sync"], check=True)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+    for path in WARM:
+        warm(path)
+
+
 def timed(cmd, cwd, env=None, quiet=True):
+    settle()
     started = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     took = time.perf_counter() - started
@@ -63,30 +85,41 @@ def make_small(path, count, size):
             f.write(i.to_bytes(8, "little") + base[8:])
 
 
-def project(workdir, name, dvc, env):
-    proj = os.path.join(workdir, name)
-    shutil.rmtree(proj, ignore_errors=True)
-    os.makedirs(os.path.join(proj, ".cairn"))
-    timed([dvc, "init", "--no-scm", "-q"], proj, env)
-    return proj
+def projects(workdir, name, dvc, env):
+    """Two empty project folders: one for Cairn, one for DVC."""
+    cairn_proj = os.path.join(workdir, f"{name}-cairn")
+    dvc_proj = os.path.join(workdir, f"{name}-dvc")
+    for p in (cairn_proj, dvc_proj):
+        shutil.rmtree(p, ignore_errors=True)
+        os.makedirs(p)
+    os.makedirs(os.path.join(cairn_proj, ".cairn"))
+    timed([dvc, "init", "--no-scm", "-q"], dvc_proj, env)
+    return cairn_proj, dvc_proj
 
 
-def run_case(label, proj, target, change, cairn, dvc, env, cairn_env, extra=None):
+def copy_into(src_proj, dst_proj, target):
+    subprocess.run(["cp", "-a", os.path.join(src_proj, target), dst_proj], check=True)
+
+
+def run_case(label, projects, target, change, cairn, dvc, env, cairn_env, extra=None):
+    """`projects`: (cairn's folder, dvc's folder), each with its own copy of `target`."""
+    cp, dp = projects
     print(f"\n== {label}", flush=True)
-    warm(os.path.join(proj, target))
+    WARM[:] = [os.path.join(p, target) for p in projects]
     rows = []
     if extra:
         rows.append(extra())
-    c = timed([cairn, "data", "add", target], proj, cairn_env)
-    d = timed([dvc, "add", "-q", target], proj, env)
+    c = timed([cairn, "data", "add", target], cp, cairn_env)
+    d = timed([dvc, "add", "-q", target], dp, env)
     rows.append(("add", c, d))
-    change()
-    warm(os.path.join(proj, target))
-    c = timed([cairn, "data", "add", target], proj, cairn_env)
-    d = timed([dvc, "add", "-q", target], proj, env)
+    for p in projects:
+        change(p)
+    time.sleep(1)
+    c = timed([cairn, "data", "add", target], cp, cairn_env)
+    d = timed([dvc, "add", "-q", target], dp, env)
     rows.append(("re-add after a change", c, d))
-    c = timed([cairn, "data", "status"], proj, cairn_env)
-    d = timed([dvc, "status"], proj, env)
+    c = timed([cairn, "data", "status"], cp, cairn_env)
+    d = timed([dvc, "status"], dp, env)
     rows.append(("status (nothing changed)", c, d))
     for step, c, d in rows:
         if d is None:
@@ -117,50 +150,50 @@ def main():
         home = os.path.join(args.dir, "home-big")
         shutil.rmtree(home, ignore_errors=True)
         cairn_env = dict(env, CAIRN_HOME=home)
-        proj = project(args.dir, "big", args.dvc, env)
-        big = os.path.join(proj, "big.bin")
-        print(f"writing {args.big_gib} GiB ...", flush=True)
-        make_big(big, args.big_gib)
-        warm(proj)
+        pair = projects(args.dir, "big", args.dvc, env)
+        print(f"writing {args.big_gib} GiB (twice) ...", flush=True)
+        make_big(os.path.join(pair[0], "big.bin"), args.big_gib)
+        copy_into(pair[0], pair[1], "big.bin")
 
         def cat():
             # The floor: reading the file once, as `cat FILE > /dev/null` does.
-            best = min(timed(["sh", "-c", "cat big.bin > /dev/null"], proj) for _ in range(3))
+            best = min(timed(["sh", "-c", "cat big.bin > /dev/null"], pair[0]) for _ in range(3))
             return ("cat big.bin > /dev/null", best, None)
 
-        def change_big():
-            with open(big, "r+b") as f:
+        def change_big(proj):
+            with open(os.path.join(proj, "big.bin"), "r+b") as f:
                 f.seek(12345)
                 f.write(b"changed!")
 
-        rows = run_case(f"(a) one {args.big_gib} GiB file", proj, "big.bin", change_big,
+        rows = run_case(f"(a) one {args.big_gib} GiB file", pair, "big.bin", change_big,
                         args.cairn, args.dvc, env, cairn_env, extra=cat)
         cat_s = rows[0][1]
         add_s = rows[1][1]
         print(f"  cairn add / cat = {add_s / cat_s:.2f}x")
-        shutil.rmtree(proj, ignore_errors=True)
+        for p in pair:
+            shutil.rmtree(p, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
 
     if args.only in (None, "small"):
         home = os.path.join(args.dir, "home-small")
         shutil.rmtree(home, ignore_errors=True)
         cairn_env = dict(env, CAIRN_HOME=home)
-        proj = project(args.dir, "small", args.dvc, env)
-        data = os.path.join(proj, "data")
+        pair = projects(args.dir, "small", args.dvc, env)
         total = args.small_files * args.small_size
-        print(f"writing {args.small_files} files, {total / 2**30:.2f} GiB ...", flush=True)
-        make_small(data, args.small_files, args.small_size)
+        print(f"writing {args.small_files} files, {total / 2**30:.2f} GiB (twice) ...", flush=True)
+        make_small(os.path.join(pair[0], "data"), args.small_files, args.small_size)
+        copy_into(pair[0], pair[1], "data")
         # Files just written are younger than the stat caches' racy window; let them age.
         time.sleep(1)
 
-        def change_one():
-            with open(os.path.join(data, "shard-07", "row-000007.bin"), "r+b") as f:
+        def change_one(proj):
+            with open(os.path.join(proj, "data", "shard-07", "row-000007.bin"), "r+b") as f:
                 f.write(b"changed!")
-            time.sleep(1)
 
-        run_case(f"(b) {args.small_files} files", proj, "data", change_one,
+        run_case(f"(b) {args.small_files} files", pair, "data", change_one,
                  args.cairn, args.dvc, env, cairn_env)
-        shutil.rmtree(proj, ignore_errors=True)
+        for p in pair:
+            shutil.rmtree(p, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
 
 

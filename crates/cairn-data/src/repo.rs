@@ -635,9 +635,12 @@ impl DataRepo {
         match kind {
             Kind::File => self.cas.contains(digest),
             Kind::Directory => match self.cas.read(digest).and_then(|b| Manifest::from_bytes(&b)) {
-                Ok(m) => m
-                    .files()
-                    .all(|e| e.digest.is_some_and(|d| self.cas.contains(&d))),
+                Ok(m) => {
+                    let files: Vec<&Entry> = m.files().collect();
+                    files
+                        .par_iter()
+                        .all(|e| e.digest.is_some_and(|d| self.cas.contains(&d)))
+                }
                 Err(_) => false,
             },
         }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::walk::StatKey;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 
 /// Timestamps within this many nanoseconds before the scan started are not trusted.
@@ -20,6 +20,7 @@ pub(crate) struct StatCache {
     file: PathBuf,
     entries: Mutex<HashMap<PathBuf, (StatKey, Digest)>>,
     horizon_ns: AtomicI64,
+    dirty: AtomicBool,
 }
 
 fn now_ns() -> i128 {
@@ -60,6 +61,7 @@ impl StatCache {
             file: file.to_path_buf(),
             entries: Mutex::new(entries),
             horizon_ns: AtomicI64::new((now_ns() - RACY_NS) as i64),
+            dirty: AtomicBool::new(false),
         }
     }
 
@@ -89,7 +91,10 @@ impl StatCache {
                 return;
             }
             if let Ok(mut entries) = self.entries.lock() {
-                entries.insert(abs.to_path_buf(), (stat, digest));
+                let old = entries.insert(abs.to_path_buf(), (stat, digest));
+                if old != Some((stat, digest)) {
+                    self.dirty.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -97,12 +102,19 @@ impl StatCache {
     /// Forgets entries under `root` that `keep` does not list (deleted files).
     pub fn retain_under(&self, root: &Path, keep: &dyn Fn(&Path) -> bool) {
         if let Ok(mut entries) = self.entries.lock() {
+            let before = entries.len();
             entries.retain(|p, _| !p.starts_with(root) || keep(p));
+            if entries.len() != before {
+                self.dirty.store(true, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Writes the cache back atomically.
+    /// Writes the cache back atomically, if anything changed.
     pub fn save(&self) -> Result<()> {
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut text = String::new();
         if let Ok(entries) = self.entries.lock() {
             text.reserve(entries.len() * 140);
