@@ -56,6 +56,34 @@ impl Cas {
         fs::metadata(self.object_path(digest)).is_ok_and(|m| m.is_file())
     }
 
+    /// Whether every object is present. Many objects are checked by listing their fan-out
+    /// folders (one `getdents` stream each) rather than resolving a path per object.
+    pub fn contains_all(&self, digests: &[Digest]) -> bool {
+        if digests.len() < 4096 {
+            return digests.iter().all(|d| self.contains(d));
+        }
+        let mut fans: Vec<u8> = digests.iter().map(|d| d.0[0]).collect();
+        fans.sort_unstable();
+        fans.dedup();
+        let mut present = std::collections::HashSet::with_capacity(digests.len());
+        for fan in fans {
+            let dir = self.objects.join(format!("{fan:02x}"));
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if let Some(d) = name
+                    .to_str()
+                    .and_then(|rest| Digest::parse(&format!("{fan:02x}{rest}")))
+                {
+                    present.insert(d);
+                }
+            }
+        }
+        digests.iter().all(|d| present.contains(d))
+    }
+
     /// A new temp file inside the store, removed on drop unless committed.
     pub(crate) fn temp(&self) -> Result<NamedTempFile> {
         tempfile::Builder::new()

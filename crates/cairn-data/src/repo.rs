@@ -18,6 +18,7 @@ use cairn_core::DatasetStore;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Permissions};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -486,7 +487,7 @@ impl DataRepo {
         } else {
             manifest.digest()
         };
-        let listed: HashSet<&Path> = files.iter().map(|f| f.abs.as_path()).collect();
+        let listed: HashSet<&[u8]> = files.iter().map(|f| f.abs.as_os_str().as_bytes()).collect();
         self.cache.retain_under(abs, &|p| listed.contains(p));
         Ok(Snapshot {
             kind: Kind::Directory,
@@ -636,10 +637,8 @@ impl DataRepo {
             Kind::File => self.cas.contains(digest),
             Kind::Directory => match self.cas.read(digest).and_then(|b| Manifest::from_bytes(&b)) {
                 Ok(m) => {
-                    let files: Vec<&Entry> = m.files().collect();
-                    files
-                        .par_iter()
-                        .all(|e| e.digest.is_some_and(|d| self.cas.contains(&d)))
+                    let digests: Vec<Digest> = m.files().filter_map(|e| e.digest).collect();
+                    digests.len() == m.file_count() as usize && self.cas.contains_all(&digests)
                 }
                 Err(_) => false,
             },
