@@ -11,7 +11,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::hash::{hash_file, SMALL_FILE};
 use crate::progress::Progress;
 use std::fs::{self, File, Permissions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -40,8 +40,14 @@ impl Cas {
     pub fn open(root: &Path) -> Result<Cas> {
         let objects = root.join("objects");
         let tmp = root.join("tmp");
-        fs::create_dir_all(&objects).at(&objects)?;
         fs::create_dir_all(&tmp).at(&tmp)?;
+        // All 256 fan-out folders up front, so storing an object never has to check for one.
+        if !objects.join("ff").is_dir() {
+            for fan in 0..=255u8 {
+                let dir = objects.join(format!("{fan:02x}"));
+                fs::create_dir_all(&dir).at(&dir)?;
+            }
+        }
         Ok(Cas { objects, tmp })
     }
 
@@ -84,29 +90,30 @@ impl Cas {
         digests.iter().all(|d| present.contains(d))
     }
 
-    /// A new temp file inside the store, removed on drop unless committed.
+    /// A new temp file inside the store, removed on drop unless committed. Created read-only
+    /// (the open descriptor can still write), as objects are.
     pub(crate) fn temp(&self) -> Result<NamedTempFile> {
         tempfile::Builder::new()
             .prefix("obj-")
+            .permissions(Permissions::from_mode(0o444))
             .tempfile_in(&self.tmp)
             .at(&self.tmp)
     }
 
-    /// Renames a temp file whose bytes hash to `digest` into place; false if it was there.
-    pub(crate) fn commit(&self, tmp: NamedTempFile, digest: &Digest) -> Result<bool> {
+    /// Renames a temp file whose bytes hash to `digest` into place. Callers check presence
+    /// first; a concurrent writer of the same object renames identical bytes over it: harmless.
+    pub(crate) fn commit(&self, tmp: NamedTempFile, digest: &Digest) -> Result<()> {
         let path = self.object_path(digest);
-        if path.is_file() {
-            return Ok(false);
-        }
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).at(dir)?;
+            if !dir.is_dir() {
+                fs::create_dir_all(dir).at(dir)?;
+            }
         }
-        fs::set_permissions(tmp.path(), Permissions::from_mode(0o444)).at(tmp.path())?;
         tmp.persist(&path).map_err(|e| Error::Io {
             path: path.clone(),
             source: e.error,
         })?;
-        Ok(true)
+        Ok(())
     }
 
     /// Stores bytes held in memory.
@@ -123,10 +130,11 @@ impl Cas {
     /// Stores a file's bytes: small files are read whole, hashed and written only when new;
     /// large ones are copied and hashed in one parallel pass.
     pub fn store_file(&self, path: &Path, progress: &dyn Progress) -> Result<Stored> {
-        let file = File::open(path).at(path)?;
+        let mut file = File::open(path).at(path)?;
         let size = file.metadata().at(path)?.len();
         if size <= SMALL_FILE {
-            let bytes = fs::read(path).at(path)?;
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).at(path)?;
             progress.advance(bytes.len() as u64);
             let digest = Digest::of(&bytes);
             let new = !self.contains(&digest);
@@ -143,7 +151,11 @@ impl Cas {
         }
         let tmp = self.temp()?;
         let digest = hash_file(&file, size, Some(tmp.as_file()), progress).at(path)?;
-        let new = self.commit(tmp, &digest)?;
+        // Known only once hashed: a large file already stored is dropped as a temp file.
+        let new = !self.contains(&digest);
+        if new {
+            self.commit(tmp, &digest)?;
+        }
         Ok(Stored { digest, size, new })
     }
 
