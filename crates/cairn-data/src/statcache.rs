@@ -17,10 +17,13 @@ use std::sync::RwLock;
 /// Timestamps within this many nanoseconds before the scan started are not trusted.
 const RACY_NS: i128 = 100_000_000;
 
+/// A path's bytes -> what it looked like when hashed, and the digest.
+type Entries = HashMap<Box<[u8]>, (StatKey, Digest)>;
+
 pub(crate) struct StatCache {
     file: PathBuf,
     /// Keyed by the path's bytes: hashing bytes is several times cheaper than a `Path`.
-    entries: RwLock<HashMap<Box<[u8]>, (StatKey, Digest)>>,
+    entries: RwLock<Entries>,
     horizon_ns: AtomicI64,
     dirty: AtomicBool,
 }
@@ -32,7 +35,10 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
-fn parse_line(line: &str) -> Option<(Box<[u8]>, (StatKey, Digest))> {
+/// One cache line, parsed.
+type Line = (Box<[u8]>, (StatKey, Digest));
+
+fn parse_line(line: &str) -> Option<Line> {
     let mut parts = line.splitn(6, ' ');
     let ino = parts.next()?.parse().ok()?;
     let size = parts.next()?.parse().ok()?;
