@@ -159,63 +159,60 @@ impl Cas {
         Ok(Stored { digest, size, new })
     }
 
-    /// An object's bytes, checked against its name.
-    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+    /// Opens an object, naming a missing one.
+    fn open_object(&self, digest: &Digest) -> Result<(File, PathBuf)> {
         let path = self.object_path(digest);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Missing(*digest))
-            }
-            Err(e) => return Err(Error::Io { path, source: e }),
-        };
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(Error::Corrupt {
+        match File::open(&path) {
+            Ok(f) => Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Missing(*digest)),
+            Err(e) => Err(Error::Io { path, source: e }),
+        }
+    }
+
+    /// Fails with [`Error::Corrupt`] unless the bytes hashed to the object's name.
+    fn expect(digest: &Digest, actual: Digest, path: PathBuf) -> Result<()> {
+        if actual == *digest {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
                 digest: *digest,
                 actual,
                 path,
-            });
+            })
         }
+    }
+
+    /// An object's bytes, checked against its name.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let (mut file, path) = self.open_object(digest)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).at(&path)?;
+        Self::expect(digest, Digest::of(&bytes), path)?;
         Ok(bytes)
+    }
+
+    /// Re-hashes an object (copying it into `dst` as it passes, when given); its size if intact.
+    fn hash_object(
+        &self,
+        digest: &Digest,
+        dst: Option<&File>,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        let (src, path) = self.open_object(digest)?;
+        let size = src.metadata().at(&path)?.len();
+        let actual = hash_file(&src, size, dst, progress).at(&path)?;
+        Self::expect(digest, actual, path)?;
+        Ok(size)
     }
 
     /// Copies an object into `dst`, checking its bytes against its name as they pass.
     pub fn copy_to(&self, digest: &Digest, dst: &File, progress: &dyn Progress) -> Result<u64> {
-        let path = self.object_path(digest);
-        let src = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Missing(*digest))
-            }
-            Err(e) => return Err(Error::Io { path, source: e }),
-        };
-        let size = src.metadata().at(&path)?.len();
-        let actual = hash_file(&src, size, Some(dst), progress).at(&path)?;
-        if actual != *digest {
-            return Err(Error::Corrupt {
-                digest: *digest,
-                actual,
-                path,
-            });
-        }
-        Ok(size)
+        self.hash_object(digest, Some(dst), progress)
     }
 
     /// Re-hashes one object; its size if intact.
     pub fn check(&self, digest: &Digest, progress: &dyn Progress) -> Result<u64> {
-        let path = self.object_path(digest);
-        let src = File::open(&path).at(&path)?;
-        let size = src.metadata().at(&path)?.len();
-        let actual = hash_file(&src, size, None, progress).at(&path)?;
-        if actual != *digest {
-            return Err(Error::Corrupt {
-                digest: *digest,
-                actual,
-                path,
-            });
-        }
-        Ok(size)
+        self.hash_object(digest, None, progress)
     }
 
     /// Every object present, with its size.

@@ -538,10 +538,11 @@ impl Runner<'_> {
             }
             if let Some(outs) = self.cached(&fingerprint, spec)? {
                 for o in &outs {
-                    let abs = root.join(&o.path);
-                    if let Some(parent) = abs.parent() {
+                    if let Some(parent) = root.join(&o.path).parent() {
                         std::fs::create_dir_all(parent).at(parent)?;
                     }
+                    // Resolved, so a folder swapped for a symlink cannot lead the write outside.
+                    let (abs, _) = self.repo.resolve(root, Path::new(&o.path))?;
                     self.repo
                         .restore(o.kind, &o.digest, o.mode, &abs, true, &NoProgress)?;
                 }

@@ -281,6 +281,26 @@ impl Remote {
     }
 }
 
+impl Transfer {
+    fn add(&mut self, sizes: &[u64]) {
+        self.objects += sizes.len() as u64;
+        self.bytes += sizes.iter().sum::<u64>();
+    }
+}
+
+/// Runs one transfer per item, `jobs` at a time; the sizes moved, or the first error.
+async fn all<T, F, Fut>(items: Vec<T>, jobs: usize, transfer: F) -> Result<Vec<u64>>
+where
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = Result<u64>>,
+{
+    stream::iter(items)
+        .map(transfer)
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -332,13 +352,8 @@ impl DataRepo {
                     })
                     .sum();
                 progress.add_total(total);
-                let sizes: Vec<u64> = stream::iter(batch)
-                    .map(|d| remote.upload(self, d, progress))
-                    .buffer_unordered(jobs.max(1))
-                    .try_collect()
-                    .await?;
-                report.objects += sizes.len() as u64;
-                report.bytes += sizes.iter().sum::<u64>();
+                let sizes = all(batch, jobs, |d| remote.upload(self, d, progress)).await?;
+                report.add(&sizes);
             }
             Ok(report)
         })
@@ -359,13 +374,8 @@ impl DataRepo {
                 .filter(|(k, d)| *k == Kind::Directory && !self.cas().contains(d))
                 .map(|(_, d)| *d)
                 .collect();
-            let sizes: Vec<u64> = stream::iter(manifests)
-                .map(|d| remote.download(self, d, progress))
-                .buffer_unordered(jobs.max(1))
-                .try_collect()
-                .await?;
-            report.objects += sizes.len() as u64;
-            report.bytes += sizes.iter().sum::<u64>();
+            let sizes = all(manifests, jobs, |d| remote.download(self, d, progress)).await?;
+            report.add(&sizes);
             let mut wanted: Vec<(Digest, u64)> = Vec::new();
             let mut seen = HashSet::new();
             for (kind, d) in roots {
@@ -392,13 +402,8 @@ impl DataRepo {
                 .partition(|(d, _)| self.cas().contains(d));
             report.skipped += have.len() as u64;
             progress.add_total(todo.iter().map(|(_, s)| *s).sum());
-            let sizes: Vec<u64> = stream::iter(todo)
-                .map(|(d, _)| remote.download(self, d, progress))
-                .buffer_unordered(jobs.max(1))
-                .try_collect()
-                .await?;
-            report.objects += sizes.len() as u64;
-            report.bytes += sizes.iter().sum::<u64>();
+            let sizes = all(todo, jobs, |(d, _)| remote.download(self, d, progress)).await?;
+            report.add(&sizes);
             Ok(report)
         })
     }

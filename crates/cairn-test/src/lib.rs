@@ -195,6 +195,16 @@ impl Http {
         )
     }
 
+    /// `POST <path>` (any path under the server root, e.g. `/v2/models/m/infer`) with JSON.
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        read(
+            self.agent
+                .post(&format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .send(body.to_string().as_bytes()),
+        )
+    }
+
     /// `GET <url path and query>` relative to the server root.
     pub fn get(&self, path_and_query: &str) -> Reply {
         read(

@@ -218,21 +218,6 @@ fn repro_exits_with_the_failed_commands_status_and_shows_its_output() {
     assert!(lock.contains("ok:") && !lock.contains("broken:"), "{lock}");
 }
 
-fn post(url: &str, path: &str, body: &Value) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent
-        .post(&format!("{url}{path}"))
-        .header("content-type", "application/json")
-        .send(body.to_string().as_bytes())
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// A model version served by Cairn, traced back to the exact dataset bytes it was trained on.
 #[test]
 fn lineage_runs_from_a_served_model_version_back_to_the_dataset_digest() {
@@ -286,8 +271,7 @@ fn lineage_runs_from_a_served_model_version_back_to_the_dataset_digest() {
     );
     assert_eq!(status, 200, "{body}");
     // The version is served.
-    let (status, answer) = post(
-        &server.url,
+    let (status, answer) = http.post_json(
         "/v2/models/mlp/versions/1/infer",
         &json!({"inputs": [
             {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]},

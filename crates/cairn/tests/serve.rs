@@ -25,15 +25,7 @@ fn serve_with(extra: &[&str]) -> (TestServer, tempfile::TempDir) {
 }
 
 fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let agent = ureq_agent();
-    let mut resp = agent
-        .post(&format!("{}{path}", server.url))
-        .header("content-type", "application/json")
-        .send(body.to_string().as_bytes())
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    server.http().post_json(path, body)
 }
 
 fn ureq_agent() -> ureq::Agent {
