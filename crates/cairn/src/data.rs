@@ -490,33 +490,9 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
                 r.temp_files
             );
         }
-        DataCommand::Push(t) => {
-            let (name, url) = Config::load(repo.root())?.resolve(t.remote.as_deref())?;
-            let remote = Remote::open(&name, &url)?;
-            let roots = roots(&repo, &cwd, &t.targets)?;
-            let bar = Bar::new(&format!("pushing to {name}"));
-            let r = repo.push(&remote, &roots, t.jobs, &bar)?;
-            drop(bar);
-            println!(
-                "pushed {} ({}) to {name}; {} already there",
-                plural(r.objects, "object"),
-                human(r.bytes),
-                r.skipped
-            );
-        }
+        DataCommand::Push(t) => transfer(&repo, &cwd, &t, Direction::Push)?,
         DataCommand::Pull(t) => {
-            let (name, url) = Config::load(repo.root())?.resolve(t.remote.as_deref())?;
-            let remote = Remote::open(&name, &url)?;
-            let roots = roots(&repo, &cwd, &t.targets)?;
-            let bar = Bar::new(&format!("pulling from {name}"));
-            let r = repo.pull(&remote, &roots, t.jobs, &bar)?;
-            drop(bar);
-            println!(
-                "pulled {} ({}) from {name}; {} already here",
-                plural(r.objects, "object"),
-                human(r.bytes),
-                r.skipped
-            );
+            transfer(&repo, &cwd, &t, Direction::Pull)?;
             if t.targets.iter().all(|x| !x.contains('@')) {
                 let paths: Vec<PathBuf> = t.targets.iter().map(PathBuf::from).collect();
                 for (path, r) in
@@ -531,6 +507,41 @@ pub fn run(args: DataArgs) -> anyhow::Result<()> {
             }
         }
         DataCommand::Remote { .. } => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+enum Direction {
+    Push,
+    Pull,
+}
+
+/// `cairn data push` / `pull`: resolve the remote and the versions, move the missing objects.
+fn transfer(
+    repo: &DataRepo,
+    cwd: &Path,
+    t: &TransferArgs,
+    direction: Direction,
+) -> anyhow::Result<()> {
+    let (name, url) = Config::load(repo.root())?.resolve(t.remote.as_deref())?;
+    let remote = Remote::open(&name, &url)?;
+    let roots = roots(repo, cwd, &t.targets)?;
+    let bar = Bar::new(&format!(
+        "{} {name}",
+        match direction {
+            Direction::Push => "pushing to",
+            Direction::Pull => "pulling from",
+        }
+    ));
+    let r = match direction {
+        Direction::Push => repo.push(&remote, &roots, t.jobs, &bar)?,
+        Direction::Pull => repo.pull(&remote, &roots, t.jobs, &bar)?,
+    };
+    drop(bar);
+    let moved = format!("{} ({})", plural(r.objects, "object"), human(r.bytes));
+    match direction {
+        Direction::Push => println!("pushed {moved} to {name}; {} already there", r.skipped),
+        Direction::Pull => println!("pulled {moved} from {name}; {} already here", r.skipped),
     }
     Ok(())
 }
