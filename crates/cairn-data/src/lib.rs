@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod cas;
+pub mod columns;
 pub mod diff;
 pub mod digest;
 mod error;

@@ -259,7 +259,15 @@ fn parquet_pass(
             let col = if col.data_type() == t {
                 col.clone()
             } else {
-                arrow_cast::cast(col.as_ref(), t).map_err(|e| bad(path, e))?
+                crate::columns::convert(col, t).ok_or_else(|| {
+                    bad(
+                        path,
+                        format!(
+                            "column {name} of type {} cannot be compared as text",
+                            col.data_type()
+                        ),
+                    )
+                })?
             };
             columns.push(col);
         }

@@ -2,6 +2,7 @@
 //! library crates; this file only connects them.
 mod client;
 mod data;
+mod quality;
 mod quickstart;
 mod serve;
 mod server;
@@ -32,6 +33,12 @@ enum Command {
     Repro(data::ReproArgs),
     /// Trace a model version back to its run, data and code, or a dataset version forward.
     Lineage(data::LineageArgs),
+    /// Check a table against an expectation suite (Great Expectations' names and results).
+    Validate(quality::ValidateArgs),
+    /// Work with expectation suites: draft one from known-good data.
+    Suite(quality::SuiteArgs),
+    /// Compare a current dataset with a reference, column by column (Evidently's methods).
+    Drift(quality::DriftArgs),
 }
 
 /// `$CAIRN_HOME`, or `./cairn-data`.
@@ -67,6 +74,20 @@ fn main() -> anyhow::Result<()> {
             init_logging("warn");
             return data::lineage(args);
         }
+        Command::Validate(args) => {
+            init_logging("warn");
+            let code = quality::run_validate(args)?;
+            std::process::exit(code);
+        }
+        Command::Suite(args) => {
+            init_logging("warn");
+            return quality::run_suite(args);
+        }
+        Command::Drift(args) => {
+            init_logging("warn");
+            let code = quality::run_drift(args)?;
+            std::process::exit(code);
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -85,6 +106,11 @@ fn main() -> anyhow::Result<()> {
             init_logging("warn");
             runtime.block_on(quickstart::run(args))
         }
-        Command::Data(_) | Command::Repro(_) | Command::Lineage(_) => unreachable!("handled above"),
+        Command::Data(_)
+        | Command::Repro(_)
+        | Command::Lineage(_)
+        | Command::Validate(_)
+        | Command::Suite(_)
+        | Command::Drift(_) => unreachable!("handled above"),
     }
 }
