@@ -172,7 +172,7 @@ pub fn to_text(col: &dyn Array) -> Option<StringArray> {
             v.div_euclid(86_400_000)
         )),
         DataType::Timestamp(unit, _) => {
-            let unit = unit.clone();
+            let unit = *unit;
             let ts = |v: i64| timestamp(v, &unit);
             match unit {
                 TimeUnit::Second => each!(col.as_primitive::<TimestampSecondType>(), ts),

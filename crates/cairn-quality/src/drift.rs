@@ -899,50 +899,6 @@ pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
     pairwise_sum(&terms)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pairwise_sum_equals_plain_sum_on_exact_values() {
-        let v: Vec<f64> = (0..1000).map(f64::from).collect();
-        assert_eq!(pairwise_sum(&v), 499_500.0);
-    }
-
-    #[test]
-    fn method_selection_covers_every_branch() {
-        use ColumnKind::*;
-        assert_eq!(default_method(Numerical, 1000, 6), Some(Method::Ks));
-        assert_eq!(default_method(Numerical, 1000, 5), Some(Method::ChiSquare));
-        assert_eq!(default_method(Numerical, 1000, 2), Some(Method::Z));
-        assert_eq!(
-            default_method(Categorical, 1000, 3),
-            Some(Method::ChiSquare)
-        );
-        assert_eq!(default_method(Categorical, 10, 2), Some(Method::Z));
-        assert_eq!(
-            default_method(Numerical, 1001, 6),
-            Some(Method::Wasserstein)
-        );
-        assert_eq!(
-            default_method(Numerical, 1001, 5),
-            Some(Method::JensenShannon)
-        );
-        assert_eq!(
-            default_method(Categorical, 5000, 2),
-            Some(Method::JensenShannon)
-        );
-        assert_eq!(default_method(Text, 5000, 2), None);
-    }
-
-    #[test]
-    fn histogram_follows_numpy_edges() {
-        let v = [0.0, 1.0, 1.0, 2.0, 3.0];
-        assert_eq!(histogram(&v, &[0.0, 1.0, 2.0, 3.0]), vec![1, 2, 2]);
-        assert_eq!(linspace(0.0, 1.0, 3), vec![0.0, 0.5, 1.0]);
-    }
-}
-
 /// First bytes of a stored reference.
 const REFERENCE_MAGIC: &[u8] = b"CAIRN-REFERENCE-1\n";
 
@@ -1062,5 +1018,49 @@ impl Dataset {
             return Err(bad("trailing bytes"));
         }
         Ok(Dataset { rows, columns })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sum_equals_plain_sum_on_exact_values() {
+        let v: Vec<f64> = (0..1000).map(f64::from).collect();
+        assert_eq!(pairwise_sum(&v), 499_500.0);
+    }
+
+    #[test]
+    fn method_selection_covers_every_branch() {
+        use ColumnKind::*;
+        assert_eq!(default_method(Numerical, 1000, 6), Some(Method::Ks));
+        assert_eq!(default_method(Numerical, 1000, 5), Some(Method::ChiSquare));
+        assert_eq!(default_method(Numerical, 1000, 2), Some(Method::Z));
+        assert_eq!(
+            default_method(Categorical, 1000, 3),
+            Some(Method::ChiSquare)
+        );
+        assert_eq!(default_method(Categorical, 10, 2), Some(Method::Z));
+        assert_eq!(
+            default_method(Numerical, 1001, 6),
+            Some(Method::Wasserstein)
+        );
+        assert_eq!(
+            default_method(Numerical, 1001, 5),
+            Some(Method::JensenShannon)
+        );
+        assert_eq!(
+            default_method(Categorical, 5000, 2),
+            Some(Method::JensenShannon)
+        );
+        assert_eq!(default_method(Text, 5000, 2), None);
+    }
+
+    #[test]
+    fn histogram_follows_numpy_edges() {
+        let v = [0.0, 1.0, 1.0, 2.0, 3.0];
+        assert_eq!(histogram(&v, &[0.0, 1.0, 2.0, 3.0]), vec![1, 2, 2]);
+        assert_eq!(linspace(0.0, 1.0, 3), vec![0.0, 0.5, 1.0]);
     }
 }

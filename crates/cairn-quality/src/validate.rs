@@ -132,11 +132,44 @@ impl Misses {
     }
 }
 
-/// Occurrences of one value (for uniqueness): its count and its first row numbers.
-#[derive(Default)]
+/// Occurrences of one value (for uniqueness): its count and its first row numbers. Only a
+/// repeated value allocates (most values of a unique column occur once).
 struct Occurrences {
     count: u64,
-    rows: Vec<u64>,
+    first: u64,
+    later: Vec<u64>,
+}
+
+impl Occurrences {
+    fn new(row: u64) -> Self {
+        Occurrences {
+            count: 1,
+            first: row,
+            later: Vec::new(),
+        }
+    }
+
+    fn again(&mut self, row: u64) {
+        self.count += 1;
+        if self.later.len() + 1 < PARTIAL {
+            self.later.push(row);
+        }
+    }
+
+    fn rows(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.first).chain(self.later.iter().copied())
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn count(map: &mut FastMap<Cell, Occurrences>, key: Cell, row: u64) {
+    match map.get_mut(&key) {
+        Some(o) => o.again(row),
+        None => {
+            map.insert(key, Occurrences::new(row));
+        }
+    }
 }
 
 /// Everything computed for one column in the pass.
@@ -152,35 +185,27 @@ struct ColumnState {
     /// Values kept for a median, only when one is asked for.
     values: Option<Vec<f64>>,
     /// Value counts, only when uniqueness or distinct values are asked for.
-    counts: Option<HashMap<Cell, Occurrences>>,
+    counts: Option<FastMap<Cell, Occurrences>>,
     /// Per-value checks on this column: (expectation index, check).
     checks: Vec<(usize, Check, Misses)>,
 }
 
 impl ColumnState {
     fn feed(&mut self, col: &dyn Array, first_row: u64) {
-        let wants_cells = self.counts.is_some()
-            || self
-                .checks
-                .iter()
-                .any(|(_, c, _)| !matches!(c, Check::NotNull(_) | Check::Between(..)));
         // Downcast once per batch, not per value.
         let ints = col.as_primitive_opt::<Int64Type>();
         let floats = col.as_primitive_opt::<Float64Type>();
-        let number_at = |i: usize| -> Option<f64> {
-            if col.is_null(i) {
-                return None;
-            }
-            match (ints, floats) {
-                (Some(a), _) => Some(a.value(i) as f64),
-                (_, Some(a)) => Some(a.value(i)).filter(|x| !x.is_nan()),
-                _ => None,
-            }
-        };
+        let strings = col.as_string_opt::<i32>();
+        let bools = col.as_boolean_opt();
         let numeric = ints.is_some() || floats.is_some();
         for i in 0..col.len() {
             let row = first_row + i as u64;
-            let number = if numeric { number_at(i) } else { None };
+            let number = match (ints, floats) {
+                _ if col.is_null(i) => None,
+                (Some(a), _) => Some(a.value(i) as f64),
+                (_, Some(a)) => Some(a.value(i)).filter(|x| !x.is_nan()),
+                _ => None,
+            };
             let null = if numeric {
                 number.is_none()
             } else {
@@ -225,30 +250,32 @@ impl ColumnState {
                     self.max = Some(cell_at(col, i));
                 }
             }
-            let cell = wants_cells.then(|| cell_at(col, i));
-            if let (Some(counts), Some(c)) = (&mut self.counts, &cell) {
-                let o = counts.entry(c.clone()).or_default();
-                o.count += 1;
-                if o.rows.len() < PARTIAL {
-                    o.rows.push(row);
-                }
+            if let Some(counts) = &mut self.counts {
+                count(counts, cell_at(col, i), row);
             }
+            let text = strings.map(|a| a.value(i));
+            let flag = bools.map(|a| a.value(i));
             for (_, check, misses) in &mut self.checks {
                 let ok = match check {
                     Check::NotNull(_) => true,
                     Check::Between(_, r) => number.is_some_and(|x| r.contains(x)),
-                    Check::InSet(_, set) => cell
-                        .as_ref()
-                        .is_some_and(|c| set.iter().any(|v| c.matches(v))),
-                    Check::Regex(_, re) => cell.as_ref().is_some_and(|c| re.is_match(&c.text())),
-                    Check::Lengths(_, r) => match &cell {
-                        Some(Cell::Str(s)) => r.contains(s.chars().count() as f64),
+                    Check::InSet(_, set) => set.iter().any(|v| match (v, text, number, flag) {
+                        (Value::String(t), Some(s), _, _) => t == s,
+                        (Value::Number(n), _, Some(x), _) => n.as_f64() == Some(x),
+                        (Value::Bool(b), _, _, Some(f)) => *b == f,
                         _ => false,
+                    }),
+                    Check::Regex(_, re) => match text {
+                        Some(s) => re.is_match(s),
+                        None => re.is_match(&cell_at(col, i).text()),
                     },
+                    Check::Lengths(_, r) => {
+                        text.is_some_and(|s| r.contains(s.chars().count() as f64))
+                    }
                     _ => true,
                 };
                 if !ok {
-                    misses.add(row, || cell.clone().unwrap_or_else(|| cell_at(col, i)));
+                    misses.add(row, || cell_at(col, i));
                 }
             }
         }
@@ -267,7 +294,7 @@ impl ColumnState {
 struct CompoundState {
     indices: Vec<usize>,
     missing: u64,
-    counts: HashMap<Vec<Cell>, Occurrences>,
+    counts: FastMap<Vec<Cell>, Occurrences>,
 }
 
 impl CompoundState {
@@ -282,10 +309,12 @@ impl CompoundState {
                 self.missing += 1;
                 continue;
             }
-            let o = self.counts.entry(key).or_default();
-            o.count += 1;
-            if o.rows.len() < PARTIAL {
-                o.rows.push(first_row + i as u64);
+            let row = first_row + i as u64;
+            match self.counts.get_mut(&key) {
+                Some(o) => o.again(row),
+                None => {
+                    self.counts.insert(key, Occurrences::new(row));
+                }
             }
         }
     }
@@ -375,7 +404,7 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
                     CompoundState {
                         indices,
                         missing: 0,
-                        counts: HashMap::new(),
+                        counts: FastMap::default(),
                     },
                 ));
             }
@@ -406,7 +435,7 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
                 state.values.get_or_insert_with(Vec::new);
             }
             Check::Unique(_) | Check::DistinctInSet(..) => {
-                state.counts.get_or_insert_with(HashMap::new);
+                state.counts.get_or_insert_with(FastMap::default);
             }
             _ => {}
         }
@@ -664,7 +693,7 @@ fn evaluate(
             for (key, o) in &cs.counts {
                 if o.count > 1 {
                     unexpected += o.count;
-                    dups.extend(o.rows.iter().map(|r| (*r, key)));
+                    dups.extend(o.rows().map(|r| (r, key)));
                 }
             }
             dups.sort_by_key(|(r, _)| *r);
@@ -805,7 +834,7 @@ fn column_result(k: usize, e: &Expectation, rows: u64, state: &ColumnState) -> E
             for (v, o) in state.counts.iter().flatten() {
                 if o.count > 1 {
                     unexpected += o.count;
-                    dups.extend(o.rows.iter().map(|r| (*r, v)));
+                    dups.extend(o.rows().map(|r| (r, v)));
                 }
             }
             dups.sort_by_key(|(r, _)| *r);

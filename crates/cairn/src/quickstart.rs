@@ -85,7 +85,15 @@ fn read_csv(path: &Path) -> anyhow::Result<(Vec<[f64; 4]>, Vec<f64>)> {
 
 /// Writes the data as CSV under `<home>/quickstart/data`, versions the folder with Cairn as
 /// `quickstart-data`, and reads the rows back from the versioned files.
-fn version_data(home: &Path) -> anyhow::Result<(Split, DataInput, cairn_data::repo::AddOutcome)> {
+#[allow(clippy::type_complexity)]
+fn version_data(
+    home: &Path,
+) -> anyhow::Result<(
+    Split,
+    DataInput,
+    cairn_data::repo::AddOutcome,
+    (usize, usize),
+)> {
     let project = home.join("quickstart");
     let data = project.join("data");
     std::fs::create_dir_all(project.join(".cairn"))?;
@@ -107,6 +115,7 @@ fn version_data(home: &Path) -> anyhow::Result<(Split, DataInput, cairn_data::re
         "synthetic two-blob data, train and validation",
         &cairn_data::progress::NoProgress,
     )?;
+    let checked = validate_data(&project)?;
     let (train_x, train_y) = read_csv(&data.join("train.csv"))?;
     let (val_x, val_y) = read_csv(&data.join("val.csv"))?;
     let digest = added.snapshot.digest.to_hex();
@@ -126,7 +135,52 @@ fn version_data(home: &Path) -> anyhow::Result<(Split, DataInput, cairn_data::re
         },
         input,
         added,
+        checked,
     ))
+}
+
+/// The suite the quickstart's data must meet before a model is trained on it.
+const SUITE: &str = "name: quickstart-data
+expectations:
+  - expect_table_columns_to_match_set: {column_set: [x0, x1, x2, x3, y]}
+  - expect_table_row_count_to_be_between: {min_value: 100}
+  - expect_column_values_to_not_be_null: {column: x0}
+  - expect_column_values_to_not_be_null: {column: y}
+  - expect_column_values_to_be_in_set: {column: y, value_set: [0, 1]}
+  - expect_column_values_to_be_between: {column: x0, min_value: -10, max_value: 10}
+  - expect_column_values_to_be_between: {column: x1, min_value: -10, max_value: 10}
+  - expect_column_mean_to_be_between: {column: y, min_value: 0.3, max_value: 0.7}
+";
+
+/// Validates both CSV files against [`SUITE`] (written beside them as `suite.yaml`); refuses
+/// to go on when an expectation fails. Returns (expectations met, evaluated) over both files.
+fn validate_data(project: &Path) -> anyhow::Result<(usize, usize)> {
+    let suite_path = project.join("suite.yaml");
+    std::fs::write(&suite_path, SUITE)?;
+    let suite = cairn_quality::suite::Suite::parse(SUITE, "quickstart suite")?;
+    let (mut met, mut evaluated) = (0, 0);
+    for file in ["train.csv", "val.csv"] {
+        let path = project.join("data").join(file);
+        let result = cairn_quality::validate::validate(&path, &suite)?;
+        evaluated += result.results.len();
+        met += result.results.iter().filter(|r| r.success).count();
+        if !result.success {
+            bail!(
+                "{} fails its expectations ({}); run `cairn validate --suite {} {}`",
+                path.display(),
+                result
+                    .results
+                    .iter()
+                    .filter(|r| !r.success)
+                    .map(|r| r.type_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                suite_path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok((met, evaluated))
 }
 
 const DATASET_NAME: &str = "quickstart-data";
@@ -374,7 +428,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         built.backend_description
     );
     let data_home = home.clone();
-    let (split, input, added) =
+    let (split, input, added, (met, evaluated)) =
         tokio::task::spawn_blocking(move || version_data(&data_home)).await??;
     println!(
         "Versioned the data with Cairn: {}@{} (blake3 {}, {} files, {}) at {}",
@@ -384,6 +438,10 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         added.snapshot.files,
         crate::data::human(added.snapshot.size),
         added.pointer_file.display()
+    );
+    println!(
+        "Validated it before training: {met} of {evaluated} expectations met on train.csv and val.csv (suite {})",
+        home.join("quickstart").join("suite.yaml").display()
     );
     let url = base.clone();
     let (experiment_id, runs, best) =

@@ -26,6 +26,10 @@ fn quickstart_trains_registers_and_serves() {
     let first = quickstart(home.path());
     assert!(first.contains("with 3 runs"), "{first}");
     assert!(
+        first.contains("Validated it before training: 16 of 16 expectations met"),
+        "{first}"
+    );
+    assert!(
         first.contains("Registered 'quickstart-logreg' version 1 (alias 'champion')"),
         "{first}"
     );
