@@ -125,8 +125,8 @@ def bench_drift(workdir, rows):
     ref = os.path.join(workdir, f"drift_ref_{rows}.parquet")
     cur = os.path.join(workdir, f"drift_cur_{rows}.parquet")
     if not os.path.exists(ref):
-        make_table(rows, 2, columns=20).to_parquet(ref)
-        make_table(rows, 3, shift=0.05, columns=20).to_parquet(cur)
+        make_table(rows, 2, columns=21).to_parquet(ref)
+        make_table(rows, 3, shift=0.05, columns=21).to_parquet(cur)
     pd.read_parquet(ref), pd.read_parquet(cur)
     out_path = os.path.join(workdir, "cairn_drift.json")
     cairn_s, _ = timed(lambda: run_cairn(["drift", "--reference", ref, "--current", cur, "-o", out_path, "--columns",

@@ -10,7 +10,7 @@
 //! only, no values kept), since a type seen in the first rows can be contradicted by the last.
 use crate::error::{Error, Result};
 use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, RecordBatchReader};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use cairn_data::columns::{convert, is_float, is_integer};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
@@ -95,6 +95,7 @@ impl Format {
 pub struct Table {
     path: PathBuf,
     schema: SchemaRef,
+    all_columns: Vec<String>,
     source: Source,
 }
 
@@ -259,6 +260,7 @@ impl Table {
                 Ok(Table {
                     path: path.to_owned(),
                     schema: Arc::new(Schema::new(fields)),
+                    all_columns: names,
                     source: Source::Csv {
                         reader: Box::new(reader),
                         types,
@@ -267,27 +269,83 @@ impl Table {
                     },
                 })
             }
-            Format::Parquet => {
-                let file = File::open(path).map_err(|e| Error::io(path, e))?;
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?
-                    .with_batch_size(BATCH_ROWS);
-                let fields: Vec<Field> = builder
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| Field::new(f.name(), normalised(f.data_type()), true))
-                    .collect();
-                let reader = builder
-                    .build()
-                    .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
-                Ok(Table {
-                    path: path.to_owned(),
-                    schema: Arc::new(Schema::new(fields)),
-                    source: Source::Parquet(reader),
-                })
-            }
+            Format::Parquet => Self::open_parquet(path, None, false),
         }
+    }
+
+    /// Opens a file reading only the named columns where the format allows it (Parquet
+    /// reads just those column chunks; CSV is read whole). Names not in the file are ignored.
+    /// [`Table::all_columns`] still lists every column.
+    pub fn open_columns(path: &Path, columns: &[String]) -> Result<Table> {
+        match Format::of(path)? {
+            Format::Parquet => Self::open_parquet(path, Some(columns), true),
+            _ => Self::open(path),
+        }
+    }
+
+    /// With `dictionaries`, text columns come as `Dictionary(Int32, Utf8)` arrays (as Parquet
+    /// usually stores them), so a caller can check each distinct value once per batch.
+    fn open_parquet(path: &Path, columns: Option<&[String]>, dictionaries: bool) -> Result<Table> {
+        let bad =
+            |e: parquet::errors::ParquetError| Error::Invalid(format!("{}: {e}", path.display()));
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(bad)?
+            .with_batch_size(BATCH_ROWS);
+        if dictionaries {
+            let hinted: Vec<Field> = builder
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(DataType::Utf8),
+                    )),
+                    _ => f.as_ref().clone(),
+                })
+                .collect();
+            let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+                .with_schema(Arc::new(Schema::new(hinted)));
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+                .map_err(bad)?
+                .with_batch_size(BATCH_ROWS);
+        }
+        let all_columns: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if let Some(wanted) = columns {
+            let roots: Vec<usize> = all_columns
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| wanted.contains(n))
+                .map(|(i, _)| i)
+                .collect();
+            let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+            builder = builder.with_projection(mask);
+        }
+        let reader = builder.build().map_err(bad)?;
+        let fields: Vec<Field> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), normalised(f.data_type()), true))
+            .collect();
+        Ok(Table {
+            path: path.to_owned(),
+            schema: Arc::new(Schema::new(fields)),
+            all_columns,
+            source: Source::Parquet(reader),
+        })
+    }
+
+    /// Every column of the file, read or not, in order.
+    pub fn all_columns(&self) -> &[String] {
+        &self.all_columns
     }
 
     /// Column names and types, normalised.
@@ -344,9 +402,13 @@ impl Table {
                 }
                 let columns: Vec<ArrayRef> =
                     builders.into_iter().map(ColumnBuilder::finish).collect();
-                RecordBatch::try_new(self.schema.clone(), columns)
-                    .map(Some)
-                    .map_err(|e| Error::Invalid(e.to_string()))
+                RecordBatch::try_new_with_options(
+                    self.schema.clone(),
+                    columns,
+                    &RecordBatchOptions::new().with_row_count(Some(rows)),
+                )
+                .map(Some)
+                .map_err(|e| Error::Invalid(e.to_string()))
             }
             Source::Parquet(reader) => match reader.next() {
                 None => Ok(None),
@@ -362,9 +424,14 @@ impl Table {
                             ))
                         })?);
                     }
-                    RecordBatch::try_new(self.schema.clone(), columns)
-                        .map(Some)
-                        .map_err(|e| Error::Invalid(e.to_string()))
+                    let rows = batch.num_rows();
+                    RecordBatch::try_new_with_options(
+                        self.schema.clone(),
+                        columns,
+                        &RecordBatchOptions::new().with_row_count(Some(rows)),
+                    )
+                    .map(Some)
+                    .map_err(|e| Error::Invalid(e.to_string()))
                 }
             },
         }
@@ -373,7 +440,9 @@ impl Table {
 
 /// The one of the four types an Arrow type is read as.
 fn normalised(t: &DataType) -> DataType {
-    if is_integer(t) {
+    if is_text_dictionary(t) {
+        t.clone()
+    } else if is_integer(t) {
         DataType::Int64
     } else if is_float(t) {
         DataType::Float64
@@ -382,6 +451,11 @@ fn normalised(t: &DataType) -> DataType {
     } else {
         DataType::Utf8
     }
+}
+
+/// `Dictionary(Int32, Utf8)`, which is kept as it is read.
+pub fn is_text_dictionary(t: &DataType) -> bool {
+    matches!(t, DataType::Dictionary(k, v) if **k == DataType::Int32 && **v == DataType::Utf8)
 }
 
 fn normalise(col: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, String> {

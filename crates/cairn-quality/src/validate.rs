@@ -10,8 +10,8 @@ use crate::error::Result;
 use crate::suite::{Check, Expectation, Stat, Suite, PARTIAL};
 use crate::table::{Table, ValueType};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
+use arrow_array::{Array, DictionaryArray, RecordBatch, StringArray};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -111,6 +111,12 @@ fn cell_at(col: &dyn Array, i: usize) -> Cell {
         Cell::Bool(a.value(i))
     } else if let Some(a) = col.as_string_opt::<i32>() {
         Cell::Str(a.value(i).to_owned())
+    } else if let Some(d) = col.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        let values = d.values().as_string_opt::<i32>();
+        match (values, usize::try_from(d.keys().value(i))) {
+            (Some(v), Ok(k)) if k < v.len() && !v.is_null(k) => Cell::Str(v.value(k).to_owned()),
+            _ => Cell::Null,
+        }
     } else {
         Cell::Null
     }
@@ -163,6 +169,24 @@ impl Occurrences {
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// An `f64` as a `u64` whose unsigned order is the number order (-0.0 taken as 0.0).
+fn ordered_key(x: f64) -> u64 {
+    let bits = (if x == 0.0 { 0.0f64 } else { x }).to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+fn float_of_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
 fn count(map: &mut FastMap<Cell, Occurrences>, key: Cell, row: u64) {
     match map.get_mut(&key) {
         Some(o) => o.again(row),
@@ -184,14 +208,79 @@ struct ColumnState {
     compensation: f64,
     /// Values kept for a median, only when one is asked for.
     values: Option<Vec<f64>>,
-    /// Value counts, only when uniqueness or distinct values are asked for.
+    /// Value counts, only when uniqueness or distinct values are asked for on a non-numeric
+    /// column.
     counts: Option<FastMap<Cell, Occurrences>>,
+    /// For the same on a numeric column: (order-preserving key, row), sorted after the pass.
+    /// Sixteen bytes a value and one parallel sort, where a map of cells costs ~10x more.
+    keyed: Option<Vec<(u64, u64)>>,
     /// Per-value checks on this column: (expectation index, check).
     checks: Vec<(usize, Check, Misses)>,
 }
 
 impl ColumnState {
+    /// Text read as a dictionary: each check runs once per distinct value of the batch.
+    fn feed_dictionary(
+        &mut self,
+        col: &DictionaryArray<Int32Type>,
+        values: &StringArray,
+        first_row: u64,
+    ) {
+        let verdicts: Vec<Vec<bool>> = self
+            .checks
+            .iter()
+            .map(|(_, check, _)| {
+                (0..values.len())
+                    .map(|v| {
+                        let s = values.value(v);
+                        match check {
+                            Check::InSet(_, set) => {
+                                set.iter().any(|x| matches!(x, Value::String(t) if t == s))
+                            }
+                            Check::Regex(_, re) => re.is_match(s),
+                            Check::Lengths(_, r) => r.contains(s.chars().count() as f64),
+                            Check::Between(..) => false,
+                            _ => true,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let keys = col.keys();
+        for i in 0..col.len() {
+            let row = first_row + i as u64;
+            let key = (!keys.is_null(i))
+                .then(|| keys.value(i))
+                .and_then(|k| usize::try_from(k).ok())
+                .filter(|k| *k < values.len() && !values.is_null(*k));
+            let Some(key) = key else {
+                self.nulls += 1;
+                for (_, check, misses) in &mut self.checks {
+                    if let Check::NotNull(_) = check {
+                        misses.add(row, || Cell::Null);
+                    }
+                }
+                continue;
+            };
+            self.present += 1;
+            if let Some(counts) = &mut self.counts {
+                count(counts, Cell::Str(values.value(key).to_owned()), row);
+            }
+            for ((_, _, misses), verdict) in self.checks.iter_mut().zip(&verdicts) {
+                if !verdict[key] {
+                    misses.add(row, || Cell::Str(values.value(key).to_owned()));
+                }
+            }
+        }
+    }
+
     fn feed(&mut self, col: &dyn Array, first_row: u64) {
+        if let Some(d) = col.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+            if let Some(values) = d.values().as_string_opt::<i32>() {
+                self.feed_dictionary(d, values, first_row);
+                return;
+            }
+        }
         // Downcast once per batch, not per value.
         let ints = col.as_primitive_opt::<Int64Type>();
         let floats = col.as_primitive_opt::<Float64Type>();
@@ -250,7 +339,13 @@ impl ColumnState {
                     self.max = Some(cell_at(col, i));
                 }
             }
-            if let Some(counts) = &mut self.counts {
+            if let (Some(keyed), Some(x)) = (&mut self.keyed, number) {
+                let key = match ints {
+                    Some(a) => (a.value(i) as u64) ^ (1 << 63),
+                    None => ordered_key(x),
+                };
+                keyed.push((key, row));
+            } else if let Some(counts) = &mut self.counts {
                 count(counts, cell_at(col, i), row);
             }
             let text = strings.map(|a| a.value(i));
@@ -279,6 +374,42 @@ impl ColumnState {
                 }
             }
         }
+    }
+
+    /// The cell a key of `keyed` stands for.
+    fn cell_of_key(&self, key: u64) -> Cell {
+        match self.value_type {
+            ValueType::Int => Cell::Int((key ^ (1 << 63)) as i64),
+            _ => Cell::Float(OrderedBits::new(float_of_key(key))),
+        }
+    }
+
+    /// Turns the sorted keys of a numeric column into the value counts a map would hold,
+    /// keeping only what results need: repeated values (with their first rows), and every
+    /// distinct value when `keep_distinct`.
+    fn summarise_keys(&mut self, keep_distinct: bool) {
+        let Some(mut keyed) = self.keyed.take() else {
+            return;
+        };
+        keyed.par_sort_unstable();
+        let mut repeated: FastMap<Cell, Occurrences> = FastMap::default();
+        let mut start = 0;
+        while start < keyed.len() {
+            let key = keyed[start].0;
+            let mut end = start + 1;
+            while end < keyed.len() && keyed[end].0 == key {
+                end += 1;
+            }
+            if end - start > 1 || keep_distinct {
+                let mut o = Occurrences::new(keyed[start].1);
+                for (_, row) in &keyed[start + 1..end] {
+                    o.again(*row);
+                }
+                repeated.insert(self.cell_of_key(key), o);
+            }
+            start = end;
+        }
+        self.counts = Some(repeated);
     }
 
     fn float_ints(&self) -> bool {
@@ -382,7 +513,16 @@ impl ValidationResult {
 
 /// Validates the table at `path` against `suite`.
 pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
-    let mut table = Table::open(path)?;
+    // Read only the columns some expectation names (Parquet skips the others' bytes).
+    let mut wanted: Vec<String> = Vec::new();
+    for e in &suite.expectations {
+        match &e.check {
+            Check::CompoundUnique(cols) => wanted.extend(cols.iter().cloned()),
+            _ => wanted.extend(e.column().map(str::to_owned)),
+        }
+    }
+    let mut table = Table::open_columns(path, &wanted)?;
+    let all_names: Vec<String> = table.all_columns().to_vec();
     let names: Vec<String> = table
         .schema()
         .fields()
@@ -425,6 +565,7 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
                 compensation: 0.0,
                 values: None,
                 counts: None,
+                keyed: None,
                 checks: Vec::new(),
             });
             states.len() - 1
@@ -433,6 +574,9 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
         match &e.check {
             Check::Stat(_, Stat::Median, _) if state.value_type.is_numeric() => {
                 state.values.get_or_insert_with(Vec::new);
+            }
+            Check::Unique(_) | Check::DistinctInSet(..) if state.value_type.is_numeric() => {
+                state.keyed.get_or_insert_with(Vec::new);
             }
             Check::Unique(_) | Check::DistinctInSet(..) => {
                 state.counts.get_or_insert_with(FastMap::default);
@@ -452,7 +596,25 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
     }
 
     let mut rows = 0u64;
-    while let Some(batch) = table.next_batch()? {
+    // Decode the next batch on a thread of its own while this one is checked; two batches in
+    // flight at most, so memory stays bounded.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(1);
+    let reader = std::thread::spawn(move || loop {
+        match table.next_batch() {
+            Ok(Some(batch)) => {
+                if tx.send(Ok(batch)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    });
+    for batch in rx {
+        let batch = batch?;
         let first_row = rows;
         rayon::join(
             || {
@@ -468,6 +630,13 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
         );
         rows += batch.num_rows() as u64;
     }
+    let _ = reader.join();
+    for state in &mut states {
+        let keep_distinct = suite.expectations.iter().any(
+            |e| matches!(&e.check, Check::DistinctInSet(c, _) if index_of(c) == Some(state.index)),
+        );
+        state.summarise_keys(keep_distinct);
+    }
 
     let results: Vec<ExpectationResult> = suite
         .expectations
@@ -480,7 +649,7 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
                 .and_then(|c| state_of.get(&c))
                 .map(|s| &states[*s]);
             let compound = compounds.iter().find(|(i, _)| *i == k).map(|(_, c)| c);
-            evaluate(k, e, rows, &names, types.as_slice(), state, compound)
+            evaluate(k, e, rows, &all_names, types.as_slice(), state, compound)
         })
         .collect();
     Ok(ValidationResult {
@@ -891,6 +1060,18 @@ fn median(values: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float_keys_keep_order_and_round_trip() {
+        let xs = [f64::NEG_INFINITY, -3.5, -0.0, 0.0, 1e-300, 2.0, f64::MAX];
+        for w in xs.windows(2) {
+            assert!(ordered_key(w[0]) <= ordered_key(w[1]), "{w:?}");
+        }
+        assert_eq!(ordered_key(-0.0), ordered_key(0.0));
+        for x in xs {
+            assert_eq!(float_of_key(ordered_key(x)), if x == 0.0 { 0.0 } else { x });
+        }
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {
