@@ -1,7 +1,7 @@
 //! Self-contained HTML and JSON reports (no scripts, no external files: one file to attach to
 //! a CI run or a ticket), and the JSON shape of drift results.
 use crate::drift::{ColumnDrift, DriftReport};
-use crate::validate::ValidationResult;
+use crate::validate::{Outcome, ValidationResult};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -50,30 +50,24 @@ pub fn validation_html(result: &ValidationResult, data: &str) -> String {
         "<table><tr><th></th><th>Expectation</th><th>Arguments</th><th>Observed</th></tr>",
     );
     for r in &result.results {
-        let observed = if let Some(e) = &r.exception {
-            format!("<span class=\"bad\">error: {}</span>", escape(e))
-        } else if let Some(v) = r.result.get("observed_value") {
-            escape(&v.to_string())
-        } else if let Some(n) = r.result.get("unexpected_count") {
-            let pct = r
-                .result
-                .get("unexpected_percent")
-                .and_then(Value::as_f64)
-                .map(|p| format!(" ({p:.2}%)"))
-                .unwrap_or_default();
-            let examples = r
-                .result
-                .get("partial_unexpected_list")
-                .map(|v| {
-                    format!(
+        let observed = match r.outcome() {
+            Outcome::Error(e) => format!("<span class=\"bad\">error: {}</span>", escape(e)),
+            Outcome::Observed(v) => escape(&v.to_string()),
+            Outcome::Unexpected {
+                count,
+                percent,
+                examples,
+            } => format!(
+                "{count} unexpected{}{}",
+                percent.map(|p| format!(" ({p:.2}%)")).unwrap_or_default(),
+                examples
+                    .map(|v| format!(
                         "<br><span class=\"muted\">e.g. {}</span>",
                         escape(&v.to_string())
-                    )
-                })
-                .unwrap_or_default();
-            format!("{n} unexpected{pct}{examples}")
-        } else {
-            String::new()
+                    ))
+                    .unwrap_or_default()
+            ),
+            Outcome::Nothing => String::new(),
         };
         let _ = write!(
             body,

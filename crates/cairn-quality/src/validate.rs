@@ -466,6 +466,52 @@ pub struct ExpectationResult {
     pub exception: Option<String>,
 }
 
+/// What a result says, for printing: an error, an observed value, or unexpected values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome<'a> {
+    /// It could not be evaluated.
+    Error(&'a str),
+    /// An aggregate's observed value.
+    Observed(&'a Value),
+    /// Per-value results: how many were unexpected, their share, and the first few.
+    Unexpected {
+        /// Unexpected values.
+        count: &'a Value,
+        /// Their share of non-missing values, in percent.
+        percent: Option<f64>,
+        /// The first unexpected values, when there are any.
+        examples: Option<&'a Value>,
+    },
+    /// Nothing to show (`expect_column_to_exist`).
+    Nothing,
+}
+
+impl ExpectationResult {
+    /// What the result says, for printing.
+    pub fn outcome(&self) -> Outcome<'_> {
+        if let Some(e) = &self.exception {
+            return Outcome::Error(e);
+        }
+        if let Some(v) = self.result.get("observed_value") {
+            return Outcome::Observed(v);
+        }
+        match self.result.get("unexpected_count") {
+            Some(count) => Outcome::Unexpected {
+                count,
+                percent: self
+                    .result
+                    .get("unexpected_percent")
+                    .and_then(Value::as_f64),
+                examples: self
+                    .result
+                    .get("partial_unexpected_list")
+                    .filter(|v| v.as_array().is_some_and(|a| !a.is_empty())),
+            },
+            None => Outcome::Nothing,
+        }
+    }
+}
+
 /// The result of a suite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidationResult {
@@ -660,6 +706,24 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
     })
 }
 
+/// A result that was computed (as opposed to a [`failure`]).
+fn evaluated(e: &Expectation, success: bool, result: Map<String, Value>) -> ExpectationResult {
+    ExpectationResult {
+        type_name: e.type_name.clone(),
+        kwargs: e.kwargs.clone(),
+        success,
+        result,
+        exception: None,
+    }
+}
+
+/// GX's `{"observed_value": v}`.
+fn observed(v: Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("observed_value".into(), v);
+    m
+}
+
 fn failure(e: &Expectation, message: String) -> ExpectationResult {
     ExpectationResult {
         type_name: e.type_name.clone(),
@@ -809,18 +873,7 @@ fn evaluate(
     state: Option<&ColumnState>,
     compound: Option<&CompoundState>,
 ) -> ExpectationResult {
-    let ok = |success: bool, result: Map<String, Value>| ExpectationResult {
-        type_name: e.type_name.clone(),
-        kwargs: e.kwargs.clone(),
-        success,
-        result,
-        exception: None,
-    };
-    let observed = |v: Value| {
-        let mut m = Map::new();
-        m.insert("observed_value".into(), v);
-        m
-    };
+    let ok = |success: bool, result: Map<String, Value>| evaluated(e, success, result);
     match &e.check {
         Check::RowCount(r) => ok(r.contains(rows as f64), observed(json!(rows))),
         Check::ColumnsMatchSet { set, exact } => {
@@ -917,18 +970,7 @@ fn has_gaps(cs: &CompoundState, index: usize) -> bool {
 }
 
 fn column_result(k: usize, e: &Expectation, rows: u64, state: &ColumnState) -> ExpectationResult {
-    let ok = |success: bool, result: Map<String, Value>| ExpectationResult {
-        type_name: e.type_name.clone(),
-        kwargs: e.kwargs.clone(),
-        success,
-        result,
-        exception: None,
-    };
-    let observed = |v: Value| {
-        let mut m = Map::new();
-        m.insert("observed_value".into(), v);
-        m
-    };
+    let ok = |success: bool, result: Map<String, Value>| evaluated(e, success, result);
     let float_ints = state.float_ints();
     let numeric = state.value_type.is_numeric();
     let column = e.column().unwrap_or_default();

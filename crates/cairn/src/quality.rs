@@ -5,7 +5,7 @@ use cairn_quality::drift::{compare, Dataset, DriftOptions, Method};
 use cairn_quality::profile::{profile, suggest};
 use cairn_quality::report::{drift_html, drift_json, validation_html};
 use cairn_quality::suite::Suite;
-use cairn_quality::validate::validate;
+use cairn_quality::validate::{validate, Outcome};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -111,26 +111,21 @@ pub fn run_validate(args: ValidateArgs) -> anyhow::Result<i32> {
                 .and_then(Value::as_str)
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default();
-            let detail = if let Some(e) = &r.exception {
-                format!("error: {e}")
-            } else if let Some(v) = r.result.get("observed_value") {
-                format!("observed {}", short(v))
-            } else if let Some(n) = r.result.get("unexpected_count") {
-                let pct = r
-                    .result
-                    .get("unexpected_percent")
-                    .and_then(Value::as_f64)
-                    .map(|p| format!(" ({p:.2}%)"))
-                    .unwrap_or_default();
-                let examples = r
-                    .result
-                    .get("partial_unexpected_list")
-                    .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-                    .map(|v| format!(", e.g. {}", short(v)))
-                    .unwrap_or_default();
-                format!("{n} unexpected{pct}{examples}")
-            } else {
-                String::new()
+            let detail = match r.outcome() {
+                Outcome::Error(e) => format!("error: {e}"),
+                Outcome::Observed(v) => format!("observed {}", short(v)),
+                Outcome::Unexpected {
+                    count,
+                    percent,
+                    examples,
+                } => format!(
+                    "{count} unexpected{}{}",
+                    percent.map(|p| format!(" ({p:.2}%)")).unwrap_or_default(),
+                    examples
+                        .map(|v| format!(", e.g. {}", short(v)))
+                        .unwrap_or_default()
+                ),
+                Outcome::Nothing => String::new(),
             };
             println!(
                 "{} {}{column}  {detail}",
