@@ -102,7 +102,8 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn date(days: i64) -> String {
+/// Days since 1970-01-01 as `YYYY-MM-DD`.
+pub fn date(days: i64) -> String {
     let (y, m, d) = civil(days);
     format!("{y:04}-{m:02}-{d:02}")
 }

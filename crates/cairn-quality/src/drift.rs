@@ -169,16 +169,25 @@ impl Sample {
         }
     }
 
-    /// The label counts of a sample (numbers become their shortest decimal form).
-    fn counts(&self) -> BTreeMap<String, u64> {
+    /// The sorted numbers of a numeric sample (empty for labels).
+    fn numbers(&self) -> &[f64] {
         match self {
-            Sample::Labels { counts, .. } => counts.clone(),
+            Sample::Numbers { values, .. } => values,
+            Sample::Labels { .. } => &[],
+        }
+    }
+
+    /// The label counts of a sample (numbers become their shortest decimal form); borrowed
+    /// for labels, so tests that need counts twice do not copy them.
+    fn counts(&self) -> std::borrow::Cow<'_, BTreeMap<String, u64>> {
+        match self {
+            Sample::Labels { counts, .. } => std::borrow::Cow::Borrowed(counts),
             Sample::Numbers { values, .. } => {
                 let mut counts = BTreeMap::new();
                 for v in values {
                     *counts.entry(number_label(*v)).or_insert(0) += 1;
                 }
-                counts
+                std::borrow::Cow::Owned(counts)
             }
         }
     }
@@ -214,12 +223,7 @@ impl Dataset {
     pub fn read(path: &Path) -> Result<Dataset> {
         let mut table = Table::open(path)?;
         let types = table.types();
-        let names: Vec<String> = table
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let names = table.column_names();
         let mut columns: Vec<Sample> = types
             .iter()
             .map(|t| match t {
@@ -500,14 +504,26 @@ pub fn default_method(kind: ColumnKind, reference_rows: u64, distinct: usize) ->
 fn pooled_distinct(a: &Sample, b: &Sample) -> usize {
     match (a, b) {
         (Sample::Numbers { values: x, .. }, Sample::Numbers { values: y, .. }) => {
-            let mut all: Vec<f64> = x.iter().chain(y).copied().collect();
-            all.sort_unstable_by(f64::total_cmp);
-            distinct_sorted(&all)
+            // Both are sorted: count distinct values of their merge without building it.
+            let (mut i, mut j, mut distinct, mut last) = (0, 0, 0, None);
+            while i < x.len() || j < y.len() {
+                let v = if j == y.len() || (i < x.len() && x[i] <= y[j]) {
+                    i += 1;
+                    x[i - 1]
+                } else {
+                    j += 1;
+                    y[j - 1]
+                };
+                if last != Some(v) {
+                    distinct += 1;
+                    last = Some(v);
+                }
+            }
+            distinct
         }
         _ => {
-            let mut keys = a.counts();
-            keys.extend(b.counts());
-            keys.len()
+            let (ka, kb) = (a.counts(), b.counts());
+            ka.len() + kb.keys().filter(|k| !ka.contains_key(*k)).count()
         }
     }
 }
@@ -574,25 +590,19 @@ fn column_drift(
             }
         )));
     }
-    let numeric = |s: &Sample| -> Vec<f64> {
-        match s {
-            Sample::Numbers { values, .. } => values.clone(),
-            Sample::Labels { .. } => Vec::new(),
-        }
-    };
     let (score, distribution) = match method {
         Method::Ks => {
-            let (r, c) = (numeric(reference), numeric(current));
+            let (r, c) = (reference.numbers(), current.numbers());
             (
-                ks_2samp_sorted(&r, &c).p_value,
+                ks_2samp_sorted(r, c).p_value,
                 binned(reference, current, kind, false),
             )
         }
         Method::Wasserstein => {
-            let (r, c) = (numeric(reference), numeric(current));
-            let norm = std_dev(&r).max(0.001);
+            let (r, c) = (reference.numbers(), current.numbers());
+            let norm = std_dev(r).max(0.001);
             (
-                wasserstein_sorted(&r, &c) / norm,
+                wasserstein_sorted(r, c) / norm,
                 binned(reference, current, kind, false),
             )
         }

@@ -58,8 +58,8 @@ pub fn validation_html(result: &ValidationResult, data: &str) -> String {
                 percent,
                 examples,
             } => format!(
-                "{count} unexpected{}{}",
-                percent.map(|p| format!(" ({p:.2}%)")).unwrap_or_default(),
+                "{}{}",
+                Outcome::unexpected_summary(count, percent),
                 examples
                     .map(|v| format!(
                         "<br><span class=\"muted\">e.g. {}</span>",

@@ -348,6 +348,15 @@ impl Table {
         &self.all_columns
     }
 
+    /// Names of the columns read, in order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
     /// Column names and types, normalised.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -402,20 +411,14 @@ impl Table {
                 }
                 let columns: Vec<ArrayRef> =
                     builders.into_iter().map(ColumnBuilder::finish).collect();
-                RecordBatch::try_new_with_options(
-                    self.schema.clone(),
-                    columns,
-                    &RecordBatchOptions::new().with_row_count(Some(rows)),
-                )
-                .map(Some)
-                .map_err(|e| Error::Invalid(e.to_string()))
+                batch(&self.schema, columns, rows).map(Some)
             }
             Source::Parquet(reader) => match reader.next() {
                 None => Ok(None),
                 Some(Err(e)) => Err(Error::Invalid(format!("{}: {e}", self.path.display()))),
-                Some(Ok(batch)) => {
-                    let mut columns = Vec::with_capacity(batch.num_columns());
-                    for (col, field) in batch.columns().iter().zip(self.schema.fields()) {
+                Some(Ok(read)) => {
+                    let mut columns = Vec::with_capacity(read.num_columns());
+                    for (col, field) in read.columns().iter().zip(self.schema.fields()) {
                         columns.push(normalise(col, field.data_type()).map_err(|e| {
                             Error::Invalid(format!(
                                 "{}: column {}: {e}",
@@ -424,18 +427,21 @@ impl Table {
                             ))
                         })?);
                     }
-                    let rows = batch.num_rows();
-                    RecordBatch::try_new_with_options(
-                        self.schema.clone(),
-                        columns,
-                        &RecordBatchOptions::new().with_row_count(Some(rows)),
-                    )
-                    .map(Some)
-                    .map_err(|e| Error::Invalid(e.to_string()))
+                    batch(&self.schema, columns, read.num_rows()).map(Some)
                 }
             },
         }
     }
+}
+
+/// A batch of `rows` rows (explicit, so a batch with no column read still counts its rows).
+fn batch(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// The one of the four types an Arrow type is read as.

@@ -219,6 +219,16 @@ struct ColumnState {
 }
 
 impl ColumnState {
+    /// A missing value: counted, and unexpected for `not_be_null` checks.
+    fn record_null(&mut self, row: u64) {
+        self.nulls += 1;
+        for (_, check, misses) in &mut self.checks {
+            if let Check::NotNull(_) = check {
+                misses.add(row, || Cell::Null);
+            }
+        }
+    }
+
     /// Text read as a dictionary: each check runs once per distinct value of the batch.
     fn feed_dictionary(
         &mut self,
@@ -254,12 +264,7 @@ impl ColumnState {
                 .and_then(|k| usize::try_from(k).ok())
                 .filter(|k| *k < values.len() && !values.is_null(*k));
             let Some(key) = key else {
-                self.nulls += 1;
-                for (_, check, misses) in &mut self.checks {
-                    if let Check::NotNull(_) = check {
-                        misses.add(row, || Cell::Null);
-                    }
-                }
+                self.record_null(row);
                 continue;
             };
             self.present += 1;
@@ -301,12 +306,7 @@ impl ColumnState {
                 col.is_null(i)
             };
             if null {
-                self.nulls += 1;
-                for (_, check, misses) in &mut self.checks {
-                    if let Check::NotNull(_) = check {
-                        misses.add(row, || Cell::Null);
-                    }
-                }
+                self.record_null(row);
                 continue;
             }
             self.present += 1;
@@ -486,6 +486,16 @@ pub enum Outcome<'a> {
     Nothing,
 }
 
+impl Outcome<'_> {
+    /// `N unexpected (P%)` for per-value results.
+    pub fn unexpected_summary(count: &Value, percent: Option<f64>) -> String {
+        format!(
+            "{count} unexpected{}",
+            percent.map(|p| format!(" ({p:.2}%)")).unwrap_or_default()
+        )
+    }
+}
+
 impl ExpectationResult {
     /// What the result says, for printing.
     pub fn outcome(&self) -> Outcome<'_> {
@@ -569,12 +579,7 @@ pub fn validate(path: &Path, suite: &Suite) -> Result<ValidationResult> {
     }
     let mut table = Table::open_columns(path, &wanted)?;
     let all_names: Vec<String> = table.all_columns().to_vec();
-    let names: Vec<String> = table
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names = table.column_names();
     let types = table.types();
     let index_of = |c: &str| names.iter().position(|n| n == c);
 

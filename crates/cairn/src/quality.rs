@@ -119,8 +119,8 @@ pub fn run_validate(args: ValidateArgs) -> anyhow::Result<i32> {
                     percent,
                     examples,
                 } => format!(
-                    "{count} unexpected{}{}",
-                    percent.map(|p| format!(" ({p:.2}%)")).unwrap_or_default(),
+                    "{}{}",
+                    Outcome::unexpected_summary(count, percent),
                     examples
                         .map(|v| format!(", e.g. {}", short(v)))
                         .unwrap_or_default()
