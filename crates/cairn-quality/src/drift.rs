@@ -329,11 +329,8 @@ pub fn infer_kind(sample: &Sample) -> ColumnKind {
             }
         }
         Sample::Labels { boolean: true, .. } => ColumnKind::Categorical,
-        Sample::Labels {
-            counts, missing, ..
-        } => {
+        Sample::Labels { counts, .. } => {
             let present: u64 = counts.values().sum();
-            let _ = missing;
             if counts.len() as f64 > present as f64 * 0.5 {
                 ColumnKind::Text
             } else {
@@ -555,11 +552,8 @@ fn column_drift(
         .get(name)
         .copied()
         .or(options.method);
-    let method = match chosen {
-        Some(m) if kind == ColumnKind::Text => Some(m),
-        Some(m) => Some(m),
-        None => default_method(kind, reference.len(), pooled_distinct(reference, current)),
-    };
+    let method = chosen
+        .or_else(|| default_method(kind, reference.len(), pooled_distinct(reference, current)));
     let Some(method) = method else {
         return Ok(ColumnDrift {
             column: name.to_owned(),
