@@ -8,6 +8,7 @@ mod artifacts;
 mod error;
 pub mod lineage;
 pub mod metrics;
+pub mod monitoring;
 pub mod oip;
 mod registry;
 mod request;
@@ -141,21 +142,29 @@ fn with_common_layers(router: Router, options: ApiOptions) -> Router {
 /// The router of `cairn serve`: the Open Inference Protocol over the given models, MLflow's
 /// scoring protocol for `scoring_model`, Prometheus metrics.
 pub fn serving_router(serving: oip::Serving, scoring_model: String, options: ApiOptions) -> Router {
-    let router = oip::routes(serving.clone())
+    let mut router = oip::routes(serving.clone())
         .merge(scoring::routes(serving.clone(), scoring_model))
-        .merge(metrics_route(serving.metrics))
-        .fallback(not_found);
+        .merge(metrics_route(&serving));
+    if let Some(m) = &serving.monitoring {
+        router = router.merge(monitoring::routes(m.clone()));
+    }
+    let router = router.fallback(not_found);
     with_common_layers(router, options)
 }
 
-fn metrics_route(metrics: Arc<metrics::Metrics>) -> Router {
+fn metrics_route(serving: &oip::Serving) -> Router {
     Router::new()
         .route("/metrics", get(metrics::handler))
-        .with_state(metrics)
+        .with_state((serving.metrics.clone(), serving.monitoring.clone()))
 }
 
-/// The whole API as one router.
-pub fn router(state: AppState, options: ApiOptions) -> Router {
+/// The whole API as one router; with `monitoring`, served predictions are logged and the
+/// monitoring endpoints and gauges are added.
+pub fn router(
+    state: AppState,
+    options: ApiOptions,
+    monitoring: Option<Arc<monitoring::Monitoring>>,
+) -> Router {
     let serving = oip::Serving {
         models: Arc::new(served::RegistryModels::new(
             state.registry.clone(),
@@ -163,6 +172,7 @@ pub fn router(state: AppState, options: ApiOptions) -> Router {
             options.runner,
         )),
         metrics: Arc::default(),
+        monitoring,
     };
     let api = tracking::routes()
         .merge(registry::routes())
@@ -178,6 +188,10 @@ pub fn router(state: AppState, options: ApiOptions) -> Router {
         .fallback(not_found)
         .with_state(state.clone())
         .merge(oip::routes(serving.clone()))
-        .merge(metrics_route(serving.metrics));
+        .merge(metrics_route(&serving));
+    let router = match &serving.monitoring {
+        Some(m) => router.merge(monitoring::routes(m.clone())),
+        None => router,
+    };
     with_common_layers(router, options)
 }

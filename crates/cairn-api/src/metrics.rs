@@ -30,7 +30,7 @@ pub struct Metrics {
     versions: Mutex<BTreeMap<(String, String), Arc<VersionStats>>>,
 }
 
-fn escape(label: &str) -> String {
+pub(crate) fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -134,10 +134,16 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// `GET /metrics`: inference counters, and the monitoring gauges when monitoring is on.
+pub async fn handler(
+    State((metrics, monitoring)): State<(Arc<Metrics>, Option<Arc<crate::monitoring::Monitoring>>)>,
+) -> impl IntoResponse {
+    let mut text = metrics.render();
+    if let Some(m) = monitoring {
+        text.push_str(&m.render());
+    }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        metrics.render(),
+        text,
     )
 }

@@ -142,6 +142,8 @@ pub struct Serving {
     pub models: Arc<dyn ModelSource>,
     /// Request counters and latency histograms.
     pub metrics: Arc<Metrics>,
+    /// Where answered requests are logged for monitoring, if anywhere.
+    pub monitoring: Option<Arc<crate::monitoring::Monitoring>>,
 }
 
 /// The routes, with their own state.
@@ -553,19 +555,56 @@ async fn run_inference(
 ) -> Result<Response, OipError> {
     let served = find(&serving, &name, version.as_deref()).await?;
     let started = Instant::now();
-    let result = answer(&served, body).await;
+    let mut body = body;
+    // With monitoring on, every answer carries a request id that labels can refer to later.
+    let request_id = match &serving.monitoring {
+        Some(m) if m.logging() => Some(match body.header.get("id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => {
+                let id = m.new_request_id();
+                body.header.insert("id".into(), Value::from(id.clone()));
+                id
+            }
+        }),
+        _ => None,
+    };
+    let result = answer(&served, body, request_id.is_some()).await;
+    let elapsed = started.elapsed();
     serving.metrics.record(
         &served.name,
         &served.version,
-        started.elapsed(),
+        elapsed,
         result.as_ref().map_or_else(|e| e.0.as_u16(), |_| 200),
     );
+    let result = result.map(|(response, tensors)| {
+        if let (Some(m), Some(id), Some((inputs, outputs))) =
+            (&serving.monitoring, request_id, tensors)
+        {
+            m.record(
+                id,
+                &served.name,
+                &served.version,
+                elapsed,
+                &inputs,
+                &outputs,
+            );
+        }
+        response
+    });
     let mut response = result.into_response();
     served_headers(&mut response, &served);
     Ok(response)
 }
 
-async fn answer(served: &ServedModel, body: InferBody) -> Result<Response, OipError> {
+/// Inputs and outputs of an answered request, kept for the prediction log.
+type Tensors = (Vec<NamedTensor>, Vec<NamedTensor>);
+
+/// Answers one request; with `keep`, also returns its input and output tensors.
+async fn answer(
+    served: &ServedModel,
+    body: InferBody,
+    keep: bool,
+) -> Result<(Response, Option<Tensors>), OipError> {
     let InferBody { header, binary } = body;
     let mut cursor: &[u8] = &binary;
     let inputs = header
@@ -618,6 +657,7 @@ async fn answer(served: &ServedModel, body: InferBody) -> Result<Response, OipEr
             )));
         }
     }
+    let kept_inputs = keep.then(|| inputs.clone());
     let outputs = served.runner.infer(inputs).await.map_err(serving_status)?;
     let mut tail = Vec::new();
     let mut json_outputs = Vec::new();
@@ -650,8 +690,9 @@ async fn answer(served: &ServedModel, body: InferBody) -> Result<Response, OipEr
     if let Some(id) = header.get("id") {
         answer["id"] = id.clone();
     }
+    let kept = kept_inputs.map(|inputs| (inputs, outputs));
     if tail.is_empty() {
-        return Ok(Json(answer).into_response());
+        return Ok((Json(answer).into_response(), kept));
     }
     let mut body = serde_json::to_vec(&answer)
         .map_err(|e| OipError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -667,7 +708,7 @@ async fn answer(served: &ServedModel, body: InferBody) -> Result<Response, OipEr
         HeaderName::from_static(HEADER_LENGTH),
         HeaderValue::from(header_length),
     );
-    Ok(response)
+    Ok((response, kept))
 }
 
 /// A Triton-style model configuration (what `tritonclient`'s `get_model_config` reads).

@@ -9,6 +9,7 @@
 pub mod drift;
 mod error;
 pub mod ks;
+pub mod monitor;
 pub mod profile;
 pub mod report;
 pub mod special;

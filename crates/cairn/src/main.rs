@@ -2,6 +2,7 @@
 //! library crates; this file only connects them.
 mod client;
 mod data;
+mod monitor;
 mod quality;
 mod quickstart;
 mod serve;
@@ -39,6 +40,9 @@ enum Command {
     Suite(quality::SuiteArgs),
     /// Compare a current dataset with a reference, column by column (Evidently's methods).
     Drift(quality::DriftArgs),
+    /// Watch served models: training references, drift and label metrics of recent
+    /// predictions, alert rules.
+    Monitor(monitor::MonitorArgs),
 }
 
 /// `$CAIRN_HOME`, or `./cairn-data`.
@@ -88,6 +92,11 @@ fn main() -> anyhow::Result<()> {
             let code = quality::run_drift(args)?;
             std::process::exit(code);
         }
+        Command::Monitor(args) => {
+            init_logging("warn");
+            let code = monitor::run(args)?;
+            std::process::exit(code);
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -111,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         | Command::Lineage(_)
         | Command::Validate(_)
         | Command::Suite(_)
-        | Command::Drift(_) => unreachable!("handled above"),
+        | Command::Drift(_)
+        | Command::Monitor(_) => unreachable!("handled above"),
     }
 }

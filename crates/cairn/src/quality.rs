@@ -276,32 +276,45 @@ pub fn run_drift(args: DriftArgs) -> anyhow::Result<i32> {
             ),
         )?,
         Some(out) => write_file(out, &serde_json::to_string_pretty(&drift_json(&report))?)?,
-        None => {
-            println!(
-                "{:<24} {:<5} {:<14} {:>14} {:>10}  drift",
-                "column", "type", "method", "score", "threshold"
-            );
-            for c in &report.columns {
-                println!(
-                    "{:<24} {:<5} {:<14} {:>14} {:>10}  {}",
-                    c.column,
-                    c.kind.name(),
-                    c.method.map(|m| m.name()).unwrap_or("not compared"),
-                    if c.score.is_finite() {
-                        format!("{:.6}", c.score)
-                    } else {
-                        "-".into()
-                    },
-                    if c.threshold.is_finite() {
-                        c.threshold.to_string()
-                    } else {
-                        "-".into()
-                    },
-                    if c.drifted { "DRIFT" } else { "no" }
-                );
-            }
-        }
+        None => print_drift_table(&report),
     }
+    print_drift_summary(&report);
+    Ok(if args.fail_on_drift && report.dataset_drift {
+        1
+    } else {
+        0
+    })
+}
+
+/// The per-column drift table.
+pub fn print_drift_table(report: &cairn_quality::drift::DriftReport) {
+    println!(
+        "{:<24} {:<5} {:<14} {:>14} {:>10}  drift",
+        "column", "type", "method", "score", "threshold"
+    );
+    for c in &report.columns {
+        println!(
+            "{:<24} {:<5} {:<14} {:>14} {:>10}  {}",
+            c.column,
+            c.kind.name(),
+            c.method.map(|m| m.name()).unwrap_or("not compared"),
+            if c.score.is_finite() {
+                format!("{:.6}", c.score)
+            } else {
+                "-".into()
+            },
+            if c.threshold.is_finite() {
+                c.threshold.to_string()
+            } else {
+                "-".into()
+            },
+            if c.drifted { "DRIFT" } else { "no" }
+        );
+    }
+}
+
+/// The one-line dataset verdict.
+pub fn print_drift_summary(report: &cairn_quality::drift::DriftReport) {
     println!(
         "{}: {} of {} columns drifted (share {:.3}, threshold {})",
         if report.dataset_drift {
@@ -314,9 +327,4 @@ pub fn run_drift(args: DriftArgs) -> anyhow::Result<i32> {
         report.share,
         report.share_threshold
     );
-    Ok(if args.fail_on_drift && report.dataset_drift {
-        1
-    } else {
-        0
-    })
 }

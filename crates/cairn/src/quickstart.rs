@@ -404,8 +404,13 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         artifacts_destination: None,
         max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
         runner: server::RunnerArgs::default(),
+        monitoring: server::MonitoringArgs::default(),
     };
     let built = server::build_blocking(server_args, home.clone()).await?;
+    built
+        .monitoring
+        .clone()
+        .spawn_evaluator(built.monitor_interval);
     let listener = match server::bind(&args.host, args.port).await {
         Ok(l) => l,
         Err(_) => {

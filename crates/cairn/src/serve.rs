@@ -224,6 +224,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let serving = Serving {
         models: Arc::new(StaticModels(vec![served])),
         metrics: Arc::default(),
+        monitoring: None,
     };
     let router = cairn_api::serving_router(
         serving,

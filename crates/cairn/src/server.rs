@@ -28,6 +28,94 @@ pub struct ServerArgs {
     pub max_request_bytes: usize,
     #[command(flatten)]
     pub runner: RunnerArgs,
+    #[command(flatten)]
+    pub monitoring: MonitoringArgs,
+}
+
+/// Live monitoring of served models.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MonitoringArgs {
+    /// Do not log served predictions (no drift or label metrics for served models).
+    #[arg(long)]
+    pub no_prediction_log: bool,
+    /// Predictions waiting to be written; beyond it they are dropped (and counted), never
+    /// delaying a request.
+    #[arg(long, default_value_t = 10_000)]
+    pub prediction_log_buffer: usize,
+    /// Longest a logged prediction waits before it is written to Parquet, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub prediction_log_flush_secs: f64,
+    /// Seconds between monitoring evaluations (drift, label metrics, gauges, alert rules).
+    #[arg(long, default_value_t = 60.0)]
+    pub monitor_interval_secs: f64,
+    /// How far back evaluations look by default (like 15m, 1h, 1d).
+    #[arg(long, default_value = "1h")]
+    pub monitor_window: String,
+}
+
+impl Default for MonitoringArgs {
+    fn default() -> Self {
+        MonitoringArgs {
+            no_prediction_log: false,
+            prediction_log_buffer: 10_000,
+            prediction_log_flush_secs: 5.0,
+            monitor_interval_secs: 60.0,
+            monitor_window: "1h".into(),
+        }
+    }
+}
+
+/// Posts alerts with a short timeout, so a slow receiver cannot stall evaluations.
+struct WebhookClient(ureq::Agent);
+
+impl cairn_api::monitoring::Notifier for WebhookClient {
+    fn post(&self, url: &str, body: &serde_json::Value) -> Result<u16, String> {
+        self.0
+            .post(url)
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .map(|r| r.status().as_u16())
+            .map_err(|e| format!("webhook failed: {e}"))
+    }
+}
+
+impl MonitoringArgs {
+    /// Monitoring on `<home>/monitoring`, logging predictions unless turned off.
+    pub fn open(&self, home: &Path) -> anyhow::Result<Arc<cairn_api::monitoring::Monitoring>> {
+        use cairn_quality::monitor::{parse_duration, LogOptions, Monitor, PredictionLog};
+        let window = parse_duration(&self.monitor_window)
+            .map_err(|e| anyhow::anyhow!("--monitor-window: {e}"))?;
+        let monitor = Monitor::open(&home.join("monitoring"))?;
+        let log = if self.no_prediction_log {
+            None
+        } else {
+            Some(PredictionLog::start(
+                &monitor,
+                LogOptions {
+                    capacity: self.prediction_log_buffer.max(1),
+                    flush_interval: std::time::Duration::from_secs_f64(
+                        self.prediction_log_flush_secs.clamp(0.01, 3600.0),
+                    ),
+                    ..LogOptions::default()
+                },
+            )?)
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(10)))
+            .build()
+            .new_agent();
+        Ok(Arc::new(cairn_api::monitoring::Monitoring::new(
+            monitor,
+            log,
+            window,
+            Some(Arc::new(WebhookClient(agent))),
+        )))
+    }
+
+    pub fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.monitor_interval_secs.clamp(0.05, 86_400.0))
+    }
 }
 
 impl ServerArgs {
@@ -40,6 +128,7 @@ impl ServerArgs {
             artifacts_destination: None,
             max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
             runner: RunnerArgs::default(),
+            monitoring: MonitoringArgs::default(),
         }
     }
 }
@@ -85,6 +174,9 @@ impl RunnerArgs {
 pub struct Built {
     pub router: axum::Router,
     pub backend_description: String,
+    /// Started (its evaluations) once the runtime serves.
+    pub monitoring: Arc<cairn_api::monitoring::Monitoring>,
+    pub monitor_interval: std::time::Duration,
 }
 
 fn default_backend(home: &Path) -> String {
@@ -129,16 +221,20 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
 /// Opens the stores and builds the router.
 pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
     let (state, backend_description) = open_state(args, home)?;
+    let monitoring = args.monitoring.open(&std::fs::canonicalize(home)?)?;
     let router = cairn_api::router(
         state,
         ApiOptions {
             max_json_bytes: args.max_request_bytes,
             runner: args.runner.options(),
         },
+        Some(monitoring.clone()),
     );
     Ok(Built {
         router,
         backend_description,
+        monitoring,
+        monitor_interval: args.monitoring.interval(),
     })
 }
 
@@ -177,15 +273,21 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListen
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let home = crate::home_dir();
     let built = build_blocking(args.clone(), home).await?;
+    built
+        .monitoring
+        .clone()
+        .spawn_evaluator(built.monitor_interval);
     let listener = bind(&args.host, args.port).await?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(backend = built.backend_description, "store ready");
     // Tests and scripts read this line to find the port.
     println!("Cairn tracking server listening on http://{addr}");
+    let monitoring = built.monitoring.clone();
     axum::serve(listener, built.router)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
+    tokio::task::spawn_blocking(move || monitoring.flush()).await?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,0 +1,1762 @@
+//! Live monitoring of served models, on files under `<home>/monitoring`:
+//!
+//! - [`PredictionLog`]: predictions (inputs, outputs, model version, latency, request id) go
+//!   through a bounded queue to a writer thread that turns them into Parquet files
+//!   (`predictions/<model>/<version>/<first ms>-<last ms>-<nanos>.parquet`). Recording never
+//!   blocks: when the queue is full the record is dropped and counted.
+//! - [`Monitor`]: a model version's training reference (a stored [`Dataset`] plus which
+//!   columns are features), drift of a time window of logged inputs against it, ground-truth
+//!   labels posted by request id and the accuracy/error metrics they give over time, alert
+//!   rules (`alerts.yaml`) and the alerts that fired (`alerts.jsonl`).
+//!
+//! Logged columns: `_request_id`, `_row` (row within the request), `_timestamp_ms`,
+//! `_latency_us`, one column per input value (`x` for a one-column tensor, `x[j]` otherwise)
+//! and one per output value (`_output:probability`, `_output:probability[j]`).
+use crate::drift::{self, Dataset, DriftOptions, DriftReport, Sample};
+use crate::table::Table;
+use crate::{Error, Result};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The values of one logged tensor, flat, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Floating-point values.
+    Float(Vec<f64>),
+    /// Integers (booleans as 0/1).
+    Int(Vec<i64>),
+    /// Text.
+    Text(Vec<String>),
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Float(v) => v.len(),
+            Values::Int(v) => v.len(),
+            Values::Text(v) => v.len(),
+        }
+    }
+}
+
+/// One input or output tensor of a prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Its shape; the first dimension is the rows of the request.
+    pub shape: Vec<usize>,
+    /// Its values.
+    pub values: Values,
+}
+
+impl LoggedTensor {
+    fn rows(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Values per row, or `None` when the values do not fill the shape.
+    fn width(&self) -> Option<usize> {
+        let rows = self.rows();
+        let n = self.values.len();
+        if rows == 0 || !n.is_multiple_of(rows) {
+            return None;
+        }
+        Some(n / rows)
+    }
+}
+
+/// Column names of a tensor with `width` values per row.
+fn tensor_columns(prefix: &str, name: &str, width: usize) -> Vec<String> {
+    if width == 1 {
+        vec![format!("{prefix}{name}")]
+    } else {
+        (0..width).map(|j| format!("{prefix}{name}[{j}]")).collect()
+    }
+}
+
+/// Prefix of output columns in the prediction log.
+pub const OUTPUT_PREFIX: &str = "_output:";
+
+/// One answered request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The request id (the caller's, or one the server made).
+    pub request_id: String,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// When it was answered.
+    pub timestamp_ms: i64,
+    /// Time spent answering, in microseconds.
+    pub latency_us: i64,
+    /// Request tensors.
+    pub inputs: Vec<LoggedTensor>,
+    /// Answer tensors.
+    pub outputs: Vec<LoggedTensor>,
+}
+
+impl Prediction {
+    fn rows(&self) -> usize {
+        self.inputs.first().map_or(1, LoggedTensor::rows)
+    }
+}
+
+/// How the prediction log buffers and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct LogOptions {
+    /// Records waiting to be written; beyond this, records are dropped (and counted).
+    pub capacity: usize,
+    /// Rows that trigger a write.
+    pub flush_rows: usize,
+    /// Longest a record waits before it is written.
+    pub flush_interval: Duration,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            capacity: 10_000,
+            flush_rows: 50_000,
+            flush_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of the prediction log, exported by the server.
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    /// Records queued for writing.
+    pub accepted: AtomicU64,
+    /// Records dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Rows written to Parquet.
+    pub rows_written: AtomicU64,
+    /// Failed file writes (their rows are lost; the message is in `last_error`).
+    pub write_errors: AtomicU64,
+    /// The last write error.
+    pub last_error: Mutex<Option<String>>,
+}
+
+enum Message {
+    Record(Box<Prediction>),
+    Flush(SyncSender<()>),
+}
+
+/// The writer side of the prediction log. Dropping it writes what is queued.
+pub struct PredictionLog {
+    sender: Option<SyncSender<Message>>,
+    counters: Arc<LogCounters>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PredictionLog {
+    /// Starts the writer thread for `monitor`'s folder.
+    pub fn start(monitor: &Monitor, options: LogOptions) -> Result<PredictionLog> {
+        let dir = monitor.root.join("predictions");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let (sender, receiver) = sync_channel(options.capacity.max(1));
+        let counters = Arc::new(LogCounters::default());
+        let shared = counters.clone();
+        let writer = std::thread::Builder::new()
+            .name("cairn-prediction-log".into())
+            .spawn(move || write_loop(receiver, dir, options, shared))
+            .map_err(|e| Error::io(&monitor.root, e))?;
+        Ok(PredictionLog {
+            sender: Some(sender),
+            counters,
+            writer: Some(writer),
+        })
+    }
+
+    /// Queues a prediction for writing; never blocks. Returns false (and counts it) when the
+    /// queue is full.
+    pub fn record(&self, prediction: Prediction) -> bool {
+        let Some(sender) = &self.sender else {
+            return false;
+        };
+        match sender.try_send(Message::Record(Box::new(prediction))) {
+            Ok(()) => {
+                self.counters.accepted.fetch_add(1, Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Writes everything queued so far and returns once it is on disk. Blocks.
+    pub fn flush(&self) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        let (done, wait) = sync_channel(1);
+        if sender.send(Message::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// The log's counters.
+    pub fn counters(&self) -> &LogCounters {
+        &self.counters
+    }
+}
+
+impl Drop for PredictionLog {
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_loop(
+    receiver: Receiver<Message>,
+    dir: PathBuf,
+    options: LogOptions,
+    counters: Arc<LogCounters>,
+) {
+    let mut pending: BTreeMap<(String, String), Vec<Prediction>> = BTreeMap::new();
+    let mut rows = 0usize;
+    let mut oldest: Option<Instant> = None;
+    let write = |pending: &mut BTreeMap<(String, String), Vec<Prediction>>| {
+        for ((model, version), predictions) in std::mem::take(pending) {
+            let target = dir
+                .join(path_component(&model))
+                .join(path_component(&version));
+            match write_predictions(&target, &predictions) {
+                Ok(written) => {
+                    counters.rows_written.fetch_add(written as u64, Relaxed);
+                }
+                Err(e) => {
+                    counters.write_errors.fetch_add(1, Relaxed);
+                    *counters
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                }
+            }
+        }
+    };
+    loop {
+        let wait = oldest.map_or(Duration::from_secs(3600), |t| {
+            options.flush_interval.saturating_sub(t.elapsed())
+        });
+        match receiver.recv_timeout(wait) {
+            Ok(Message::Record(p)) => {
+                rows += p.rows();
+                oldest.get_or_insert_with(Instant::now);
+                pending
+                    .entry((p.model.clone(), p.version.clone()))
+                    .or_default()
+                    .push(*p);
+                if rows >= options.flush_rows {
+                    write(&mut pending);
+                    (rows, oldest) = (0, None);
+                }
+            }
+            Ok(Message::Flush(done)) => {
+                write(&mut pending);
+                (rows, oldest) = (0, None);
+                let _ = done.send(());
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                write(&mut pending);
+                (rows, oldest) = (0, None);
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                write(&mut pending);
+                return;
+            }
+        }
+    }
+}
+
+/// A column being built from records whose tensors may differ.
+enum Builder {
+    Float(Vec<Option<f64>>),
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Builder {
+    fn len(&self) -> usize {
+        match self {
+            Builder::Float(v) => v.len(),
+            Builder::Int(v) => v.len(),
+            Builder::Text(v) => v.len(),
+        }
+    }
+
+    fn pad(&mut self, len: usize) {
+        match self {
+            Builder::Float(v) => v.resize(len, None),
+            Builder::Int(v) => v.resize(len, None),
+            Builder::Text(v) => v.resize(len, None),
+        }
+    }
+
+    fn push(&mut self, values: &Values, i: usize) {
+        // An integer column that meets floats becomes a float column.
+        if let (Builder::Int(ints), Values::Float(_)) = (&*self, values) {
+            *self = Builder::Float(ints.iter().map(|v| v.map(|n| n as f64)).collect());
+        }
+        match (self, values) {
+            (Builder::Float(c), Values::Float(v)) => c.push(Some(v[i])),
+            (Builder::Float(c), Values::Int(v)) => c.push(Some(v[i] as f64)),
+            (Builder::Int(c), Values::Int(v)) => c.push(Some(v[i])),
+            (Builder::Text(c), Values::Text(v)) => c.push(Some(v[i].clone())),
+            (other, _) => {
+                let len = other.len() + 1;
+                other.pad(len);
+            }
+        }
+    }
+
+    fn new(values: &Values) -> Builder {
+        match values {
+            Values::Float(_) => Builder::Float(Vec::new()),
+            Values::Int(_) => Builder::Int(Vec::new()),
+            Values::Text(_) => Builder::Text(Vec::new()),
+        }
+    }
+
+    fn finish(self) -> (DataType, ArrayRef) {
+        match self {
+            Builder::Float(v) => (DataType::Float64, Arc::new(Float64Array::from(v))),
+            Builder::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v))),
+            Builder::Text(v) => (DataType::Utf8, Arc::new(StringArray::from(v))),
+        }
+    }
+}
+
+/// Writes one Parquet file of predictions into `dir` (temporary file, fsync, rename).
+/// Returns the rows written.
+fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut request_ids = Vec::new();
+    let mut row_numbers = Vec::new();
+    let mut timestamps = Vec::new();
+    let mut latencies = Vec::new();
+    let mut columns: Vec<(String, Builder)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for p in predictions {
+        let rows = p.rows();
+        let start = request_ids.len();
+        for r in 0..rows {
+            request_ids.push(p.request_id.clone());
+            row_numbers.push(r as i64);
+            timestamps.push(p.timestamp_ms);
+            latencies.push(p.latency_us);
+        }
+        let tensors = p
+            .inputs
+            .iter()
+            .map(|t| ("", t))
+            .chain(p.outputs.iter().map(|t| (OUTPUT_PREFIX, t)));
+        for (prefix, tensor) in tensors {
+            let Some(width) = tensor.width() else {
+                continue;
+            };
+            if tensor.rows() != rows {
+                continue;
+            }
+            for (j, name) in tensor_columns(prefix, &tensor.name, width)
+                .into_iter()
+                .enumerate()
+            {
+                let at = *index.entry(name.clone()).or_insert_with(|| {
+                    columns.push((name, Builder::new(&tensor.values)));
+                    columns.len() - 1
+                });
+                let column = &mut columns[at].1;
+                column.pad(start);
+                for r in 0..rows {
+                    column.push(&tensor.values, r * width + j);
+                }
+            }
+        }
+        let len = request_ids.len();
+        columns.iter_mut().for_each(|(_, c)| c.pad(len));
+    }
+    let rows = request_ids.len();
+    if rows == 0 {
+        return Ok(0);
+    }
+    let mut fields = vec![
+        Field::new("_request_id", DataType::Utf8, false),
+        Field::new("_row", DataType::Int64, false),
+        Field::new("_timestamp_ms", DataType::Int64, false),
+        Field::new("_latency_us", DataType::Int64, false),
+    ];
+    let first = timestamps.iter().copied().min().unwrap_or(0);
+    let last = timestamps.iter().copied().max().unwrap_or(0);
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(request_ids)),
+        Arc::new(Int64Array::from(row_numbers)),
+        Arc::new(Int64Array::from(timestamps)),
+        Arc::new(Int64Array::from(latencies)),
+    ];
+    for (name, builder) in columns {
+        let (data_type, array) = builder.finish();
+        fields.push(Field::new(name, data_type, true));
+        arrays.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| Error::Invalid(format!("prediction log: {e}")))?;
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = dir.join(format!("{first}-{last}-{unique}.parquet"));
+    let tmp = dir.join(format!(".{first}-{unique}.tmp"));
+    let written = (|| -> std::result::Result<(), String> {
+        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props))
+            .map_err(|e| e.to_string())?;
+        writer.write(&batch).map_err(|e| e.to_string())?;
+        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Invalid(format!("{}: {e}", path.display())));
+    }
+    Ok(rows)
+}
+
+/// A model or version name as one safe path component: ASCII letters, digits, `-`, `_` and
+/// inner `.` stay; every other byte becomes `%XX`, so no name can climb out of its folder.
+pub fn path_component(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, b) in name.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+/// A model version's training reference.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// The columns compared for drift, in the order the model takes them.
+    pub features: Vec<String>,
+    /// The label column, if the data has one.
+    pub target: Option<String>,
+    /// Where the reference was read from.
+    pub source: String,
+    /// Its values.
+    pub dataset: Dataset,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ReferenceMeta {
+    model: String,
+    version: String,
+    features: Vec<String>,
+    target: Option<String>,
+    source: String,
+    rows: u64,
+}
+
+/// Ground truth for one row of one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// The request the prediction answered.
+    pub request_id: String,
+    /// Row within the request.
+    #[serde(default)]
+    pub row: i64,
+    /// The true value: a number or a class name.
+    pub label: serde_json::Value,
+    /// When it was recorded.
+    #[serde(default)]
+    pub timestamp_ms: i64,
+}
+
+/// Logged predictions of one model version in a time window.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// Start (inclusive) and end (exclusive), in ms since the epoch.
+    pub from_ms: i64,
+    /// End of the window.
+    pub to_ms: i64,
+    /// (request id, row) of each logged row.
+    pub keys: Vec<(String, i64)>,
+    /// When each row was answered.
+    pub timestamps: Vec<i64>,
+    /// Input columns, in the order first seen.
+    pub inputs: Vec<(String, Column)>,
+    /// Output columns (without the `_output:` prefix).
+    pub outputs: Vec<(String, Column)>,
+}
+
+/// One logged column; missing values are NaN (numbers) or `None` (text).
+#[derive(Debug, Clone)]
+pub enum Column {
+    /// Numbers, and whether every file stored them as integers.
+    Numbers(Vec<f64>, bool),
+    /// Text.
+    Text(Vec<Option<String>>),
+}
+
+impl Column {
+    fn pad(&mut self, len: usize) {
+        match self {
+            Column::Numbers(v, _) => v.resize(len, f64::NAN),
+            Column::Text(v) => v.resize(len, None),
+        }
+    }
+
+    fn sample(&self) -> Sample {
+        match self {
+            Column::Numbers(v, integer) => {
+                let mut values: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+                let missing = (v.len() - values.len()) as u64;
+                values.sort_unstable_by(f64::total_cmp);
+                Sample::Numbers {
+                    values,
+                    integer: *integer && missing == 0,
+                    missing,
+                }
+            }
+            Column::Text(v) => {
+                let mut counts = BTreeMap::new();
+                let mut missing = 0;
+                for s in v {
+                    match s {
+                        Some(s) => *counts.entry(s.clone()).or_insert(0) += 1,
+                        None => missing += 1,
+                    }
+                }
+                Sample::Labels {
+                    counts,
+                    missing,
+                    boolean: false,
+                }
+            }
+        }
+    }
+}
+
+/// Drift of a window against the reference.
+#[derive(Debug, Clone)]
+pub struct WindowDrift {
+    /// The window's bounds and rows.
+    pub from_ms: i64,
+    /// End of the window.
+    pub to_ms: i64,
+    /// The column-by-column report.
+    pub report: DriftReport,
+}
+
+/// Accuracy or error of labelled predictions over one time bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricBucket {
+    /// Bucket start (inclusive), ms.
+    pub from_ms: i64,
+    /// Bucket end (exclusive), ms.
+    pub to_ms: i64,
+    /// Rows predicted.
+    pub predictions: u64,
+    /// Rows with a label.
+    pub labeled: u64,
+    /// Share of labelled rows predicted right (classification).
+    pub accuracy: Option<f64>,
+    /// Mean absolute error (regression).
+    pub mae: Option<f64>,
+    /// Root mean squared error (regression).
+    pub rmse: Option<f64>,
+}
+
+/// The monitoring folder of a home.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    root: PathBuf,
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| Error::io(path, e))
+}
+
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(line.as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(|e| Error::io(path, e))
+}
+
+impl Monitor {
+    /// Opens (creating) the monitoring folder `root`.
+    pub fn open(root: &Path) -> Result<Monitor> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        Ok(Monitor {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn reference_paths(&self, model: &str, version: &str) -> (PathBuf, PathBuf) {
+        let dir = self.root.join("references").join(path_component(model));
+        let stem = path_component(version);
+        (
+            dir.join(format!("{stem}.ref")),
+            dir.join(format!("{stem}.json")),
+        )
+    }
+
+    /// Reads `data` (CSV/TSV/Parquet) and stores it as the training reference of `model`
+    /// `version`. Features are `features`, or every column but `target`.
+    pub fn set_reference(
+        &self,
+        model: &str,
+        version: &str,
+        data: &Path,
+        target: Option<&str>,
+        features: Option<Vec<String>>,
+    ) -> Result<Reference> {
+        let dataset = Dataset::read(data)?;
+        let names: Vec<&str> = dataset.columns.iter().map(|(n, _)| n.as_str()).collect();
+        if let Some(t) = target {
+            if !names.contains(&t) {
+                return Err(Error::Invalid(format!(
+                    "{}: no target column {t:?} (columns: {})",
+                    data.display(),
+                    names.join(", ")
+                )));
+            }
+        }
+        let features = match features {
+            Some(f) if !f.is_empty() => {
+                if let Some(missing) = f.iter().find(|c| !names.contains(&c.as_str())) {
+                    return Err(Error::Invalid(format!(
+                        "{}: no feature column {missing:?} (columns: {})",
+                        data.display(),
+                        names.join(", ")
+                    )));
+                }
+                f
+            }
+            _ => names
+                .iter()
+                .filter(|n| Some(**n) != target)
+                .map(|n| n.to_string())
+                .collect(),
+        };
+        if features.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: no feature columns",
+                data.display()
+            )));
+        }
+        let (values, meta) = self.reference_paths(model, version);
+        if let Some(dir) = values.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        dataset.save(&values)?;
+        let reference = Reference {
+            model: model.into(),
+            version: version.into(),
+            features,
+            target: target.map(str::to_owned),
+            source: data.display().to_string(),
+            dataset,
+        };
+        let json = serde_json::to_vec_pretty(&ReferenceMeta {
+            model: reference.model.clone(),
+            version: reference.version.clone(),
+            features: reference.features.clone(),
+            target: reference.target.clone(),
+            source: reference.source.clone(),
+            rows: reference.dataset.rows,
+        })
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+        write_durably(&meta, &json)?;
+        Ok(reference)
+    }
+
+    /// The training reference of `model` `version`, if one was stored.
+    pub fn reference(&self, model: &str, version: &str) -> Result<Option<Reference>> {
+        let (values, meta) = self.reference_paths(model, version);
+        let text = match std::fs::read(&meta) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&meta, e)),
+        };
+        let m: ReferenceMeta = serde_json::from_slice(&text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", meta.display())))?;
+        Ok(Some(Reference {
+            model: m.model,
+            version: m.version,
+            features: m.features,
+            target: m.target,
+            source: m.source,
+            dataset: Dataset::load(&values)?,
+        }))
+    }
+
+    /// Every (model, version) with a stored reference.
+    pub fn referenced_versions(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let dir = self.root.join("references");
+        let Ok(models) = std::fs::read_dir(&dir) else {
+            return Ok(out);
+        };
+        for model in models.flatten() {
+            let Ok(files) = std::fs::read_dir(model.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let path = f.path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    if let Ok(m) = std::fs::read(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|t| {
+                            serde_json::from_slice::<ReferenceMeta>(&t).map_err(|e| e.to_string())
+                        })
+                    {
+                        out.push((m.model, m.version));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The predictions of `model` `version` answered in `[from_ms, to_ms)`.
+    pub fn window(&self, model: &str, version: &str, from_ms: i64, to_ms: i64) -> Result<Window> {
+        let dir = self
+            .root
+            .join("predictions")
+            .join(path_component(model))
+            .join(path_component(version));
+        let mut window = Window {
+            from_ms,
+            to_ms,
+            ..Window::default()
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(window);
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+                    return false;
+                };
+                let Some(stem) = name.strip_suffix(".parquet") else {
+                    return false;
+                };
+                let mut parts = stem.split('-').map(str::parse::<i64>);
+                match (parts.next(), parts.next()) {
+                    (Some(Ok(first)), Some(Ok(last))) => last >= from_ms && first < to_ms,
+                    _ => false,
+                }
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            read_window_file(&file, &mut window)?;
+        }
+        Ok(window)
+    }
+
+    /// Drift of the inputs logged in `[from_ms, to_ms)` against the version's reference.
+    pub fn drift(
+        &self,
+        model: &str,
+        version: &str,
+        from_ms: i64,
+        to_ms: i64,
+        options: &DriftOptions,
+    ) -> Result<WindowDrift> {
+        let reference = self.reference(model, version)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "model {model:?} version {version:?} has no training reference; set one with `cairn monitor reference models:/{model}/{version} DATA`"
+            ))
+        })?;
+        let window = self.window(model, version, from_ms, to_ms)?;
+        let current = current_dataset(&window, &reference.features)?;
+        let report = drift::compare(&reference.dataset, &current, options)?;
+        Ok(WindowDrift {
+            from_ms,
+            to_ms,
+            report,
+        })
+    }
+
+    fn labels_path(&self) -> PathBuf {
+        self.root.join("labels.jsonl")
+    }
+
+    /// Records ground-truth labels durably (fsynced before returning).
+    pub fn record_labels(&self, labels: &[Label]) -> Result<()> {
+        let mut text = String::new();
+        for l in labels {
+            text.push_str(&serde_json::to_string(l).map_err(|e| Error::Invalid(e.to_string()))?);
+            text.push('\n');
+        }
+        append_line(&self.labels_path(), &text)
+    }
+
+    /// Every recorded label, the newest per (request id, row).
+    pub fn labels(&self) -> Result<HashMap<(String, i64), serde_json::Value>> {
+        let path = self.labels_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        // A torn last line (a crash mid-append of an unacknowledged write) is skipped.
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Label>(l).ok())
+            .map(|l| ((l.request_id, l.row), l.label))
+            .collect())
+    }
+
+    /// Accuracy (classification) or MAE/RMSE (regression) of the labelled predictions in
+    /// `[from_ms, to_ms)`, in buckets of `bucket_ms`.
+    pub fn metrics(
+        &self,
+        model: &str,
+        version: &str,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<MetricBucket>> {
+        if bucket_ms <= 0 || to_ms <= from_ms {
+            return Err(Error::Invalid(
+                "a metrics window needs a positive bucket and an end after its start".into(),
+            ));
+        }
+        let window = self.window(model, version, from_ms, to_ms)?;
+        let labels = self.labels()?;
+        let predicted = predictions_of(&window);
+        let buckets = ((to_ms - from_ms + bucket_ms - 1) / bucket_ms).min(100_000) as usize;
+        let mut pairs: Vec<Vec<(Predicted, &serde_json::Value)>> = vec![Vec::new(); buckets];
+        let mut counts = vec![0u64; buckets];
+        for (i, key) in window.keys.iter().enumerate() {
+            let b = ((window.timestamps[i] - from_ms) / bucket_ms) as usize;
+            if b >= buckets {
+                continue;
+            }
+            counts[b] += 1;
+            if let (Some(label), Some(p)) = (labels.get(key), predicted.get(i)) {
+                pairs[b].push((p.clone(), label));
+            }
+        }
+        let classification = pairs.iter().flatten().all(|(_, l)| is_class(l));
+        Ok(pairs
+            .into_iter()
+            .zip(counts)
+            .enumerate()
+            .map(|(b, (pairs, predictions))| {
+                let from = from_ms + b as i64 * bucket_ms;
+                let mut bucket = MetricBucket {
+                    from_ms: from,
+                    to_ms: (from + bucket_ms).min(to_ms),
+                    predictions,
+                    labeled: pairs.len() as u64,
+                    accuracy: None,
+                    mae: None,
+                    rmse: None,
+                };
+                if pairs.is_empty() {
+                    return bucket;
+                }
+                let n = pairs.len() as f64;
+                if classification {
+                    let right = pairs.iter().filter(|(p, l)| p.matches_class(l)).count();
+                    bucket.accuracy = Some(right as f64 / n);
+                } else {
+                    let errors: Vec<f64> = pairs
+                        .iter()
+                        .map(|(p, l)| p.value() - l.as_f64().unwrap_or(f64::NAN))
+                        .collect();
+                    bucket.mae = Some(errors.iter().map(|e| e.abs()).sum::<f64>() / n);
+                    bucket.rmse = Some((errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt());
+                }
+                bucket
+            })
+            .collect())
+    }
+
+    fn rules_path(&self) -> PathBuf {
+        self.root.join("alerts.yaml")
+    }
+
+    /// The alert rules in `alerts.yaml` (none when the file does not exist).
+    pub fn alert_rules(&self) -> Result<Vec<AlertRule>> {
+        let path = self.rules_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        AlertRule::parse_file(&text, &path.display().to_string())
+    }
+
+    /// Adds (or replaces, by name) a rule in `alerts.yaml`.
+    pub fn add_alert_rule(&self, rule: AlertRule) -> Result<()> {
+        let mut rules = self.alert_rules()?;
+        rules.retain(|r| r.name != rule.name);
+        rules.push(rule);
+        let file = RulesFile {
+            alerts: rules.iter().map(AlertRule::raw).collect(),
+        };
+        let text = serde_yaml::to_string(&file).map_err(|e| Error::Invalid(e.to_string()))?;
+        write_durably(&self.rules_path(), text.as_bytes())
+    }
+
+    fn events_path(&self) -> PathBuf {
+        self.root.join("alerts.jsonl")
+    }
+
+    /// Records an alert firing or resolving (fsynced).
+    pub fn record_alert(&self, event: &AlertEvent) -> Result<()> {
+        let mut line = serde_json::to_string(event).map_err(|e| Error::Invalid(e.to_string()))?;
+        line.push('\n');
+        append_line(&self.events_path(), &line)
+    }
+
+    /// Every recorded alert event, oldest first.
+    pub fn alert_events(&self) -> Result<Vec<AlertEvent>> {
+        let path = self.events_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+}
+
+fn read_window_file(path: &Path, window: &mut Window) -> Result<()> {
+    let mut table = Table::open(path)?;
+    let names = table.column_names();
+    let find = |n: &str| names.iter().position(|c| c == n);
+    let (Some(id_at), Some(row_at), Some(ts_at)) =
+        (find("_request_id"), find("_row"), find("_timestamp_ms"))
+    else {
+        return Err(Error::Invalid(format!(
+            "{}: not a prediction log file",
+            path.display()
+        )));
+    };
+    while let Some(batch) = table.next_batch()? {
+        let ids = batch.column(id_at).as_string::<i32>();
+        let rows = batch.column(row_at).as_primitive::<Int64Type>();
+        let stamps = batch.column(ts_at).as_primitive::<Int64Type>();
+        let keep: Vec<usize> = (0..batch.num_rows())
+            .filter(|&i| {
+                let t = stamps.value(i);
+                t >= window.from_ms && t < window.to_ms
+            })
+            .collect();
+        if keep.is_empty() {
+            continue;
+        }
+        let start = window.keys.len();
+        for &i in &keep {
+            window.keys.push((ids.value(i).to_owned(), rows.value(i)));
+            window.timestamps.push(stamps.value(i));
+        }
+        let len = window.keys.len();
+        for (c, name) in names.iter().enumerate() {
+            let (list, name) = if let Some(out) = name.strip_prefix(OUTPUT_PREFIX) {
+                (&mut window.outputs, out)
+            } else if name.starts_with('_') {
+                continue;
+            } else {
+                (&mut window.inputs, name.as_str())
+            };
+            let array = batch.column(c);
+            let at = match list.iter().position(|(n, _)| n == name) {
+                Some(at) => at,
+                None => {
+                    let mut column = match array.data_type() {
+                        DataType::Utf8 => Column::Text(Vec::new()),
+                        dt => Column::Numbers(Vec::new(), *dt == DataType::Int64),
+                    };
+                    column.pad(start);
+                    list.push((name.to_owned(), column));
+                    list.len() - 1
+                }
+            };
+            let column = &mut list[at].1;
+            column.pad(start);
+            match column {
+                Column::Numbers(values, integer) => {
+                    if let Some(a) = array.as_primitive_opt::<Float64Type>() {
+                        *integer = false;
+                        values.extend(keep.iter().map(|&i| {
+                            if a.is_null(i) {
+                                f64::NAN
+                            } else {
+                                a.value(i)
+                            }
+                        }));
+                    } else if let Some(a) = array.as_primitive_opt::<Int64Type>() {
+                        values.extend(keep.iter().map(|&i| {
+                            if a.is_null(i) {
+                                f64::NAN
+                            } else {
+                                a.value(i) as f64
+                            }
+                        }));
+                    }
+                }
+                Column::Text(values) => {
+                    if let Some(a) = array.as_string_opt::<i32>() {
+                        values.extend(
+                            keep.iter()
+                                .map(|&i| (!a.is_null(i)).then(|| a.value(i).to_owned())),
+                        );
+                    }
+                }
+            }
+            column.pad(len);
+        }
+        for (_, c) in window.inputs.iter_mut().chain(window.outputs.iter_mut()) {
+            c.pad(len);
+        }
+    }
+    Ok(())
+}
+
+/// The window's inputs as a dataset named like the reference's features: by name when every
+/// feature was logged under its own name, otherwise by position when the counts agree (a
+/// model taking one `[N, k]` tensor logs `x[0]`..`x[k-1]`).
+fn current_dataset(window: &Window, features: &[String]) -> Result<Dataset> {
+    let by_name = features
+        .iter()
+        .all(|f| window.inputs.iter().any(|(n, _)| n == f));
+    let columns: Vec<(String, Sample)> = if by_name {
+        features
+            .iter()
+            .filter_map(|f| window.inputs.iter().find(|(n, _)| n == f))
+            .map(|(n, c)| (n.clone(), c.sample()))
+            .collect()
+    } else if window.inputs.len() == features.len() {
+        features
+            .iter()
+            .zip(&window.inputs)
+            .map(|(f, (_, c))| (f.clone(), c.sample()))
+            .collect()
+    } else if window.keys.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no predictions were logged between {} and {} (ms since the epoch)",
+            window.from_ms, window.to_ms
+        )));
+    } else {
+        return Err(Error::Invalid(format!(
+            "the logged inputs ({}) do not match the reference's features ({})",
+            window
+                .inputs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            features.join(", ")
+        )));
+    };
+    if window.keys.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no predictions were logged between {} and {} (ms since the epoch)",
+            window.from_ms, window.to_ms
+        )));
+    }
+    Ok(Dataset {
+        rows: window.keys.len() as u64,
+        columns,
+    })
+}
+
+/// What a model answered for one row, reduced to one value.
+#[derive(Debug, Clone)]
+enum Predicted {
+    /// One number: a regression value, an integer class, or a probability of class 1.
+    Number { value: f64, integer: bool },
+    /// The index of the largest of several scores.
+    Argmax(usize),
+    /// A class name.
+    Text(String),
+}
+
+impl Predicted {
+    fn value(&self) -> f64 {
+        match self {
+            Predicted::Number { value, .. } => *value,
+            Predicted::Argmax(i) => *i as f64,
+            Predicted::Text(_) => f64::NAN,
+        }
+    }
+
+    fn matches_class(&self, label: &serde_json::Value) -> bool {
+        match (self, label) {
+            (Predicted::Text(p), serde_json::Value::String(l)) => p == l,
+            (Predicted::Text(p), l) => {
+                l.as_bool()
+                    .is_some_and(|b| p == if b { "True" } else { "False" })
+                    || l.as_f64().is_some_and(|f| p.parse::<f64>() == Ok(f))
+            }
+            (Predicted::Argmax(i), l) => l.as_f64() == Some(*i as f64),
+            (Predicted::Number { value, integer }, l) => {
+                let Some(l) = l.as_f64() else {
+                    return false;
+                };
+                if *integer || value.fract() == 0.0 && !(0.0..1.0).contains(value) {
+                    *value == l
+                } else {
+                    // A probability of class 1.
+                    f64::from(u8::from(*value >= 0.5)) == l
+                }
+            }
+        }
+    }
+}
+
+fn is_class(label: &serde_json::Value) -> bool {
+    match label {
+        serde_json::Value::String(_) | serde_json::Value::Bool(_) => true,
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        _ => false,
+    }
+}
+
+/// The first output tensor of each row, reduced to a [`Predicted`].
+fn predictions_of(window: &Window) -> Vec<Predicted> {
+    let Some((first, _)) = window.outputs.first() else {
+        return Vec::new();
+    };
+    let base = first.split('[').next().unwrap_or(first).to_owned();
+    let parts: Vec<&Column> = window
+        .outputs
+        .iter()
+        .filter(|(n, _)| n == &base || n.starts_with(&format!("{base}[")))
+        .map(|(_, c)| c)
+        .collect();
+    (0..window.keys.len())
+        .map(|i| match parts.as_slice() {
+            [Column::Text(v)] => Predicted::Text(v[i].clone().unwrap_or_default()),
+            [Column::Numbers(v, integer)] => Predicted::Number {
+                value: v[i],
+                integer: *integer,
+            },
+            many => {
+                let mut best = (0, f64::NEG_INFINITY);
+                for (j, c) in many.iter().enumerate() {
+                    if let Column::Numbers(v, _) = c {
+                        if v[i] > best.1 {
+                            best = (j, v[i]);
+                        }
+                    }
+                }
+                Predicted::Argmax(best.0)
+            }
+        })
+        .collect()
+}
+
+/// What an alert rule watches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertMetric {
+    /// Share of drifted columns.
+    DriftShare,
+    /// 1 when the dataset drifted, else 0.
+    DatasetDrift,
+    /// One column's drift score.
+    DriftScore(String),
+    /// Accuracy of labelled predictions.
+    Accuracy,
+    /// Mean absolute error of labelled predictions.
+    Mae,
+    /// Root mean squared error of labelled predictions.
+    Rmse,
+}
+
+impl AlertMetric {
+    /// Parses `drift_share`, `dataset_drift`, `drift_score:COLUMN`, `accuracy`, `mae`, `rmse`.
+    pub fn parse(s: &str) -> Result<AlertMetric> {
+        Ok(match s {
+            "drift_share" => AlertMetric::DriftShare,
+            "dataset_drift" => AlertMetric::DatasetDrift,
+            "accuracy" => AlertMetric::Accuracy,
+            "mae" => AlertMetric::Mae,
+            "rmse" => AlertMetric::Rmse,
+            other => match other.strip_prefix("drift_score:") {
+                Some(c) if !c.is_empty() => AlertMetric::DriftScore(c.to_owned()),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "unknown alert metric {other:?} (drift_share, dataset_drift, drift_score:COLUMN, accuracy, mae, rmse)"
+                    )))
+                }
+            },
+        })
+    }
+
+    /// The name `parse` reads.
+    pub fn name(&self) -> String {
+        match self {
+            AlertMetric::DriftShare => "drift_share".into(),
+            AlertMetric::DatasetDrift => "dataset_drift".into(),
+            AlertMetric::DriftScore(c) => format!("drift_score:{c}"),
+            AlertMetric::Accuracy => "accuracy".into(),
+            AlertMetric::Mae => "mae".into(),
+            AlertMetric::Rmse => "rmse".into(),
+        }
+    }
+
+    /// Whether the metric needs labels rather than drift.
+    pub fn needs_labels(&self) -> bool {
+        matches!(
+            self,
+            AlertMetric::Accuracy | AlertMetric::Mae | AlertMetric::Rmse
+        )
+    }
+
+    /// The metric's value in a drift report or a metrics bucket.
+    pub fn value(
+        &self,
+        drift: Option<&DriftReport>,
+        metrics: Option<&MetricBucket>,
+    ) -> Option<f64> {
+        match self {
+            AlertMetric::DriftShare => drift.map(|d| d.share),
+            AlertMetric::DatasetDrift => drift.map(|d| f64::from(u8::from(d.dataset_drift))),
+            AlertMetric::DriftScore(c) => drift.and_then(|d| {
+                d.columns
+                    .iter()
+                    .find(|x| &x.column == c && x.method.is_some())
+                    .map(|x| x.score)
+            }),
+            AlertMetric::Accuracy => metrics.and_then(|m| m.accuracy),
+            AlertMetric::Mae => metrics.and_then(|m| m.mae),
+            AlertMetric::Rmse => metrics.and_then(|m| m.rmse),
+        }
+    }
+}
+
+/// A rule: when `metric` of `model` (one version, or each monitored one) over the last
+/// `window_seconds` goes above `above` or below `below`, the alert fires once (recorded,
+/// and posted to `webhook`), and resolves when the value comes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRule {
+    /// Unique name.
+    pub name: String,
+    /// Model name.
+    pub model: String,
+    /// One version, or every version with a reference.
+    pub version: Option<String>,
+    /// What is watched.
+    pub metric: AlertMetric,
+    /// Fires when the value is greater than this.
+    pub above: Option<f64>,
+    /// Fires when the value is less than this.
+    pub below: Option<f64>,
+    /// How far back the value is computed.
+    pub window_seconds: u64,
+    /// Where a firing is posted (JSON), if anywhere.
+    pub webhook: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<serde_yaml::Value>,
+    metric: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    above: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    below: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<serde_yaml::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    alerts: Vec<RawRule>,
+}
+
+/// Default window of alert rules and gauges: one hour.
+pub const DEFAULT_WINDOW_SECONDS: u64 = 3600;
+
+/// Parses `90`, `90s`, `15m`, `1h`, `2d` as seconds.
+pub fn parse_duration(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| Error::Invalid(format!("{s:?} is not a duration (like 90s, 15m, 1h, 2d)")))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(Error::Invalid(format!(
+                "{s:?} is not a duration (like 90s, 15m, 1h, 2d)"
+            )))
+        }
+    };
+    if n == 0 {
+        return Err(Error::Invalid(format!("duration {s:?} must be positive")));
+    }
+    Ok(n.saturating_mul(scale))
+}
+
+fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
+    match v {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl AlertRule {
+    fn parse_file(text: &str, origin: &str) -> Result<Vec<AlertRule>> {
+        let file: RulesFile =
+            serde_yaml::from_str(text).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+        let mut rules: Vec<AlertRule> = Vec::new();
+        for raw in file.alerts {
+            let rule =
+                AlertRule::from_raw(raw).map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+            if rules.iter().any(|r| r.name == rule.name) {
+                return Err(Error::Invalid(format!(
+                    "{origin}: two alert rules are named {:?}",
+                    rule.name
+                )));
+            }
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+
+    fn from_raw(raw: RawRule) -> Result<AlertRule> {
+        let name = raw.name;
+        let bad = |what: String| Error::Invalid(format!("alert {name:?}: {what}"));
+        if raw.above.is_none() == raw.below.is_none() {
+            return Err(bad("give exactly one of `above` and `below`".into()));
+        }
+        if raw.above.is_some_and(|v| !v.is_finite()) || raw.below.is_some_and(|v| !v.is_finite()) {
+            return Err(bad("the threshold must be a finite number".into()));
+        }
+        let metric = AlertMetric::parse(&raw.metric).map_err(|e| bad(e.to_string()))?;
+        let version = match &raw.version {
+            None => None,
+            Some(v) => Some(
+                scalar_text(v).ok_or_else(|| bad("`version` must be a number or text".into()))?,
+            ),
+        };
+        let window_seconds = match &raw.window {
+            None => DEFAULT_WINDOW_SECONDS,
+            Some(v) => {
+                let text = scalar_text(v).ok_or_else(|| bad("`window` must be like 1h".into()))?;
+                parse_duration(&text).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        if let Some(url) = &raw.webhook {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad(format!("webhook {url:?} is not an http(s) URL")));
+            }
+        }
+        if raw.model.is_empty() {
+            return Err(bad("`model` is empty".into()));
+        }
+        Ok(AlertRule {
+            name,
+            model: raw.model,
+            version,
+            metric,
+            above: raw.above,
+            below: raw.below,
+            window_seconds,
+            webhook: raw.webhook,
+        })
+    }
+
+    /// Builds a rule from its parts, checked as the rules file is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        model: &str,
+        version: Option<&str>,
+        metric: &str,
+        above: Option<f64>,
+        below: Option<f64>,
+        window: Option<&str>,
+        webhook: Option<&str>,
+    ) -> Result<AlertRule> {
+        AlertRule::from_raw(RawRule {
+            name: name.into(),
+            model: model.into(),
+            version: version.map(|v| serde_yaml::Value::String(v.into())),
+            metric: metric.into(),
+            above,
+            below,
+            window: window.map(|w| serde_yaml::Value::String(w.into())),
+            webhook: webhook.map(str::to_owned),
+        })
+    }
+
+    fn raw(&self) -> RawRule {
+        RawRule {
+            name: self.name.clone(),
+            model: self.model.clone(),
+            version: self.version.clone().map(serde_yaml::Value::String),
+            metric: self.metric.name(),
+            above: self.above,
+            below: self.below,
+            window: Some(serde_yaml::Value::String(format!(
+                "{}s",
+                self.window_seconds
+            ))),
+            webhook: self.webhook.clone(),
+        }
+    }
+
+    /// The threshold, whichever side it is on.
+    pub fn threshold(&self) -> f64 {
+        self.above.or(self.below).unwrap_or(f64::NAN)
+    }
+
+    /// Whether `value` breaks the rule.
+    pub fn breached(&self, value: f64) -> bool {
+        match (self.above, self.below) {
+            (Some(a), _) => value > a,
+            (_, Some(b)) => value < b,
+            _ => false,
+        }
+    }
+
+    /// Whether the rule watches `model` `version`.
+    pub fn watches(&self, model: &str, version: &str) -> bool {
+        self.model == model && self.version.as_deref().is_none_or(|v| v == version)
+    }
+}
+
+/// An alert that fired or resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// The rule's name.
+    pub alert: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// The rule's metric.
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+    /// The rule's threshold.
+    pub threshold: f64,
+    /// `above` or `below`.
+    pub condition: String,
+    /// The window the value was computed over.
+    pub window_from_ms: i64,
+    /// End of that window.
+    pub window_to_ms: i64,
+    /// When it happened.
+    pub at_ms: i64,
+    /// The webhook's answer: an HTTP status, or the error; `None` without a webhook.
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+/// Which rules are firing for which model versions, so each crossing fires once.
+#[derive(Debug, Default)]
+pub struct AlertState {
+    firing: HashMap<(String, String, String), bool>,
+}
+
+impl AlertState {
+    /// Restores the state from recorded events (the last event of each alert wins).
+    pub fn from_events(events: &[AlertEvent]) -> AlertState {
+        let mut state = AlertState::default();
+        for e in events {
+            state.firing.insert(
+                (e.alert.clone(), e.model.clone(), e.version.clone()),
+                e.state == "firing",
+            );
+        }
+        state
+    }
+
+    /// Takes a new value of `rule` for `model` `version`; returns the event when the alert
+    /// starts or stops firing.
+    pub fn observe(
+        &mut self,
+        rule: &AlertRule,
+        version: &str,
+        value: f64,
+        window: (i64, i64),
+    ) -> Option<AlertEvent> {
+        let breached = rule.breached(value);
+        let key = (rule.name.clone(), rule.model.clone(), version.to_owned());
+        let was = self.firing.get(&key).copied().unwrap_or(false);
+        if breached == was {
+            return None;
+        }
+        self.firing.insert(key, breached);
+        Some(AlertEvent {
+            alert: rule.name.clone(),
+            state: if breached { "firing" } else { "resolved" }.into(),
+            model: rule.model.clone(),
+            version: version.to_owned(),
+            metric: rule.metric.name(),
+            value,
+            threshold: rule.threshold(),
+            condition: if rule.above.is_some() {
+                "above"
+            } else {
+                "below"
+            }
+            .into(),
+            window_from_ms: window.0,
+            window_to_ms: window.1,
+            at_ms: now_ms(),
+            webhook: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(id: &str, ts: i64, rows: Vec<[f64; 2]>, probability: Vec<f64>) -> Prediction {
+        Prediction {
+            request_id: id.into(),
+            model: "m".into(),
+            version: "1".into(),
+            timestamp_ms: ts,
+            latency_us: 10,
+            inputs: vec![LoggedTensor {
+                name: "x".into(),
+                shape: vec![rows.len(), 2],
+                values: Values::Float(rows.into_iter().flatten().collect()),
+            }],
+            outputs: vec![LoggedTensor {
+                name: "p".into(),
+                shape: vec![probability.len()],
+                values: Values::Float(probability),
+            }],
+        }
+    }
+
+    #[test]
+    fn logged_predictions_come_back_by_window_with_positional_feature_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = Monitor::open(dir.path()).unwrap();
+        let log = PredictionLog::start(&monitor, LogOptions::default()).unwrap();
+        assert!(log.record(prediction(
+            "a",
+            1000,
+            vec![[1.0, 2.0], [3.0, 4.0]],
+            vec![0.9, 0.2]
+        )));
+        assert!(log.record(prediction("b", 5000, vec![[5.0, 6.0]], vec![0.7])));
+        log.flush();
+        assert_eq!(log.counters().rows_written.load(Relaxed), 3);
+        let w = monitor.window("m", "1", 0, 2000).unwrap();
+        assert_eq!(w.keys, vec![("a".into(), 0), ("a".into(), 1)]);
+        let names: Vec<&str> = w.inputs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x[0]", "x[1]"]);
+        let current = current_dataset(&w, &["f".into(), "g".into()]).unwrap();
+        assert_eq!(current.columns[1].0, "g");
+        assert_eq!(
+            current.columns[1].1,
+            Sample::Numbers {
+                values: vec![2.0, 4.0],
+                integer: false,
+                missing: 0
+            }
+        );
+        let all = monitor.window("m", "1", 0, 10_000).unwrap();
+        assert_eq!(all.keys.len(), 3);
+
+        monitor
+            .record_labels(&[
+                Label {
+                    request_id: "a".into(),
+                    row: 0,
+                    label: 1.into(),
+                    timestamp_ms: 0,
+                },
+                Label {
+                    request_id: "a".into(),
+                    row: 1,
+                    label: 1.into(),
+                    timestamp_ms: 0,
+                },
+                Label {
+                    request_id: "b".into(),
+                    row: 0,
+                    label: 1.into(),
+                    timestamp_ms: 0,
+                },
+            ])
+            .unwrap();
+        let buckets = monitor.metrics("m", "1", 0, 10_000, 4000).unwrap();
+        assert_eq!(buckets.len(), 3);
+        assert_eq!((buckets[0].predictions, buckets[0].labeled), (2, 2));
+        assert_eq!(buckets[0].accuracy, Some(0.5));
+        assert_eq!(buckets[1].accuracy, Some(1.0));
+        assert_eq!(buckets[2].labeled, 0);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = Monitor::open(dir.path()).unwrap();
+        let log = PredictionLog::start(
+            &monitor,
+            LogOptions {
+                capacity: 1,
+                flush_rows: 1_000_000,
+                flush_interval: Duration::from_secs(3600),
+            },
+        )
+        .unwrap();
+        let accepted = (0..2000)
+            .filter(|i| log.record(prediction(&i.to_string(), 1, vec![[0.0, 0.0]], vec![0.5])))
+            .count() as u64;
+        log.flush();
+        let c = log.counters();
+        assert_eq!(c.accepted.load(Relaxed), accepted);
+        assert_eq!(c.accepted.load(Relaxed) + c.dropped.load(Relaxed), 2000);
+        assert!(c.dropped.load(Relaxed) > 0);
+        assert_eq!(c.rows_written.load(Relaxed), accepted);
+    }
+
+    #[test]
+    fn names_cannot_leave_their_folder() {
+        for name in ["..", ".", "a/b", "/etc", "", "a\\b"] {
+            let c = path_component(name);
+            assert!(
+                !c.contains('/') && !c.contains('\\') && c != ".." && c != "." && !c.is_empty(),
+                "{name} -> {c}"
+            );
+        }
+        assert_eq!(path_component("iris-v2.1"), "iris-v2.1");
+    }
+
+    #[test]
+    fn rules_are_checked_and_fire_once_per_crossing() {
+        let bad = [
+            (
+                "alerts: [{name: a, model: m, metric: drift_share}]",
+                "exactly one",
+            ),
+            (
+                "alerts: [{name: a, model: m, metric: nope, above: 1}]",
+                "unknown alert metric",
+            ),
+            (
+                "alerts: [{name: a, model: m, metric: mae, above: 1, window: 5x}]",
+                "not a duration",
+            ),
+            (
+                "alerts: [{name: a, model: m, metric: mae, above: 1, webhook: ftp://x}]",
+                "not an http",
+            ),
+            (
+                "alerts: [{name: a, model: m, metric: mae, above: 1, colour: red}]",
+                "unknown field",
+            ),
+        ];
+        for (text, says) in bad {
+            let e = AlertRule::parse_file(text, "alerts.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        let rules = AlertRule::parse_file(
+            "alerts:\n  - {name: drift, model: m, version: 3, metric: drift_share, above: 0.3, window: 15m}\n",
+            "alerts.yaml",
+        )
+        .unwrap();
+        let rule = &rules[0];
+        assert_eq!(rule.version.as_deref(), Some("3"));
+        assert_eq!(rule.window_seconds, 900);
+        assert!(rule.watches("m", "3") && !rule.watches("m", "4"));
+        let mut state = AlertState::default();
+        assert!(state.observe(rule, "3", 0.1, (0, 1)).is_none());
+        let fired = state.observe(rule, "3", 0.5, (0, 1)).unwrap();
+        assert_eq!(fired.state, "firing");
+        assert!(state.observe(rule, "3", 0.6, (0, 1)).is_none());
+        assert_eq!(
+            state.observe(rule, "3", 0.2, (0, 1)).unwrap().state,
+            "resolved"
+        );
+        let restored = AlertState::from_events(&[fired]);
+        assert!(restored.firing.values().all(|f| *f));
+    }
+}
