@@ -222,7 +222,7 @@ impl Monitoring {
             }
         }
         for event in &events {
-            tracing::warn!(
+            tracing::info!(
                 alert = event.alert,
                 state = event.state,
                 model = event.model,

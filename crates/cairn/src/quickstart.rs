@@ -395,6 +395,171 @@ fn register_and_serve(base: &str, run_id: &str) -> anyhow::Result<(String, Vec<S
     Ok((version, served))
 }
 
+/// Rows like the training data, then rows whose first three features moved by two standard
+/// deviations, with the labels the data was generated with.
+fn traffic(shifted: bool) -> (Vec<[f64; 4]>, Vec<f64>) {
+    let (mut rows, labels) = make_data(200, if shifted { 23 } else { 11 });
+    if shifted {
+        for r in &mut rows {
+            for v in &mut r[..3] {
+                *v += 2.0;
+            }
+        }
+    }
+    (rows, labels)
+}
+
+/// What the monitoring part of the quickstart saw.
+struct Watched {
+    before: Value,
+    after: Value,
+    accuracy: Vec<Option<f64>>,
+    alert: Option<cairn_quality::monitor::AlertEvent>,
+    gauge: String,
+}
+
+/// Stores `train.csv` as the served version's training reference, adds a drift alert rule,
+/// sends traffic like the training data and then drifted traffic (with labels by request id),
+/// and asks the server what it saw after each.
+fn watch(
+    base: &str,
+    home: &Path,
+    version: &str,
+    monitoring: &cairn_api::monitoring::Monitoring,
+) -> anyhow::Result<Watched> {
+    use cairn_quality::monitor::{AlertRule, Monitor};
+    let monitor = Monitor::open(&std::fs::canonicalize(home)?.join("monitoring"))?;
+    monitor.set_reference(
+        MODEL_NAME,
+        version,
+        &home.join("quickstart/data/train.csv"),
+        Some("y"),
+        None,
+    )?;
+    monitor.add_alert_rule(AlertRule::new(
+        "quickstart-drift",
+        MODEL_NAME,
+        Some(version),
+        "drift_share",
+        Some(0.5),
+        None,
+        Some("1h"),
+        None,
+    )?)?;
+    let client = Client::new(base);
+    let drift_path =
+        format!("/api/2.0/cairn/monitoring/drift?name={MODEL_NAME}&version={version}&window=10m");
+    let mut drift = Vec::new();
+    let mut accuracy = Vec::new();
+    for shifted in [false, true] {
+        let (rows, labels) = traffic(shifted);
+        let mut truth = Vec::new();
+        for (chunk, chunk_labels) in rows.chunks(20).zip(labels.chunks(20)) {
+            let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
+            let answer = client.post_path(
+                &format!("/v2/models/{MODEL_NAME}/versions/{version}/infer"),
+                &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [chunk.len(), 4], "data": flat}]}),
+            )?;
+            let id = answer["id"].as_str().context("no request id")?;
+            for (row, label) in chunk_labels.iter().enumerate() {
+                truth.push(json!({"request_id": id, "row": row, "label": *label as i64}));
+            }
+        }
+        client.post_path(
+            "/api/2.0/cairn/monitoring/labels",
+            &json!({"labels": truth}),
+        )?;
+        drift.push(client.get(&drift_path)?);
+        let metrics = client.get(&format!(
+            "/api/2.0/cairn/monitoring/metrics?name={MODEL_NAME}&version={version}&window=10m&bucket=10m"
+        ))?;
+        accuracy.push(metrics["buckets"][0]["accuracy"].as_f64());
+    }
+    monitoring.evaluate();
+    let alert = monitor
+        .alert_events()?
+        .into_iter()
+        .rev()
+        .find(|e| e.alert == "quickstart-drift" && e.version == version);
+    let text = ureq::get(&format!("{base}/metrics"))
+        .call()?
+        .body_mut()
+        .read_to_string()?;
+    let gauge = text
+        .lines()
+        .find(|l| {
+            l.starts_with("cairn_drift_share{")
+                && l.contains(&format!("model=\"{MODEL_NAME}\",version=\"{version}\""))
+        })
+        .unwrap_or_default()
+        .to_owned();
+    let after = drift.pop().unwrap_or_default();
+    let before = drift.pop().unwrap_or_default();
+    Ok(Watched {
+        before,
+        after,
+        accuracy,
+        alert,
+        gauge,
+    })
+}
+
+fn drifted_columns(report: &Value) -> String {
+    let names: Vec<&str> = report["columns"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| c["drifted"] == true)
+                .filter_map(|c| c["column"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn print_watched(w: &Watched, version: &str) {
+    println!("Monitoring (`cairn monitor drift models:/{MODEL_NAME}/{version}`): train.csv is the version's drift reference;");
+    for (what, report, accuracy) in [
+        (
+            "traffic like the training data",
+            &w.before,
+            w.accuracy.first(),
+        ),
+        (
+            "plus traffic with x0, x1, x2 shifted",
+            &w.after,
+            w.accuracy.get(1),
+        ),
+    ] {
+        println!(
+            "  {what}: {} predictions, drifted features: {}; dataset drift: {}; accuracy from labels: {}",
+            report["current_rows"],
+            drifted_columns(report),
+            if report["dataset_drift"] == true { "YES" } else { "no" },
+            accuracy
+                .copied()
+                .flatten()
+                .map_or("-".to_owned(), |a| format!("{a:.3}"))
+        );
+    }
+    if let Some(a) = &w.alert {
+        println!(
+            "  alert {} {}: drift_share={:.2} above {} (recorded; `cairn monitor alerts`)",
+            a.alert,
+            a.state.to_uppercase(),
+            a.value,
+            a.threshold
+        );
+    }
+    if !w.gauge.is_empty() {
+        println!("  Prometheus (/metrics): {}", w.gauge);
+    }
+}
+
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let home: PathBuf = crate::home_dir();
     let server_args = ServerArgs {
@@ -407,10 +572,8 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         monitoring: server::MonitoringArgs::default(),
     };
     let built = server::build_blocking(server_args, home.clone()).await?;
-    built
-        .monitoring
-        .clone()
-        .spawn_evaluator(built.monitor_interval);
+    let monitoring = built.monitoring.clone();
+    monitoring.clone().spawn_evaluator(built.monitor_interval);
     let listener = match server::bind(&args.host, args.port).await {
         Ok(l) => l,
         Err(_) => {
@@ -496,6 +659,14 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         .await??;
         println!("Its lineage (`cairn lineage models:/{MODEL_NAME}/{version}`):");
         crate::data::print_lineage(&lineage);
+        let (url, v, h, m) = (
+            base.clone(),
+            version.clone(),
+            home.clone(),
+            monitoring.clone(),
+        );
+        let watched = tokio::task::spawn_blocking(move || watch(&url, &h, &v, &m)).await??;
+        print_watched(&watched, &version);
         println!(
             "  curl -s {base}/v2/models/{MODEL_NAME}/versions/champion/infer -d '{{\"inputs\": [{{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": [0.5, -1, 2, 0]}}]}}'"
         );

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     max_request_bytes: usize,
     #[command(flatten)]
     runner: crate::server::RunnerArgs,
+    /// Predictions are logged under `<home>/monitoring` for `cairn monitor`.
+    #[command(flatten)]
+    monitoring: crate::server::MonitoringArgs,
 }
 
 /// The `.onnx` file a path names: the file itself, or the only one in a folder.
@@ -221,10 +224,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = served.name.clone();
     let version = served.version.clone();
     let options = args.runner.options();
+    let home = crate::home_dir();
+    std::fs::create_dir_all(&home)
+        .with_context(|| format!("cannot create home {}", home.display()))?;
+    let monitoring = args.monitoring.open(&std::fs::canonicalize(&home)?)?;
+    monitoring
+        .clone()
+        .spawn_evaluator(args.monitoring.interval());
     let serving = Serving {
         models: Arc::new(StaticModels(vec![served])),
         metrics: Arc::default(),
-        monitoring: None,
+        monitoring: Some(monitoring.clone()),
     };
     let router = cairn_api::serving_router(
         serving,
@@ -243,5 +253,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(crate::server::shutdown_signal())
         .await
         .context("server failed")?;
+    tokio::task::spawn_blocking(move || monitoring.flush()).await?;
     Ok(())
 }

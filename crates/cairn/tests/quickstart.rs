@@ -54,6 +54,21 @@ fn quickstart_trains_registers_and_serves() {
         "{first}"
     );
     assert!(home.path().join("quickstart/data.cairn").is_file());
+    // Served traffic is monitored: like the training data, no drift; shifted, drift flagged
+    // on the shifted features, the alert fires and the gauge says so.
+    assert!(
+        first.contains("traffic like the training data: 204 predictions, drifted features: none; dataset drift: no"),
+        "{first}"
+    );
+    assert!(
+        first.contains("plus traffic with x0, x1, x2 shifted: 404 predictions, drifted features: x0, x1, x2; dataset drift: YES"),
+        "{first}"
+    );
+    assert!(first.contains("alert quickstart-drift FIRING"), "{first}");
+    assert!(
+        first.contains(r#"Prometheus (/metrics): cairn_drift_share{model="quickstart-logreg",version="1"} 0.75"#),
+        "{first}"
+    );
     let second = quickstart(home.path());
     // Same bytes: the same dataset version, no new one.
     assert!(second.contains(&lineage_line), "{second}");

@@ -20,6 +20,7 @@ fn serve_with(extra: &[&str]) -> (TestServer, tempfile::TempDir) {
         .arg(&file)
         .args(["--port", "0"])
         .args(extra)
+        .env("CAIRN_HOME", dir.path().join("home"))
         .env("CAIRN_LOG", "warn");
     (TestServer::spawn(cmd, dir.path()), dir)
 }
