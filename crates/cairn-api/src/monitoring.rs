@@ -152,16 +152,22 @@ impl Monitoring {
         let (from, to) = self.window(self.window_seconds);
         let mut computed = BTreeMap::new();
         for (model, version) in &versions {
-            let window = self.monitor.window(model, version, from, to);
-            let predictions = window.as_ref().map_or(0, |w| w.keys.len() as u64);
+            let window = match self.monitor.window(model, version, from, to) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(model, version, error = %e, "prediction log not read");
+                    continue;
+                }
+            };
+            let predictions = window.keys.len() as u64;
             let drift = self
                 .monitor
-                .drift(model, version, from, to, &DriftOptions::default())
+                .window_drift(model, version, &window, &DriftOptions::default())
                 .ok()
                 .map(|d| d.report);
             let metrics = self
                 .monitor
-                .metrics(model, version, from, to, to - from)
+                .window_metrics(&window, to - from)
                 .ok()
                 .and_then(|b| b.into_iter().next())
                 .filter(|b| b.labeled > 0);
@@ -184,25 +190,26 @@ impl Monitoring {
         let mut events = Vec::new();
         for rule in &rules {
             for (model, version) in versions.iter().filter(|(m, v)| rule.watches(m, v)) {
-                let (value, window) = if rule.window_seconds == self.window_seconds {
-                    let g = &computed[&(model.clone(), version.clone())];
-                    (
+                let default_window = rule.window_seconds == self.window_seconds;
+                let (value, window) = match computed.get(&(model.clone(), version.clone())) {
+                    Some(g) if default_window => (
                         rule.metric.value(g.drift.as_ref(), g.metrics.as_ref()),
                         (from, to),
-                    )
-                } else {
-                    let (f, t) = self.window(rule.window_seconds);
-                    let value = if rule.metric.needs_labels() {
-                        let m = self.monitor.metrics(model, version, f, t, t - f).ok();
-                        rule.metric.value(None, m.as_ref().and_then(|b| b.first()))
-                    } else {
-                        let d = self
-                            .monitor
-                            .drift(model, version, f, t, &DriftOptions::default())
-                            .ok();
-                        rule.metric.value(d.as_ref().map(|d| &d.report), None)
-                    };
-                    (value, (f, t))
+                    ),
+                    _ => {
+                        let (f, t) = self.window(rule.window_seconds);
+                        let value = if rule.metric.needs_labels() {
+                            let m = self.monitor.metrics(model, version, f, t, t - f).ok();
+                            rule.metric.value(None, m.as_ref().and_then(|b| b.first()))
+                        } else {
+                            let d = self
+                                .monitor
+                                .drift(model, version, f, t, &DriftOptions::default())
+                                .ok();
+                            rule.metric.value(d.as_ref().map(|d| &d.report), None)
+                        };
+                        (value, (f, t))
+                    }
                 };
                 let Some(value) = value else { continue };
                 let event = lock(&self.alerts).observe(rule, version, value, window);

@@ -821,17 +821,28 @@ impl Monitor {
         to_ms: i64,
         options: &DriftOptions,
     ) -> Result<WindowDrift> {
+        let window = self.window(model, version, from_ms, to_ms)?;
+        self.window_drift(model, version, &window, options)
+    }
+
+    /// Drift of an already read window against the version's reference.
+    pub fn window_drift(
+        &self,
+        model: &str,
+        version: &str,
+        window: &Window,
+        options: &DriftOptions,
+    ) -> Result<WindowDrift> {
         let reference = self.reference(model, version)?.ok_or_else(|| {
             Error::Invalid(format!(
                 "model {model:?} version {version:?} has no training reference; set one with `cairn monitor reference models:/{model}/{version} DATA`"
             ))
         })?;
-        let window = self.window(model, version, from_ms, to_ms)?;
-        let current = current_dataset(&window, &reference.features)?;
+        let current = current_dataset(window, &reference.features)?;
         let report = drift::compare(&reference.dataset, &current, options)?;
         Ok(WindowDrift {
-            from_ms,
-            to_ms,
+            from_ms: window.from_ms,
+            to_ms: window.to_ms,
             report,
         })
     }
@@ -876,14 +887,20 @@ impl Monitor {
         to_ms: i64,
         bucket_ms: i64,
     ) -> Result<Vec<MetricBucket>> {
+        let window = self.window(model, version, from_ms, to_ms)?;
+        self.window_metrics(&window, bucket_ms)
+    }
+
+    /// [`Monitor::metrics`] of an already read window.
+    pub fn window_metrics(&self, window: &Window, bucket_ms: i64) -> Result<Vec<MetricBucket>> {
+        let (from_ms, to_ms) = (window.from_ms, window.to_ms);
         if bucket_ms <= 0 || to_ms <= from_ms {
             return Err(Error::Invalid(
                 "a metrics window needs a positive bucket and an end after its start".into(),
             ));
         }
-        let window = self.window(model, version, from_ms, to_ms)?;
         let labels = self.labels()?;
-        let predicted = predictions_of(&window);
+        let predicted = predictions_of(window);
         let buckets = ((to_ms - from_ms + bucket_ms - 1) / bucket_ms).min(100_000) as usize;
         let mut pairs: Vec<Vec<(Predicted, &serde_json::Value)>> = vec![Vec::new(); buckets];
         let mut counts = vec![0u64; buckets];
