@@ -102,18 +102,10 @@ struct Case {
     forced: Option<Method>,
 }
 
-#[test]
-fn drift_scores_equal_scipy_and_methods_equal_evidently() {
-    let Ok(python) = std::env::var("CAIRN_TEST_PYTHON") else {
-        eprintln!(
-            "\n*** SKIPPED drift_scores_equal_scipy: CAIRN_TEST_PYTHON is not set (a Python with scipy) ***\n"
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    // (reference rows, current rows, shift): exact KS with unequal and equal sizes, the
-    // asymptotic KS at n <= 140 and n > 140 (current over 10,000 rows), and references over
-    // 1,000 rows (Wasserstein, Jensen-Shannon).
+/// Pairs of tables covering every branch: exact KS with unequal and equal sizes, the
+/// asymptotic KS at n <= 140 and n > 140 (current over 10,000 rows), references over 1,000
+/// rows (Wasserstein, Jensen-Shannon), and PSI forced on two pairs.
+fn make_cases(dir: &Path) -> Vec<Case> {
     let shapes = [
         (300usize, 400usize, 0.4f64),
         (500, 500, 0.2),
@@ -125,8 +117,8 @@ fn drift_scores_equal_scipy_and_methods_equal_evidently() {
     ];
     let mut cases = Vec::new();
     for (i, (r, c, shift)) in shapes.iter().enumerate() {
-        let reference = dir.path().join(format!("ref{i}.csv"));
-        let current = dir.path().join(format!("cur{i}.csv"));
+        let reference = dir.join(format!("ref{i}.csv"));
+        let current = dir.join(format!("cur{i}.csv"));
         write_table(&reference, *r, 0.0, 1000 + i as u64);
         write_table(&current, *c, *shift, 2000 + i as u64);
         cases.push(Case {
@@ -142,6 +134,19 @@ fn drift_scores_equal_scipy_and_methods_equal_evidently() {
             });
         }
     }
+    cases
+}
+
+#[test]
+fn drift_scores_equal_scipys_and_methods_follow_evidentlys_rule() {
+    let Ok(python) = std::env::var("CAIRN_TEST_PYTHON") else {
+        eprintln!(
+            "\n*** SKIPPED drift_scores_equal_scipy: CAIRN_TEST_PYTHON is not set (a Python with scipy) ***\n"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cases = make_cases(dir.path());
     let spec: Vec<Value> = cases
         .iter()
         .map(|c| {
@@ -222,4 +227,124 @@ fn drift_scores_equal_scipy_and_methods_equal_evidently() {
         Method::ALL.len(),
         "every method is exercised: {methods_seen:?}"
     );
+}
+
+/// Evidently itself (`DataDriftPreset`, run by `CAIRN_TEST_EVIDENTLY_PYTHON`, a venv with
+/// evidently and pandas<3 that `.ci/run` makes): the same method and threshold for every
+/// column, the same scores, and the same drifted-column count and share, with the default
+/// options and with a forced method, threshold and drift share.
+#[test]
+fn methods_thresholds_and_dataset_drift_equal_evidentlys() {
+    let Ok(python) = std::env::var("CAIRN_TEST_EVIDENTLY_PYTHON") else {
+        eprintln!(
+            "\n*** SKIPPED methods_thresholds_and_dataset_drift_equal_evidentlys: CAIRN_TEST_EVIDENTLY_PYTHON is not set (a Python with evidently) ***\n"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs: Vec<(Case, DriftOptions)> = make_cases(dir.path())
+        .into_iter()
+        .map(|c| {
+            let options = DriftOptions {
+                method: c.forced,
+                ..Default::default()
+            };
+            (c, options)
+        })
+        .collect();
+    // Options Evidently takes too: a threshold for every column, a dataset drift share.
+    for (i, (method, threshold, share)) in [
+        (Some(Method::JensenShannon), Some(0.02), Some(0.3)),
+        (None, None, Some(0.2)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let reference = dir.path().join(format!("ref{i}.csv"));
+        let current = dir.path().join(format!("cur{i}.csv"));
+        runs.push((
+            Case {
+                reference,
+                current,
+                forced: method,
+            },
+            DriftOptions {
+                method,
+                threshold,
+                drift_share: share,
+                ..Default::default()
+            },
+        ));
+    }
+    let spec: Vec<Value> = runs
+        .iter()
+        .map(|(c, o)| {
+            serde_json::json!({
+                "reference": c.reference, "current": c.current,
+                "method": o.method.map(Method::name), "threshold": o.threshold,
+                "drift_share": o.drift_share,
+            })
+        })
+        .collect();
+    let spec_path = dir.path().join("evidently.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/drift_evidently.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(&spec_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for ((case, options), want) in runs.iter().zip(&expected) {
+        let reference = Dataset::read(&case.reference).unwrap();
+        let current = Dataset::read(&case.current).unwrap();
+        let report = compare(&reference, &current, options).unwrap();
+        let label = format!(
+            "{} vs {} with {options:?}",
+            case.reference.display(),
+            case.current.display()
+        );
+        let theirs = want["columns"].as_object().unwrap();
+        let compared: Vec<_> = report
+            .columns
+            .iter()
+            .filter(|c| c.method.is_some())
+            .collect();
+        assert_eq!(compared.len(), theirs.len(), "{label}: columns compared");
+        for col in compared {
+            let w = &theirs[&col.column];
+            let name = &col.column;
+            assert_eq!(
+                col.method.map(Method::name),
+                w["method"].as_str(),
+                "{label} {name}: method"
+            );
+            assert_eq!(
+                Some(col.threshold),
+                w["threshold"].as_f64(),
+                "{label} {name}: threshold"
+            );
+            let score = w["score"].as_f64().unwrap();
+            assert!(
+                (col.score - score).abs() <= 1e-9,
+                "{label} {name}: score {} != Evidently's {score}",
+                col.score
+            );
+        }
+        assert_eq!(
+            report.drifted_columns as f64,
+            want["drifted_count"].as_f64().unwrap(),
+            "{label}: drifted columns"
+        );
+        assert!(
+            (report.share - want["share"].as_f64().unwrap()).abs() < 1e-12,
+            "{label}: share"
+        );
+    }
 }
