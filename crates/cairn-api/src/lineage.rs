@@ -78,6 +78,12 @@ pub fn dataset_lineage(l: &DatasetLineage) -> Value {
         "dataset_version": dataset_version(&l.dataset),
         "runs": l.runs.iter().map(run).collect::<Vec<_>>(),
         "model_versions": l.model_versions.iter().map(wire::model_version).collect::<Vec<_>>(),
+        "validations": l.validations.iter().map(|v| json!({
+            "path": v.path, "suite": v.suite, "success": v.success,
+            "evaluated_expectations": v.evaluated, "successful_expectations": v.successful,
+            "creation_time": v.creation_time,
+            "result": serde_json::from_str::<Value>(&v.result).unwrap_or(Value::String(v.result.clone())),
+        })).collect::<Vec<_>>(),
     })
 }
 

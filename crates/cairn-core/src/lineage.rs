@@ -74,6 +74,8 @@ pub struct DatasetLineage {
     pub runs: Vec<RunLineage>,
     /// Model versions produced by those runs.
     pub model_versions: Vec<ModelVersion>,
+    /// Checks of its bytes against expectation suites, newest first.
+    pub validations: Vec<crate::model::DatasetValidation>,
 }
 
 /// Answers lineage questions over the tracking, registry and dataset stores.
@@ -189,10 +191,14 @@ impl Lineage {
             }
         }
         model_versions.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+        let validations = self
+            .datasets
+            .list_dataset_validations(&dataset.name, dataset.version)?;
         Ok(DatasetLineage {
             dataset,
             runs,
             model_versions,
+            validations,
         })
     }
 }

@@ -442,6 +442,29 @@ pub struct DatasetVersion {
     pub creation_time: i64,
 }
 
+/// A check of a dataset version's bytes against an expectation suite (`cairn validate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetValidation {
+    /// Dataset name.
+    pub name: String,
+    /// Version number.
+    pub version: i64,
+    /// The file checked, relative to the version's folder; empty when the version is that file.
+    pub path: String,
+    /// The suite's name.
+    pub suite: String,
+    /// Whether every expectation was met.
+    pub success: bool,
+    /// Expectations evaluated.
+    pub evaluated: i64,
+    /// Expectations met.
+    pub successful: i64,
+    /// The whole result, as Great Expectations-shaped JSON text.
+    pub result: String,
+    /// When it was recorded (ms).
+    pub creation_time: i64,
+}
+
 /// What `cairn data add` asks the store to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDatasetVersion {

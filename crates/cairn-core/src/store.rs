@@ -305,4 +305,8 @@ pub trait DatasetStore: Send + Sync {
     fn list_dataset_versions(&self, name: Option<&str>) -> Result<Vec<DatasetVersion>>;
     /// Versions whose digest starts with `prefix`, oldest first.
     fn dataset_versions_by_digest(&self, prefix: &str) -> Result<Vec<DatasetVersion>>;
+    /// Records a validation of an existing version (`NotFound` when there is no such version).
+    fn record_dataset_validation(&self, validation: &DatasetValidation) -> Result<()>;
+    /// Validations of one version, newest first.
+    fn list_dataset_validations(&self, name: &str, version: i64) -> Result<Vec<DatasetValidation>>;
 }

@@ -1,8 +1,8 @@
 //! Dataset versions on the same SQL store: [`DatasetStore`] for [`SqlStore`].
 use crate::db::Row;
 use crate::tracking::SqlStore;
-use cairn_core::model::{DatasetVersion, NewDatasetVersion};
-use cairn_core::{DatasetStore, Result};
+use cairn_core::model::{DatasetValidation, DatasetVersion, NewDatasetVersion};
+use cairn_core::{DatasetStore, Error, Result};
 
 const COLUMNS: &str = "name, version, digest, kind, size, files, format, path, message, user_id, \
     creation_time";
@@ -141,4 +141,66 @@ impl DatasetStore for SqlStore {
             Ok(rows.iter().map(version_from).collect())
         })
     }
+
+    fn record_dataset_validation(&self, v: &DatasetValidation) -> Result<()> {
+        self.write(|tx| {
+            let exists = tx.query(
+                "SELECT 1 FROM dataset_versions WHERE name = ? AND version = ?",
+                &[(&v.name).into(), v.version.into()],
+            )?;
+            if exists.is_empty() {
+                return Err(Error::not_found(format!(
+                    "Dataset version {}@{} not found",
+                    v.name, v.version
+                )));
+            }
+            tx.exec(
+                &format!(
+                    "INSERT INTO dataset_validations ({VALIDATION_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                &[
+                    (&v.name).into(),
+                    v.version.into(),
+                    (&v.path).into(),
+                    (&v.suite).into(),
+                    i64::from(v.success).into(),
+                    v.evaluated.into(),
+                    v.successful.into(),
+                    (&v.result).into(),
+                    v.creation_time.into(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn list_dataset_validations(&self, name: &str, version: i64) -> Result<Vec<DatasetValidation>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {VALIDATION_COLUMNS} FROM dataset_validations \
+                     WHERE name = ? AND version = ? ORDER BY creation_time DESC, path, suite"
+                ),
+                &[name.into(), version.into()],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|row| DatasetValidation {
+                    name: row[0].text(),
+                    version: row[1].int(),
+                    path: row[2].text(),
+                    suite: row[3].text(),
+                    success: row[4].int() != 0,
+                    evaluated: row[5].int(),
+                    successful: row[6].int(),
+                    result: row[7].text(),
+                    creation_time: row[8].int(),
+                })
+                .collect())
+        })
+    }
 }
+
+const VALIDATION_COLUMNS: &str =
+    "name, version, path, suite, success, evaluated, successful, result, creation_time";

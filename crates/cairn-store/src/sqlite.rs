@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/sqlite/0001_tracking.sql")),
     (2, include_str!("migrations/sqlite/0002_registry.sql")),
     (3, include_str!("migrations/sqlite/0003_datasets.sql")),
+    (4, include_str!("migrations/sqlite/0004_validations.sql")),
 ];
 const READERS: usize = 4;
 

@@ -60,7 +60,51 @@ conformance!(
     versions_are_numbered_per_name_and_only_when_bytes_change,
     concurrent_adds_get_distinct_numbers,
     lineage_links_model_versions_runs_and_dataset_versions,
+    validations_belong_to_an_existing_version_newest_first,
 );
+
+fn validations_belong_to_an_existing_version_newest_first(s: &Services) {
+    let (v, _) = s
+        .store
+        .record_dataset_version(&new_version("people", &hex('c')), 1000)
+        .unwrap();
+    let check = |path: &str, success: bool, at: i64| DatasetValidation {
+        name: "people".into(),
+        version: v.version,
+        path: path.into(),
+        suite: "people-suite".into(),
+        success,
+        evaluated: 5,
+        successful: if success { 5 } else { 3 },
+        result: format!("{{\"success\": {success}}}"),
+        creation_time: at,
+    };
+    s.store
+        .record_dataset_validation(&check("", false, 2000))
+        .unwrap();
+    s.store
+        .record_dataset_validation(&check("", true, 3000))
+        .unwrap();
+    let got = s
+        .store
+        .list_dataset_validations("people", v.version)
+        .unwrap();
+    assert_eq!(got, vec![check("", true, 3000), check("", false, 2000)]);
+    assert!(s
+        .store
+        .list_dataset_validations("people", 99)
+        .unwrap()
+        .is_empty());
+    let mut unknown = check("", true, 4000);
+    unknown.version = 99;
+    assert!(matches!(
+        s.store.record_dataset_validation(&unknown),
+        Err(cairn_core::Error::NotFound(_))
+    ));
+    let lineage = s.lineage.of_dataset_version("people", v.version).unwrap();
+    assert_eq!(lineage.validations.len(), 2);
+    assert!(lineage.validations[0].success);
+}
 
 fn new_version(name: &str, digest: &str) -> NewDatasetVersion {
     NewDatasetVersion {

@@ -870,5 +870,25 @@ pub fn print_lineage(v: &Value) {
                 mv["run_id"].as_str().unwrap_or("")
             );
         }
+        for check in v["validations"].as_array().cloned().unwrap_or_default() {
+            let path = check["path"].as_str().unwrap_or("");
+            println!(
+                "  validated{} against suite {}: {} ({} of {} expectations met) {}",
+                if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {path}")
+                },
+                check["suite"].as_str().unwrap_or(""),
+                if check["success"] == true {
+                    "passed"
+                } else {
+                    "FAILED"
+                },
+                check["successful_expectations"],
+                check["evaluated_expectations"],
+                when(check["creation_time"].as_i64().unwrap_or(0)),
+            );
+        }
     }
 }

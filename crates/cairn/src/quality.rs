@@ -27,6 +27,9 @@ pub struct ValidateArgs {
     /// Print only the closing line.
     #[arg(short, long)]
     quiet: bool,
+    /// Do not record the result against the Cairn dataset version the data belongs to.
+    #[arg(long)]
+    no_record: bool,
 }
 
 /// `cairn suite`.
@@ -146,6 +149,13 @@ pub fn run_validate(args: ValidateArgs) -> anyhow::Result<i32> {
     if let Some(path) = &args.json {
         write_file(path, &serde_json::to_string_pretty(&result.to_json())?)?;
     }
+    if !args.no_record {
+        if let Some(version) = record_against_dataset(&args.data, &result)? {
+            println!(
+                "recorded against dataset version {version} (`cairn lineage --dataset {version}`)"
+            );
+        }
+    }
     if let Some(path) = &args.html {
         write_file(
             path,
@@ -153,6 +163,78 @@ pub fn run_validate(args: ValidateArgs) -> anyhow::Result<i32> {
         )?;
     }
     Ok(if result.success { 0 } else { 1 })
+}
+
+/// The dataset record of one validation result.
+pub fn validation_record(
+    name: &str,
+    version: i64,
+    path: &str,
+    result: &cairn_quality::validate::ValidationResult,
+) -> cairn_core::model::DatasetValidation {
+    cairn_core::model::DatasetValidation {
+        name: name.to_owned(),
+        version,
+        path: path.to_owned(),
+        suite: result.suite.clone(),
+        success: result.success,
+        evaluated: result.results.len() as i64,
+        successful: result.results.iter().filter(|r| r.success).count() as i64,
+        result: result.to_json().to_string(),
+        creation_time: cairn_core::now_millis(),
+    }
+}
+
+/// Records `result` against the Cairn dataset version that `data` belongs to (its own pointer
+/// file, or an enclosing folder's, within the project), but only when the bytes on disk are
+/// exactly that version's. Returns `NAME@VERSION` when recorded.
+fn record_against_dataset(
+    data: &Path,
+    result: &cairn_quality::validate::ValidationResult,
+) -> anyhow::Result<Option<String>> {
+    use cairn_data::pointer::Pointer;
+    let abs = std::fs::canonicalize(data)?;
+    let root = cairn_data::repo::find_root(abs.parent().unwrap_or(&abs));
+    let Some((tracked, pointer_file)) = abs
+        .ancestors()
+        .take_while(|dir| dir.starts_with(&root) && *dir != root)
+        .map(|dir| (dir.to_path_buf(), Pointer::file_for(dir)))
+        .find(|(_, pointer)| pointer.is_file())
+    else {
+        return Ok(None);
+    };
+    let pointer = Pointer::read(&pointer_file)?;
+    let (Some(name), Some(version)) = (pointer.dataset.clone(), pointer.version) else {
+        return Ok(None);
+    };
+    let home = crate::home_dir();
+    let (state, _) = crate::server::open_state(&crate::server::ServerArgs::local(), &home)?;
+    let datasets = state.lineage.datasets().clone();
+    let repo = cairn_data::repo::DataRepo::open(
+        &root,
+        &std::fs::canonicalize(&home)?.join("data"),
+        datasets.clone(),
+    )?;
+    let snapshot = repo.snapshot(&tracked, false, &cairn_data::progress::NoProgress)?;
+    repo.save_cache()?;
+    if snapshot.digest != pointer.digest {
+        eprintln!(
+            "not recorded against dataset version {name}@{version}: {} changed since it was added (`cairn data add` records a new version)",
+            tracked.display()
+        );
+        return Ok(None);
+    }
+    let path = abs
+        .strip_prefix(&tracked)
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .unwrap_or_default();
+    datasets.record_dataset_validation(&validation_record(&name, version, &path, result))?;
+    Ok(Some(format!("{name}@{version}")))
 }
 
 /// Runs `cairn suite ...`.

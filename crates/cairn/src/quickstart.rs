@@ -115,7 +115,14 @@ fn version_data(
         "synthetic two-blob data, train and validation",
         &cairn_data::progress::NoProgress,
     )?;
-    let checked = validate_data(&project)?;
+    let datasets = state.lineage.datasets().clone();
+    let (name, number) = (added.version.name.clone(), added.version.version);
+    let checked = validate_data(&project, |file, result| {
+        datasets.record_dataset_validation(&crate::quality::validation_record(
+            &name, number, file, result,
+        ))?;
+        Ok(())
+    })?;
     let (train_x, train_y) = read_csv(&data.join("train.csv"))?;
     let (val_x, val_y) = read_csv(&data.join("val.csv"))?;
     let digest = added.snapshot.digest.to_hex();
@@ -154,7 +161,11 @@ expectations:
 
 /// Validates both CSV files against [`SUITE`] (written beside them as `suite.yaml`); refuses
 /// to go on when an expectation fails. Returns (expectations met, evaluated) over both files.
-fn validate_data(project: &Path) -> anyhow::Result<(usize, usize)> {
+/// Each result is recorded against the dataset version by `record` (file name, result).
+fn validate_data(
+    project: &Path,
+    record: impl Fn(&str, &cairn_quality::validate::ValidationResult) -> anyhow::Result<()>,
+) -> anyhow::Result<(usize, usize)> {
     let suite_path = project.join("suite.yaml");
     std::fs::write(&suite_path, SUITE)?;
     let suite = cairn_quality::suite::Suite::parse(SUITE, "quickstart suite")?;
@@ -162,6 +173,7 @@ fn validate_data(project: &Path) -> anyhow::Result<(usize, usize)> {
     for file in ["train.csv", "val.csv"] {
         let path = project.join("data").join(file);
         let result = cairn_quality::validate::validate(&path, &suite)?;
+        record(file, &result)?;
         evaluated += result.results.len();
         met += result.results.iter().filter(|r| r.success).count();
         if !result.success {
@@ -608,8 +620,10 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         added.pointer_file.display()
     );
     println!(
-        "Validated it before training: {met} of {evaluated} expectations met on train.csv and val.csv (suite {})",
-        home.join("quickstart").join("suite.yaml").display()
+        "Validated it before training: {met} of {evaluated} expectations met on train.csv and val.csv (suite {}; recorded with {}@{})",
+        home.join("quickstart").join("suite.yaml").display(),
+        added.version.name,
+        added.version.version
     );
     let url = base.clone();
     let (experiment_id, runs, best) =

@@ -329,3 +329,55 @@ fn the_mlflow_client_links_runs_to_cairn_dataset_versions() {
         &server.url,
     );
 }
+
+/// `cairn validate` on the bytes of a dataset version records the result against it (shown by
+/// `cairn lineage --dataset`); on changed bytes it records nothing and says why.
+#[test]
+fn validation_results_are_recorded_against_the_dataset_version() {
+    let e = Env::new();
+    std::fs::create_dir_all(e.proj.join("tables")).unwrap();
+    std::fs::write(e.proj.join("tables/people.csv"), "a,b\n1,x\n2,y\n").unwrap();
+    std::fs::write(e.proj.join("tables/other.csv"), "a\n5\n").unwrap();
+    std::fs::write(
+        e.proj.join("suite.yaml"),
+        "name: people-suite\nexpectations:\n  - expect_column_values_to_not_be_null: {column: a}\n  - expect_column_max_to_be_between: {column: a, max_value: 1}\n",
+    )
+    .unwrap();
+    e.ok(&["data", "add", "tables"]);
+    let out = e.run(&["validate", "--suite", "suite.yaml", "tables/people.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("recorded against dataset version tables@1"),
+        "{text}"
+    );
+    let lineage = e.ok(&["lineage", "--dataset", "tables@1"]);
+    assert!(
+        lineage.contains(
+            "validated people.csv against suite people-suite: FAILED (1 of 2 expectations met)"
+        ),
+        "{lineage}"
+    );
+    let json: Value =
+        serde_json::from_str(&e.ok(&["lineage", "--dataset", "tables@1", "--json"])).unwrap();
+    let recorded = &json["validations"][0];
+    assert_eq!(
+        recorded["result"]["statistics"]["evaluated_expectations"],
+        2
+    );
+    assert_eq!(
+        recorded["result"]["results"][1]["result"]["observed_value"],
+        2
+    );
+
+    std::fs::write(e.proj.join("tables/other.csv"), "a\n6\n").unwrap();
+    let out = e.run(&["validate", "--suite", "suite.yaml", "tables/people.csv"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not recorded against dataset version tables@1"),
+        "{err}"
+    );
+    let json: Value =
+        serde_json::from_str(&e.ok(&["lineage", "--dataset", "tables@1", "--json"])).unwrap();
+    assert_eq!(json["validations"].as_array().unwrap().len(), 1);
+}
