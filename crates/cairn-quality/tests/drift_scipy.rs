@@ -137,6 +137,26 @@ fn make_cases(dir: &Path) -> Vec<Case> {
     cases
 }
 
+/// Runs `tests/interop/<script>` on the cases in `spec` (written to `dir`); returns stdout.
+fn run_script(python: &str, script: &str, spec: &[Value], dir: &Path) -> Vec<u8> {
+    let spec_path = dir.join(format!("{script}.cases.json"));
+    std::fs::write(&spec_path, serde_json::to_vec(spec).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/interop")
+        .join(script);
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(&spec_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn drift_scores_equal_scipys_and_methods_follow_evidentlys_rule() {
     let Ok(python) = std::env::var("CAIRN_TEST_PYTHON") else {
@@ -165,21 +185,13 @@ fn drift_scores_equal_scipys_and_methods_follow_evidentlys_rule() {
             })
         })
         .collect();
-    let spec_path = dir.path().join("cases.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/drift_reference.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(&spec_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected: Vec<HashMap<String, Value>> = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: Vec<HashMap<String, Value>> = serde_json::from_slice(&run_script(
+        &python,
+        "drift_reference.py",
+        &spec,
+        dir.path(),
+    ))
+    .unwrap();
 
     let mut methods_seen = std::collections::HashSet::new();
     for (case, want) in cases.iter().zip(&expected) {
@@ -286,21 +298,13 @@ fn methods_thresholds_and_dataset_drift_equal_evidentlys() {
             })
         })
         .collect();
-    let spec_path = dir.path().join("evidently.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/drift_evidently.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(&spec_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: Vec<Value> = serde_json::from_slice(&run_script(
+        &python,
+        "drift_evidently.py",
+        &spec,
+        dir.path(),
+    ))
+    .unwrap();
     for ((case, options), want) in runs.iter().zip(&expected) {
         let reference = Dataset::read(&case.reference).unwrap();
         let current = Dataset::read(&case.current).unwrap();

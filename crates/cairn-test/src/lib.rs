@@ -236,6 +236,24 @@ impl Http {
         read(self.agent.put(&format!("{}{path}", self.base)).send(body))
     }
 
+    /// A new run in the default experiment holding `file` under `model/` (through the artifact
+    /// proxy); returns its `runs:/<id>/model` source for `model-versions/create`.
+    pub fn run_with_model_file(&self, file: &str, bytes: &[u8]) -> String {
+        let (_, run) = self.post("runs/create", &serde_json::json!({"experiment_id": "0"}));
+        let info = &run["run"]["info"];
+        let root = info["artifact_uri"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("mlflow-artifacts:/")
+            .to_string();
+        let put = self.put(
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/model/{file}"),
+            bytes,
+        );
+        assert_eq!(put.0, 200, "{}", put.1);
+        format!("runs:/{}/model", info["run_id"].as_str().unwrap())
+    }
+
     /// `DELETE <path>`.
     pub fn delete(&self, path: &str) -> Reply {
         read(self.agent.delete(&format!("{}{path}", self.base)).call())

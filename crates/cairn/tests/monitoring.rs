@@ -44,20 +44,8 @@ fn truth(row: &[f64; 4]) -> i64 {
 /// Registers the logistic regression as version 1 of `name`.
 fn register(http: &Http, name: &str) {
     http.post("registered-models/create", &json!({"name": name}));
-    let (_, run) = http.post("runs/create", &json!({"experiment_id": "0"}));
-    let info = &run["run"]["info"];
-    let root = info["artifact_uri"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("mlflow-artifacts:/")
-        .to_string();
     let onnx = cairn_serving::build::logistic_regression_onnx(&[1.0, 1.0, 0.0, 0.0], 0.0);
-    let put = http.put(
-        &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/model/model.onnx"),
-        &onnx,
-    );
-    assert_eq!(put.0, 200);
-    let source = format!("runs:/{}/model", info["run_id"].as_str().unwrap());
+    let source = http.run_with_model_file("model.onnx", &onnx);
     let (status, body) = http.post(
         "model-versions/create",
         &json!({"name": name, "source": source}),

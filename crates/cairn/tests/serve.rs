@@ -181,30 +181,13 @@ fn a_model_that_cannot_load_is_refused_at_start() {
     );
 }
 
-/// A new run holding `file` under `model/`; returns the `runs:/<id>/model` source.
-fn run_with_model_file(http: &cairn_test::Http, file: &str, bytes: &[u8]) -> String {
-    let (_, run) = http.post("runs/create", &json!({"experiment_id": "0"}));
-    let info = &run["run"]["info"];
-    let root = info["artifact_uri"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("mlflow-artifacts:/")
-        .to_string();
-    let put = http.put(
-        &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/model/{file}"),
-        bytes,
-    );
-    assert_eq!(put.0, 200);
-    format!("runs:/{}/model", info["run_id"].as_str().unwrap())
-}
-
 /// Registers `tiny_mlp` (or, without a model, a README) as a new version of `name`; returns the
 /// version.
 fn register_version(http: &cairn_test::Http, name: &str, with_model: bool) -> String {
     let source = if with_model {
-        run_with_model_file(http, "model.onnx", &tiny_mlp_onnx())
+        http.run_with_model_file("model.onnx", &tiny_mlp_onnx())
     } else {
-        run_with_model_file(http, "README.txt", b"no model here")
+        http.run_with_model_file("README.txt", b"no model here")
     };
     let (status, body) = http.post(
         "model-versions/create",
@@ -563,7 +546,7 @@ fn registration_stores_the_signature_and_refuses_a_graph_that_cannot_load() {
     assert_eq!(signature["outputs"][1]["name"], "hidden");
 
     // A file named .onnx that is no graph: refused, and no version is left behind.
-    let source = run_with_model_file(&http, "model.onnx", b"not a graph");
+    let source = http.run_with_model_file("model.onnx", b"not a graph");
     let (status, err) = http.post(
         "model-versions/create",
         &json!({"name": "mlp", "source": source}),
