@@ -40,6 +40,7 @@ pub struct Monitoring {
     monitor: Monitor,
     log: Option<PredictionLog>,
     window_seconds: u64,
+    retention_seconds: u64,
     notifier: Option<Arc<dyn Notifier>>,
     gauges: Mutex<BTreeMap<(String, String), VersionGauges>>,
     firing: Mutex<BTreeMap<(String, String, String), bool>>,
@@ -76,11 +77,13 @@ fn logged(tensors: &[NamedTensor]) -> Vec<LoggedTensor> {
 
 impl Monitoring {
     /// Monitoring on `monitor`'s folder; `log` is where served predictions go (none: not
-    /// logged); gauges and alerts look back `window_seconds`.
+    /// logged); gauges and alerts look back `window_seconds`; logged predictions older than
+    /// `retention_seconds` are deleted.
     pub fn new(
         monitor: Monitor,
         log: Option<PredictionLog>,
         window_seconds: u64,
+        retention_seconds: u64,
         notifier: Option<Arc<dyn Notifier>>,
     ) -> Monitoring {
         let alerts = AlertState::from_events(&monitor.alert_events().unwrap_or_default());
@@ -88,6 +91,7 @@ impl Monitoring {
             monitor,
             log,
             window_seconds: window_seconds.max(1),
+            retention_seconds: retention_seconds.max(1),
             notifier,
             gauges: Mutex::default(),
             firing: Mutex::default(),
@@ -148,6 +152,10 @@ impl Monitoring {
     /// window, the gauges updated, alert rules checked (firings recorded and posted). Blocks.
     pub fn evaluate(&self) {
         self.flush();
+        let (expired, _) = self.window(self.retention_seconds);
+        if let Err(e) = self.monitor.prune_predictions(expired) {
+            tracing::warn!(error = %e, "old predictions not deleted");
+        }
         let versions = self.monitor.referenced_versions().unwrap_or_default();
         let (from, to) = self.window(self.window_seconds);
         let mut computed = BTreeMap::new();

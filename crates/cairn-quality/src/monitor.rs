@@ -812,6 +812,40 @@ impl Monitor {
         Ok(window)
     }
 
+    /// Deletes prediction log files whose every row is older than `before_ms`; returns how
+    /// many were deleted.
+    pub fn prune_predictions(&self, before_ms: i64) -> Result<usize> {
+        let mut deleted = 0;
+        let root = self.root.join("predictions");
+        let Ok(models) = std::fs::read_dir(&root) else {
+            return Ok(0);
+        };
+        for model in models.flatten() {
+            let Ok(versions) = std::fs::read_dir(model.path()) else {
+                continue;
+            };
+            for version in versions.flatten() {
+                let Ok(files) = std::fs::read_dir(version.path()) else {
+                    continue;
+                };
+                for file in files.flatten() {
+                    let path = file.path();
+                    let last = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_suffix(".parquet"))
+                        .and_then(|stem| stem.split('-').nth(1))
+                        .and_then(|t| t.parse::<i64>().ok());
+                    if last.is_some_and(|t| t < before_ms) {
+                        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                        deleted += 1;
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Drift of the inputs logged in `[from_ms, to_ms)` against the version's reference.
     pub fn drift(
         &self,
@@ -1658,6 +1692,11 @@ mod tests {
         );
         let all = monitor.window("m", "1", 0, 10_000).unwrap();
         assert_eq!(all.keys.len(), 3);
+        // Each flush wrote one file; the one holding rows up to 5000 ms survives a prune at 3000.
+        log.record(prediction("c", 2000, vec![[7.0, 8.0]], vec![0.1]));
+        log.flush();
+        assert_eq!(monitor.prune_predictions(3000).unwrap(), 1);
+        assert_eq!(monitor.window("m", "1", 0, 10_000).unwrap().keys.len(), 3);
 
         monitor
             .record_labels(&[

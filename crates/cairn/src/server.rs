@@ -51,6 +51,9 @@ pub struct MonitoringArgs {
     /// How far back evaluations look by default (like 15m, 1h, 1d).
     #[arg(long, default_value = "1h")]
     pub monitor_window: String,
+    /// Logged predictions older than this are deleted (like 7d, 30d).
+    #[arg(long, default_value = "30d")]
+    pub prediction_log_retention: String,
 }
 
 impl Default for MonitoringArgs {
@@ -61,6 +64,7 @@ impl Default for MonitoringArgs {
             prediction_log_flush_secs: 5.0,
             monitor_interval_secs: 60.0,
             monitor_window: "1h".into(),
+            prediction_log_retention: "30d".into(),
         }
     }
 }
@@ -85,6 +89,8 @@ impl MonitoringArgs {
         use cairn_quality::monitor::{parse_duration, LogOptions, Monitor, PredictionLog};
         let window = parse_duration(&self.monitor_window)
             .map_err(|e| anyhow::anyhow!("--monitor-window: {e}"))?;
+        let retention = parse_duration(&self.prediction_log_retention)
+            .map_err(|e| anyhow::anyhow!("--prediction-log-retention: {e}"))?;
         let monitor = Monitor::open(&home.join("monitoring"))?;
         let log = if self.no_prediction_log {
             None
@@ -109,6 +115,7 @@ impl MonitoringArgs {
             monitor,
             log,
             window,
+            retention,
             Some(Arc::new(WebhookClient(agent))),
         )))
     }
