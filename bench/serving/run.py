@@ -13,6 +13,7 @@ keep-alive request here, which would misrepresent the peer):
 pip install fastapi==0.163.2 'uvicorn[standard]==0.54.0' httptools==0.9.0 uvloop==0.23.0
 """
 import argparse
+import shutil
 import json
 import os
 import socket
@@ -31,6 +32,7 @@ from skl2onnx import to_onnx
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 parser = argparse.ArgumentParser()
 parser.add_argument("--seconds", type=int, default=10)
+parser.add_argument("--cairn", help="a built cairn binary (default: build target/release/cairn)")
 args = parser.parse_args()
 
 
@@ -54,8 +56,11 @@ def wait_healthy(url, proc, timeout=120):
     raise SystemExit(f"{url} did not become healthy")
 
 
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn"], cwd=ROOT, check=True)
-cairn = os.path.join(ROOT, "target", "release", "cairn")
+if args.cairn:
+    cairn = os.path.abspath(args.cairn)
+else:
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn"], cwd=ROOT, check=True)
+    cairn = os.path.join(ROOT, "target", "release", "cairn")
 script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "post.lua")
 
 X, y = make_classification(n_samples=5000, n_features=20, n_informative=12, random_state=0)
@@ -84,16 +89,24 @@ for label, est in models.items():
     with open(model_path, "wb") as f:
         f.write(to_onnx(est, X[:1]).SerializeToString())
 
-    port = free_port()
-    proc = subprocess.Popen([cairn, "serve", model_path, "--port", str(port)], env={**os.environ, "CAIRN_LOG": "warn"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
-        body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 20], "data": row.ravel().tolist()}]}
-        cairn_runs = {c: load(f"http://127.0.0.1:{port}/v2/models/model/infer", body, c) for c in (1, 32)}
-    finally:
-        proc.terminate()
-        proc.wait()
+    # Cairn as shipped (every prediction logged for monitoring), and with the log turned off,
+    # to show what monitoring costs.
+    cairn_variants = {}
+    for variant, extra in (("logged", []), ("unlogged", ["--no-prediction-log"])):
+        port = free_port()
+        home = tempfile.mkdtemp()
+        proc = subprocess.Popen([cairn, "serve", model_path, "--port", str(port), *extra],
+                                env={**os.environ, "CAIRN_LOG": "warn", "CAIRN_HOME": home},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
+            body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 20], "data": row.ravel().tolist()}]}
+            cairn_variants[variant] = {c: load(f"http://127.0.0.1:{port}/v2/models/model/infer", body, c) for c in (1, 32)}
+        finally:
+            proc.terminate()
+            proc.wait()
+            shutil.rmtree(home, ignore_errors=True)
+    cairn_runs = cairn_variants["logged"]
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "fastapi_app:app", "--port", str(port), "--workers", "2",
@@ -110,9 +123,11 @@ for label, est in models.items():
 
     for c in (1, 32):
         a, b = cairn_runs[c], peer_runs[c]
-        results.append({"model": label, "connections": c, "cairn": a, "fastapi": b,
+        u = cairn_variants["unlogged"][c]
+        results.append({"model": label, "connections": c, "cairn": a, "cairn_unlogged": u, "fastapi": b,
                         "throughput_ratio": a["requests_per_s"] / b["requests_per_s"]})
         print(f"{label:40} {c:>2} conn | cairn {a['requests_per_s']:>8.0f} req/s p50 {a['p50_ms']:.3f} ms p99 {a['p99_ms']:.3f} ms"
               f" (errors {a['errors']}) | fastapi {b['requests_per_s']:>7.0f} req/s p50 {b['p50_ms']:.3f} ms p99 {b['p99_ms']:.3f} ms"
-              f" (errors {b['errors']}) | {a['requests_per_s'] / b['requests_per_s']:.1f}x")
+              f" (errors {b['errors']}) | {a['requests_per_s'] / b['requests_per_s']:.1f}x"
+              f" | cairn without the prediction log {u['requests_per_s']:>8.0f} req/s p50 {u['p50_ms']:.3f} ms")
 print(json.dumps(results))

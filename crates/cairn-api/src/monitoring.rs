@@ -64,7 +64,8 @@ fn values_of(data: &TensorData) -> Values {
     }
 }
 
-fn logged(tensors: &[NamedTensor]) -> Vec<LoggedTensor> {
+/// Tensors as the prediction log keeps them.
+pub(crate) fn logged(tensors: &[NamedTensor]) -> Vec<LoggedTensor> {
     tensors
         .iter()
         .map(|t| LoggedTensor {
@@ -120,7 +121,7 @@ impl Monitoring {
         model: &str,
         version: &str,
         latency: Duration,
-        inputs: &[NamedTensor],
+        inputs: Vec<LoggedTensor>,
         outputs: &[NamedTensor],
     ) {
         if let Some(log) = &self.log {
@@ -130,7 +131,7 @@ impl Monitoring {
                 version: version.to_owned(),
                 timestamp_ms: now_ms(),
                 latency_us: latency.as_micros().min(i64::MAX as u128) as i64,
-                inputs: logged(inputs),
+                inputs,
                 outputs: logged(outputs),
             });
         }

@@ -580,14 +580,7 @@ async fn run_inference(
         if let (Some(m), Some(id), Some((inputs, outputs))) =
             (&serving.monitoring, request_id, tensors)
         {
-            m.record(
-                id,
-                &served.name,
-                &served.version,
-                elapsed,
-                &inputs,
-                &outputs,
-            );
+            m.record(id, &served.name, &served.version, elapsed, inputs, &outputs);
         }
         response
     });
@@ -596,8 +589,8 @@ async fn run_inference(
     Ok(response)
 }
 
-/// Inputs and outputs of an answered request, kept for the prediction log.
-type Tensors = (Vec<NamedTensor>, Vec<NamedTensor>);
+/// Inputs (already converted for the log) and outputs of an answered request.
+type Tensors = (Vec<cairn_quality::monitor::LoggedTensor>, Vec<NamedTensor>);
 
 /// Answers one request; with `keep`, also returns its input and output tensors.
 async fn answer(
@@ -657,7 +650,7 @@ async fn answer(
             )));
         }
     }
-    let kept_inputs = keep.then(|| inputs.clone());
+    let kept_inputs = keep.then(|| crate::monitoring::logged(&inputs));
     let outputs = served.runner.infer(inputs).await.map_err(serving_status)?;
     let mut tail = Vec::new();
     let mut json_outputs = Vec::new();

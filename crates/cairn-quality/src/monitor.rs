@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -237,10 +237,11 @@ fn write_loop(
     options: LogOptions,
     counters: Arc<LogCounters>,
 ) {
-    let mut pending: BTreeMap<(String, String), Vec<Prediction>> = BTreeMap::new();
+    // Per model version; few versions are served at once, so a list beats a map here.
+    let mut pending: Vec<((String, String), Vec<Prediction>)> = Vec::new();
     let mut rows = 0usize;
     let mut oldest: Option<Instant> = None;
-    let write = |pending: &mut BTreeMap<(String, String), Vec<Prediction>>| {
+    let write = |pending: &mut Vec<((String, String), Vec<Prediction>)>| {
         for ((model, version), predictions) in std::mem::take(pending) {
             let target = dir
                 .join(path_component(&model))
@@ -259,39 +260,47 @@ fn write_loop(
             }
         }
     };
+    // The writer polls on a short tick instead of blocking in `recv`: a blocked receiver would
+    // make every `try_send` on the request path wake this thread (a futex call and a context
+    // switch per request, on the cores that serve).
+    let tick = options.flush_interval.min(POLL_TICK);
     loop {
-        let wait = oldest.map_or(Duration::from_secs(3600), |t| {
-            options.flush_interval.saturating_sub(t.elapsed())
-        });
-        match receiver.recv_timeout(wait) {
-            Ok(Message::Record(p)) => {
-                rows += p.rows();
-                oldest.get_or_insert_with(Instant::now);
-                pending
-                    .entry((p.model.clone(), p.version.clone()))
-                    .or_default()
-                    .push(*p);
-                if rows >= options.flush_rows {
-                    write(&mut pending);
-                    (rows, oldest) = (0, None);
+        std::thread::sleep(tick);
+        let mut flushes = Vec::new();
+        let disconnected = loop {
+            match receiver.try_recv() {
+                Ok(Message::Record(p)) => {
+                    rows += p.rows();
+                    oldest.get_or_insert_with(Instant::now);
+                    match pending
+                        .iter_mut()
+                        .find(|((m, v), _)| *m == p.model && *v == p.version)
+                    {
+                        Some((_, list)) => list.push(*p),
+                        None => pending.push(((p.model.clone(), p.version.clone()), vec![*p])),
+                    }
                 }
+                Ok(Message::Flush(done)) => flushes.push(done),
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
             }
-            Ok(Message::Flush(done)) => {
-                write(&mut pending);
-                (rows, oldest) = (0, None);
-                let _ = done.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                write(&mut pending);
-                (rows, oldest) = (0, None);
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                write(&mut pending);
-                return;
-            }
+        };
+        let due = oldest.is_some_and(|t| t.elapsed() >= options.flush_interval);
+        if disconnected || due || rows >= options.flush_rows || !flushes.is_empty() {
+            write(&mut pending);
+            (rows, oldest) = (0, None);
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if disconnected {
+            return;
         }
     }
 }
+
+/// Longest the writer sleeps between draining the queue.
+const POLL_TICK: Duration = Duration::from_millis(20);
 
 /// A column being built from records whose tensors may differ.
 enum Builder {
@@ -361,11 +370,15 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
     let mut latencies = Vec::new();
     let mut columns: Vec<(String, Builder)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
+    // (output?, tensor name, width) -> its columns: names are made once per layout, not per
+    // record (a served model sends the same tensors every time).
+    let mut layouts: Vec<(bool, &str, usize, Vec<usize>)> = Vec::new();
+    request_ids.reserve(predictions.len());
     for p in predictions {
         let rows = p.rows();
         let start = request_ids.len();
         for r in 0..rows {
-            request_ids.push(p.request_id.clone());
+            request_ids.push(p.request_id.as_str());
             row_numbers.push(r as i64);
             timestamps.push(p.timestamp_ms);
             latencies.push(p.latency_us);
@@ -373,23 +386,36 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
         let tensors = p
             .inputs
             .iter()
-            .map(|t| ("", t))
-            .chain(p.outputs.iter().map(|t| (OUTPUT_PREFIX, t)));
-        for (prefix, tensor) in tensors {
+            .map(|t| (false, t))
+            .chain(p.outputs.iter().map(|t| (true, t)));
+        for (output, tensor) in tensors {
             let Some(width) = tensor.width() else {
                 continue;
             };
             if tensor.rows() != rows {
                 continue;
             }
-            for (j, name) in tensor_columns(prefix, &tensor.name, width)
-                .into_iter()
-                .enumerate()
+            let layout = match layouts
+                .iter()
+                .position(|(o, n, w, _)| *o == output && *n == tensor.name && *w == width)
             {
-                let at = *index.entry(name.clone()).or_insert_with(|| {
-                    columns.push((name, Builder::new(&tensor.values)));
-                    columns.len() - 1
-                });
+                Some(at) => at,
+                None => {
+                    let prefix = if output { OUTPUT_PREFIX } else { "" };
+                    let at: Vec<usize> = tensor_columns(prefix, &tensor.name, width)
+                        .into_iter()
+                        .map(|name| {
+                            *index.entry(name.clone()).or_insert_with(|| {
+                                columns.push((name, Builder::new(&tensor.values)));
+                                columns.len() - 1
+                            })
+                        })
+                        .collect();
+                    layouts.push((output, &tensor.name, width, at));
+                    layouts.len() - 1
+                }
+            };
+            for (j, &at) in layouts[layout].3.iter().enumerate() {
                 let column = &mut columns[at].1;
                 column.pad(start);
                 for r in 0..rows {
@@ -432,8 +458,12 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
     let tmp = dir.join(format!(".{first}-{unique}.tmp"));
     let written = (|| -> std::result::Result<(), String> {
         let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        // No dictionaries (request ids are unique, features mostly so) and statistics per
+        // column chunk only: the writer shares the serving cores, so it does the least work.
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
+            .set_dictionary_enabled(false)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
             .build();
         let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props))
             .map_err(|e| e.to_string())?;
