@@ -7,7 +7,7 @@
 use crate::oip::{json_values, serving_status, ServedModel, Serving};
 use crate::request::read_limited;
 use axum::extract::{Request, State};
-use axum::http::{header::CONTENT_TYPE, StatusCode};
+use axum::http::{header::CONTENT_TYPE, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -394,18 +394,48 @@ async fn invocations(
         .into_response();
     };
     let started = Instant::now();
-    let result = score(&served, req).await;
+    // With monitoring on, the request id (the caller's `x-request-id`, or a new one) comes
+    // back as `x-request-id`, for labels posted later.
+    let request_id = match &serving.monitoring {
+        Some(m) if m.logging() => Some(
+            req.headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| m.new_request_id(), str::to_owned),
+        ),
+        _ => None,
+    };
+    let result = score(&served, req, request_id.is_some()).await;
+    let elapsed = started.elapsed();
     let status = result.as_ref().map_or_else(|e| e.0.as_u16(), |_| 200);
     serving
         .metrics
-        .record(&served.name, &served.version, started.elapsed(), status);
+        .record(&served.name, &served.version, elapsed, status);
     match result {
-        Ok(v) => Json(v).into_response(),
+        Ok((v, tensors)) => {
+            let mut response = Json(v).into_response();
+            if let (Some(m), Some(id), Some((inputs, outputs))) =
+                (&serving.monitoring, request_id, tensors)
+            {
+                if let Ok(header) = HeaderValue::from_str(&id) {
+                    response.headers_mut().insert(REQUEST_ID, header);
+                }
+                m.record(id, &served.name, &served.version, elapsed, inputs, &outputs);
+            }
+            response
+        }
         Err(e) => e.into_response(),
     }
 }
 
-async fn score(served: &ServedModel, req: Request) -> Result<Value, ScoringError> {
+const REQUEST_ID: &str = "x-request-id";
+
+async fn score(
+    served: &ServedModel,
+    req: Request,
+    keep: bool,
+) -> Result<(Value, Option<crate::oip::Tensors>), ScoringError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -462,6 +492,7 @@ async fn score(served: &ServedModel, req: Request) -> Result<Value, ScoringError
             ),
         ));
     };
+    let kept_inputs = keep.then(|| crate::monitoring::logged(&inputs));
     let outputs = served.runner.infer(inputs).await.map_err(|e| {
         let e = serving_status(e);
         let status = e.status();
@@ -509,5 +540,8 @@ async fn score(served: &ServedModel, req: Request) -> Result<Value, ScoringError
                 .collect(),
         )
     };
-    Ok(json!({ "predictions": predictions }))
+    Ok((
+        json!({ "predictions": predictions }),
+        kept_inputs.map(|inputs| (inputs, outputs)),
+    ))
 }

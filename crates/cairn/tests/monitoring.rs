@@ -442,3 +442,83 @@ fn a_burst_larger_than_the_log_buffer_is_answered_in_full_and_every_record_accou
         Some(400.0)
     );
 }
+
+/// `cairn serve FILE` logs MLflow scoring requests (`/invocations`) as well: the answer carries
+/// `x-request-id`, and `cairn monitor drift` sees the logged rows against the reference.
+#[test]
+fn cairn_serve_logs_scoring_requests_for_monitoring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let model = tmp.path().join("lr.onnx");
+    std::fs::write(
+        &model,
+        cairn_serving::build::logistic_regression_onnx(&[1.0, 1.0, 0.0, 0.0], 0.0),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args([
+        "serve",
+        model.to_str().unwrap(),
+        "--port",
+        "0",
+        "--prediction-log-flush-secs",
+        "0.05",
+    ])
+    .env("CAIRN_HOME", &home)
+    .env("CAIRN_LOG", "warn");
+    let server = TestServer::spawn(cmd, &home);
+    let mut rng = Rng(7);
+    let reference = tmp.path().join("train.csv");
+    write_reference(&reference, &rng.rows(300, 0.0));
+    let (code, out) = cairn(
+        &home,
+        &[
+            "monitor",
+            "reference",
+            "models:/lr/1",
+            reference.to_str().unwrap(),
+            "--target",
+            "y",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let rows = rng.rows(400, 3.0);
+    let mut ids = std::collections::HashSet::new();
+    for chunk in rows.chunks(40) {
+        let body = json!({"dataframe_split": {"columns": ["x0", "x1", "x2", "x3"],
+                                             "data": chunk.iter().map(|r| r.to_vec()).collect::<Vec<_>>()}});
+        let response = agent
+            .post(&format!("{}/invocations", server.url))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 10, "one id per request");
+    let started = Instant::now();
+    loop {
+        let (code, out) = cairn(
+            &home,
+            &["monitor", "drift", "models:/lr/1", "--fail-on-drift"],
+        );
+        if out.contains("400 predictions") {
+            assert_eq!(code, 1, "{out}");
+            assert!(out.contains("dataset drift detected: 4 of 4"), "{out}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
