@@ -650,6 +650,15 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| Error::io(path, e))
 }
 
+/// A file's text, or `None` when it does not exist (nothing recorded yet).
+fn read_if_present(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 fn append_line(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -757,12 +766,10 @@ impl Monitor {
     /// The training reference of `model` `version`, if one was stored.
     pub fn reference(&self, model: &str, version: &str) -> Result<Option<Reference>> {
         let (values, meta) = self.reference_paths(model, version);
-        let text = match std::fs::read(&meta) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&meta, e)),
+        let Some(text) = read_if_present(&meta)? else {
+            return Ok(None);
         };
-        let m: ReferenceMeta = serde_json::from_slice(&text)
+        let m: ReferenceMeta = serde_json::from_str(&text)
             .map_err(|e| Error::Invalid(format!("{}: {e}", meta.display())))?;
         Ok(Some(Reference {
             model: m.model,
@@ -928,11 +935,7 @@ impl Monitor {
     /// Every recorded label, the newest per (request id, row).
     pub fn labels(&self) -> Result<HashMap<(String, i64), serde_json::Value>> {
         let path = self.labels_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        let text = read_if_present(&path)?.unwrap_or_default();
         // A torn last line (a crash mid-append of an unacknowledged write) is skipped.
         Ok(text
             .lines()
@@ -1021,11 +1024,7 @@ impl Monitor {
     /// The alert rules in `alerts.yaml` (none when the file does not exist).
     pub fn alert_rules(&self) -> Result<Vec<AlertRule>> {
         let path = self.rules_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        let text = read_if_present(&path)?.unwrap_or_default();
         AlertRule::parse_file(&text, &path.display().to_string())
     }
 
@@ -1055,11 +1054,7 @@ impl Monitor {
     /// Every recorded alert event, oldest first.
     pub fn alert_events(&self) -> Result<Vec<AlertEvent>> {
         let path = self.events_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
+        let text = read_if_present(&path)?.unwrap_or_default();
         Ok(text
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
