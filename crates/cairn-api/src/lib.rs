@@ -142,20 +142,22 @@ fn with_common_layers(router: Router, options: ApiOptions) -> Router {
 /// The router of `cairn serve`: the Open Inference Protocol over the given models, MLflow's
 /// scoring protocol for `scoring_model`, Prometheus metrics.
 pub fn serving_router(serving: oip::Serving, scoring_model: String, options: ApiOptions) -> Router {
-    let mut router = oip::routes(serving.clone())
+    let router = oip::routes(serving.clone())
         .merge(scoring::routes(serving.clone(), scoring_model))
-        .merge(metrics_route(&serving));
-    if let Some(m) = &serving.monitoring {
-        router = router.merge(monitoring::routes(m.clone()));
-    }
-    let router = router.fallback(not_found);
+        .merge(observability_routes(&serving))
+        .fallback(not_found);
     with_common_layers(router, options)
 }
 
-fn metrics_route(serving: &oip::Serving) -> Router {
-    Router::new()
+/// `/metrics`, and the monitoring endpoints when monitoring is on.
+fn observability_routes(serving: &oip::Serving) -> Router {
+    let metrics = Router::new()
         .route("/metrics", get(metrics::handler))
-        .with_state((serving.metrics.clone(), serving.monitoring.clone()))
+        .with_state((serving.metrics.clone(), serving.monitoring.clone()));
+    match &serving.monitoring {
+        Some(m) => metrics.merge(monitoring::routes(m.clone())),
+        None => metrics,
+    }
 }
 
 /// The whole API as one router; with `monitoring`, served predictions are logged and the
@@ -188,10 +190,6 @@ pub fn router(
         .fallback(not_found)
         .with_state(state.clone())
         .merge(oip::routes(serving.clone()))
-        .merge(metrics_route(&serving));
-    let router = match &serving.monitoring {
-        Some(m) => router.merge(monitoring::routes(m.clone())),
-        None => router,
-    };
+        .merge(observability_routes(&serving));
     with_common_layers(router, options)
 }

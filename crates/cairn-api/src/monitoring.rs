@@ -102,16 +102,18 @@ impl Monitoring {
         }
     }
 
-    /// Whether served predictions are logged.
-    pub fn logging(&self) -> bool {
-        self.log.is_some()
-    }
-
-    /// A request id unique to this server: start time and a counter.
-    pub fn new_request_id(&self) -> String {
+    /// The id an answered request is logged under: the caller's (`given`, when not empty),
+    /// or one unique to this server (start time and a counter). `None` when nothing is logged.
+    pub fn request_id(&self, given: Option<&str>) -> Option<String> {
         static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-        let started = *STARTED.get_or_init(now_ms);
-        format!("{started:x}-{}", self.next_id.fetch_add(1, Relaxed))
+        self.log.as_ref()?;
+        Some(match given.filter(|id| !id.is_empty()) {
+            Some(id) => id.to_owned(),
+            None => {
+                let started = *STARTED.get_or_init(now_ms);
+                format!("{started:x}-{}", self.next_id.fetch_add(1, Relaxed))
+            }
+        })
     }
 
     /// Queues one answered request for the log; never blocks or fails the request.

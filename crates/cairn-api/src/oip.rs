@@ -557,17 +557,13 @@ async fn run_inference(
     let started = Instant::now();
     let mut body = body;
     // With monitoring on, every answer carries a request id that labels can refer to later.
-    let request_id = match &serving.monitoring {
-        Some(m) if m.logging() => Some(match body.header.get("id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => id.to_owned(),
-            _ => {
-                let id = m.new_request_id();
-                body.header.insert("id".into(), Value::from(id.clone()));
-                id
-            }
-        }),
-        _ => None,
-    };
+    let request_id = serving
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.request_id(body.header.get("id").and_then(Value::as_str)));
+    if let Some(id) = &request_id {
+        body.header.insert("id".into(), Value::from(id.as_str()));
+    }
     let result = answer(&served, body, request_id.is_some()).await;
     let elapsed = started.elapsed();
     serving.metrics.record(

@@ -396,16 +396,10 @@ async fn invocations(
     let started = Instant::now();
     // With monitoring on, the request id (the caller's `x-request-id`, or a new one) comes
     // back as `x-request-id`, for labels posted later.
-    let request_id = match &serving.monitoring {
-        Some(m) if m.logging() => Some(
-            req.headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty())
-                .map_or_else(|| m.new_request_id(), str::to_owned),
-        ),
-        _ => None,
-    };
+    let request_id = serving
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.request_id(req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())));
     let result = score(&served, req, request_id.is_some()).await;
     let elapsed = started.elapsed();
     let status = result.as_ref().map_or_else(|e| e.0.as_u16(), |_| 200);
