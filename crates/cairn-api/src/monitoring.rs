@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_quality::drift::{DriftOptions, DriftReport};
 use cairn_quality::monitor::{
-    now_ms, parse_duration, AlertEvent, AlertState, Label, LoggedTensor, MetricBucket, Monitor,
-    Prediction, PredictionLog, Values, DEFAULT_WINDOW_SECONDS,
+    now_ms, parse_duration, window_metrics, AlertEvent, AlertState, Label, Labels, LoggedTensor,
+    MetricBucket, Monitor, Prediction, PredictionLog, Values, DEFAULT_WINDOW_SECONDS,
 };
 use cairn_serving::{NamedTensor, TensorData};
 use serde_json::{json, Value};
@@ -43,7 +43,6 @@ pub struct Monitoring {
     retention_seconds: u64,
     notifier: Option<Arc<dyn Notifier>>,
     gauges: Mutex<BTreeMap<(String, String), VersionGauges>>,
-    firing: Mutex<BTreeMap<(String, String, String), bool>>,
     alerts: Mutex<AlertState>,
     evaluations: AtomicU64,
     next_id: AtomicU64,
@@ -95,7 +94,6 @@ impl Monitoring {
             retention_seconds: retention_seconds.max(1),
             notifier,
             gauges: Mutex::default(),
-            firing: Mutex::default(),
             alerts: Mutex::new(alerts),
             evaluations: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
@@ -155,6 +153,17 @@ impl Monitoring {
     /// window, the gauges updated, alert rules checked (firings recorded and posted). Blocks.
     pub fn evaluate(&self) {
         self.flush();
+        if let Some(log) = &self.log {
+            let failed = log
+                .counters()
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(e) = failed {
+                tracing::error!(error = %e, "prediction log file not written");
+            }
+        }
         let (expired, _) = self.window(self.retention_seconds);
         if let Err(e) = self.monitor.prune_predictions(expired) {
             tracing::warn!(error = %e, "old predictions not deleted");
@@ -162,6 +171,15 @@ impl Monitoring {
         let versions = self.monitor.referenced_versions().unwrap_or_default();
         let (from, to) = self.window(self.window_seconds);
         let mut computed = BTreeMap::new();
+        // Read once per evaluation, not once per version.
+        let labels = if versions.is_empty() {
+            Labels::default()
+        } else {
+            self.monitor.labels().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "labels not read");
+                Labels::default()
+            })
+        };
         for (model, version) in &versions {
             let window = match self.monitor.window(model, version, from, to) {
                 Ok(w) => w,
@@ -176,9 +194,7 @@ impl Monitoring {
                 .window_drift(model, version, &window, &DriftOptions::default())
                 .ok()
                 .map(|d| d.report);
-            let metrics = self
-                .monitor
-                .window_metrics(&window, to - from)
+            let metrics = window_metrics(&window, to - from, &labels)
                 .ok()
                 .and_then(|b| b.into_iter().next())
                 .filter(|b| b.labeled > 0);
@@ -224,10 +240,6 @@ impl Monitoring {
                 };
                 let Some(value) = value else { continue };
                 let event = lock(&self.alerts).observe(rule, version, value, window);
-                lock(&self.firing).insert(
-                    (rule.name.clone(), model.clone(), version.clone()),
-                    rule.breached(value),
-                );
                 if let Some(mut event) = event {
                     if let (Some(url), Some(notifier)) = (&rule.webhook, &self.notifier) {
                         event.webhook = Some(match notifier.post(url, &event_json(&event)) {
@@ -387,14 +399,14 @@ impl Monitoring {
                 per_version(&|g| g.metrics.as_ref().and_then(pick)),
             );
         }
-        let firing: Vec<String> = lock(&self.firing)
-            .iter()
+        let firing: Vec<String> = lock(&self.alerts)
+            .states()
             .map(|((a, m, v), f)| {
                 format!(
                     "{{alert=\"{}\",{}}} {}",
                     escape(a),
                     label(m, v),
-                    u8::from(*f)
+                    u8::from(f)
                 )
             })
             .collect();
@@ -528,14 +540,18 @@ async fn alerts(State(m): State<Arc<Monitoring>>) -> Result<Json<Value>, ApiErro
     off_runtime(move || {
         let rules = m.monitor.alert_rules().map_err(quality_error)?;
         let events = m.monitor.alert_events().map_err(quality_error)?;
-        let firing = lock(&m.firing).clone();
+        let firing: Vec<(String, String, String)> = lock(&m.alerts)
+            .states()
+            .filter(|(_, f)| *f)
+            .map(|(k, _)| k.clone())
+            .collect();
         Ok(Json(json!({
             "rules": rules.iter().map(|r| json!({
                 "name": r.name, "model": r.model, "version": r.version, "metric": r.metric.name(),
                 "above": r.above, "below": r.below, "window_seconds": r.window_seconds,
                 "webhook": r.webhook,
-                "firing": firing.iter().filter(|((a, _, _), f)| a == &r.name && **f)
-                    .map(|((_, model, version), _)| json!({"model": model, "version": version}))
+                "firing": firing.iter().filter(|(a, _, _)| a == &r.name)
+                    .map(|(_, model, version)| json!({"model": model, "version": version}))
                     .collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "events": events.iter().map(event_json).collect::<Vec<_>>(),

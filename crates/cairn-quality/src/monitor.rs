@@ -152,7 +152,7 @@ pub struct LogCounters {
     pub rows_written: AtomicU64,
     /// Failed file writes (their rows are lost; the message is in `last_error`).
     pub write_errors: AtomicU64,
-    /// The last write error.
+    /// The last write error, until the server reports it in its log.
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -537,6 +537,9 @@ pub struct Label {
     #[serde(default)]
     pub timestamp_ms: i64,
 }
+
+/// Recorded labels by (request id, row).
+pub type Labels = HashMap<(String, i64), serde_json::Value>;
 
 /// Logged predictions of one model version in a time window.
 #[derive(Debug, Clone, Default)]
@@ -933,7 +936,7 @@ impl Monitor {
     }
 
     /// Every recorded label, the newest per (request id, row).
-    pub fn labels(&self) -> Result<HashMap<(String, i64), serde_json::Value>> {
+    pub fn labels(&self) -> Result<Labels> {
         let path = self.labels_path();
         let text = read_if_present(&path)?.unwrap_or_default();
         // A torn last line (a crash mid-append of an unacknowledged write) is skipped.
@@ -955,66 +958,7 @@ impl Monitor {
         bucket_ms: i64,
     ) -> Result<Vec<MetricBucket>> {
         let window = self.window(model, version, from_ms, to_ms)?;
-        self.window_metrics(&window, bucket_ms)
-    }
-
-    /// [`Monitor::metrics`] of an already read window.
-    pub fn window_metrics(&self, window: &Window, bucket_ms: i64) -> Result<Vec<MetricBucket>> {
-        let (from_ms, to_ms) = (window.from_ms, window.to_ms);
-        if bucket_ms <= 0 || to_ms <= from_ms {
-            return Err(Error::Invalid(
-                "a metrics window needs a positive bucket and an end after its start".into(),
-            ));
-        }
-        let labels = self.labels()?;
-        let predicted = predictions_of(window);
-        let buckets = ((to_ms - from_ms + bucket_ms - 1) / bucket_ms).min(100_000) as usize;
-        let mut pairs: Vec<Vec<(Predicted, &serde_json::Value)>> = vec![Vec::new(); buckets];
-        let mut counts = vec![0u64; buckets];
-        for (i, key) in window.keys.iter().enumerate() {
-            let b = ((window.timestamps[i] - from_ms) / bucket_ms) as usize;
-            if b >= buckets {
-                continue;
-            }
-            counts[b] += 1;
-            if let (Some(label), Some(p)) = (labels.get(key), predicted.get(i)) {
-                pairs[b].push((p.clone(), label));
-            }
-        }
-        let classification = pairs.iter().flatten().all(|(_, l)| is_class(l));
-        Ok(pairs
-            .into_iter()
-            .zip(counts)
-            .enumerate()
-            .map(|(b, (pairs, predictions))| {
-                let from = from_ms + b as i64 * bucket_ms;
-                let mut bucket = MetricBucket {
-                    from_ms: from,
-                    to_ms: (from + bucket_ms).min(to_ms),
-                    predictions,
-                    labeled: pairs.len() as u64,
-                    accuracy: None,
-                    mae: None,
-                    rmse: None,
-                };
-                if pairs.is_empty() {
-                    return bucket;
-                }
-                let n = pairs.len() as f64;
-                if classification {
-                    let right = pairs.iter().filter(|(p, l)| p.matches_class(l)).count();
-                    bucket.accuracy = Some(right as f64 / n);
-                } else {
-                    let errors: Vec<f64> = pairs
-                        .iter()
-                        .map(|(p, l)| p.value() - l.as_f64().unwrap_or(f64::NAN))
-                        .collect();
-                    bucket.mae = Some(errors.iter().map(|e| e.abs()).sum::<f64>() / n);
-                    bucket.rmse = Some((errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt());
-                }
-                bucket
-            })
-            .collect())
+        window_metrics(&window, bucket_ms, &self.labels()?)
     }
 
     fn rules_path(&self) -> PathBuf {
@@ -1060,6 +1004,69 @@ impl Monitor {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())
     }
+}
+
+/// Accuracy (classification) or MAE/RMSE (regression) of a window's labelled predictions, in
+/// buckets of `bucket_ms`.
+pub fn window_metrics(
+    window: &Window,
+    bucket_ms: i64,
+    labels: &Labels,
+) -> Result<Vec<MetricBucket>> {
+    let (from_ms, to_ms) = (window.from_ms, window.to_ms);
+    if bucket_ms <= 0 || to_ms <= from_ms {
+        return Err(Error::Invalid(
+            "a metrics window needs a positive bucket and an end after its start".into(),
+        ));
+    }
+    let predicted = predictions_of(window);
+    let buckets = ((to_ms - from_ms + bucket_ms - 1) / bucket_ms).min(100_000) as usize;
+    let mut pairs: Vec<Vec<(&Predicted, &serde_json::Value)>> = vec![Vec::new(); buckets];
+    let mut counts = vec![0u64; buckets];
+    for (i, key) in window.keys.iter().enumerate() {
+        let b = ((window.timestamps[i] - from_ms) / bucket_ms) as usize;
+        if b >= buckets {
+            continue;
+        }
+        counts[b] += 1;
+        if let (Some(label), Some(p)) = (labels.get(key), predicted.get(i)) {
+            pairs[b].push((p, label));
+        }
+    }
+    let classification = pairs.iter().flatten().all(|(_, l)| is_class(l));
+    Ok(pairs
+        .into_iter()
+        .zip(counts)
+        .enumerate()
+        .map(|(b, (pairs, predictions))| {
+            let from = from_ms + b as i64 * bucket_ms;
+            let mut bucket = MetricBucket {
+                from_ms: from,
+                to_ms: (from + bucket_ms).min(to_ms),
+                predictions,
+                labeled: pairs.len() as u64,
+                accuracy: None,
+                mae: None,
+                rmse: None,
+            };
+            if pairs.is_empty() {
+                return bucket;
+            }
+            let n = pairs.len() as f64;
+            if classification {
+                let right = pairs.iter().filter(|(p, l)| p.matches_class(l)).count();
+                bucket.accuracy = Some(right as f64 / n);
+            } else {
+                let errors: Vec<f64> = pairs
+                    .iter()
+                    .map(|(p, l)| p.value() - l.as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                bucket.mae = Some(errors.iter().map(|e| e.abs()).sum::<f64>() / n);
+                bucket.rmse = Some((errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt());
+            }
+            bucket
+        })
+        .collect())
 }
 
 fn read_window_file(path: &Path, window: &mut Window) -> Result<()> {
@@ -1204,7 +1211,7 @@ fn current_dataset(window: &Window, features: &[String]) -> Result<Dataset> {
 }
 
 /// What a model answered for one row, reduced to one value.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Predicted {
     /// One number: a regression value, an integer class, or a probability of class 1.
     Number { value: f64, integer: bool },
@@ -1609,10 +1616,15 @@ pub struct AlertEvent {
 /// Which rules are firing for which model versions, so each crossing fires once.
 #[derive(Debug, Default)]
 pub struct AlertState {
-    firing: HashMap<(String, String, String), bool>,
+    firing: BTreeMap<(String, String, String), bool>,
 }
 
 impl AlertState {
+    /// Every (alert, model, version) seen, and whether it is firing, in order.
+    pub fn states(&self) -> impl Iterator<Item = (&(String, String, String), bool)> {
+        self.firing.iter().map(|(k, f)| (k, *f))
+    }
+
     /// Restores the state from recorded events (the last event of each alert wins).
     pub fn from_events(events: &[AlertEvent]) -> AlertState {
         let mut state = AlertState::default();
