@@ -479,6 +479,18 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
     Ok(rows)
 }
 
+/// The first and last answer times (ms) of a prediction log file, from its name
+/// (`<first>-<last>-<nanos>.parquet`, as [`write_predictions`] names it); `None` for any
+/// other file (temporary files of a write in progress, say).
+fn file_span(path: &Path) -> Option<(i64, i64)> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".parquet")?;
+    let mut parts = stem.split('-').map(str::parse::<i64>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(first)), Some(Ok(last))) => Some((first, last)),
+        _ => None,
+    }
+}
+
 /// A model or version name as one safe path component: ASCII letters, digits, `-`, `_` and
 /// inner `.` stay; every other byte becomes `%XX`, so no name can climb out of its folder.
 pub fn path_component(name: &str) -> String {
@@ -831,19 +843,7 @@ impl Monitor {
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| {
-                let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-                    return false;
-                };
-                let Some(stem) = name.strip_suffix(".parquet") else {
-                    return false;
-                };
-                let mut parts = stem.split('-').map(str::parse::<i64>);
-                match (parts.next(), parts.next()) {
-                    (Some(Ok(first)), Some(Ok(last))) => last >= from_ms && first < to_ms,
-                    _ => false,
-                }
-            })
+            .filter(|p| file_span(p).is_some_and(|(first, last)| last >= from_ms && first < to_ms))
             .collect();
         files.sort();
         for file in files {
@@ -870,13 +870,7 @@ impl Monitor {
                 };
                 for file in files.flatten() {
                     let path = file.path();
-                    let last = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| n.strip_suffix(".parquet"))
-                        .and_then(|stem| stem.split('-').nth(1))
-                        .and_then(|t| t.parse::<i64>().ok());
-                    if last.is_some_and(|t| t < before_ms) {
+                    if file_span(&path).is_some_and(|(_, last)| last < before_ms) {
                         std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                         deleted += 1;
                     }
@@ -1166,6 +1160,12 @@ fn read_window_file(path: &Path, window: &mut Window) -> Result<()> {
 /// feature was logged under its own name, otherwise by position when the counts agree (a
 /// model taking one `[N, k]` tensor logs `x[0]`..`x[k-1]`).
 fn current_dataset(window: &Window, features: &[String]) -> Result<Dataset> {
+    if window.keys.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no predictions were logged between {} and {} (ms since the epoch)",
+            window.from_ms, window.to_ms
+        )));
+    }
     let by_name = features
         .iter()
         .all(|f| window.inputs.iter().any(|(n, _)| n == f));
@@ -1181,11 +1181,6 @@ fn current_dataset(window: &Window, features: &[String]) -> Result<Dataset> {
             .zip(&window.inputs)
             .map(|(f, (_, c))| (f.clone(), c.sample()))
             .collect()
-    } else if window.keys.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no predictions were logged between {} and {} (ms since the epoch)",
-            window.from_ms, window.to_ms
-        )));
     } else {
         return Err(Error::Invalid(format!(
             "the logged inputs ({}) do not match the reference's features ({})",
@@ -1198,12 +1193,6 @@ fn current_dataset(window: &Window, features: &[String]) -> Result<Dataset> {
             features.join(", ")
         )));
     };
-    if window.keys.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no predictions were logged between {} and {} (ms since the epoch)",
-            window.from_ms, window.to_ms
-        )));
-    }
     Ok(Dataset {
         rows: window.keys.len() as u64,
         columns,
