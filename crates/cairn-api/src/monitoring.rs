@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use cairn_quality::drift::{DriftOptions, DriftReport};
 use cairn_quality::monitor::{
     now_ms, parse_duration, window_metrics, AlertEvent, AlertState, Label, Labels, LoggedTensor,
-    MetricBucket, Monitor, Prediction, PredictionLog, Values, DEFAULT_WINDOW_SECONDS,
+    MetricBucket, Monitor, Prediction, PredictionLog, Values, WindowDrift, DEFAULT_WINDOW_SECONDS,
 };
 use cairn_serving::{NamedTensor, TensorData};
 use serde_json::{json, Value};
@@ -424,6 +424,16 @@ fn event_json(e: &AlertEvent) -> Value {
     serde_json::to_value(e).unwrap_or(Value::Null)
 }
 
+/// A window's drift report as JSON: `cairn drift`'s report plus the model version and window.
+pub fn window_drift_json(model: &str, version: &str, d: &WindowDrift) -> Value {
+    let mut body = cairn_quality::report::drift_json(&d.report);
+    body["model"] = json!(model);
+    body["version"] = json!(version);
+    body["window"] =
+        json!({"seconds": (d.to_ms - d.from_ms) / 1000, "from_ms": d.from_ms, "to_ms": d.to_ms});
+    body
+}
+
 fn quality_error(e: cairn_quality::Error) -> ApiError {
     match e {
         cairn_quality::Error::Invalid(m) if m.contains("has no training reference") => {
@@ -443,41 +453,37 @@ async fn off_runtime<T: Send + 'static>(
 }
 
 /// `window` (like `1h`; default the server's window) as `(from_ms, to_ms)`.
-fn window_of(m: &Monitoring, f: &Fields, name: &str) -> Result<(i64, i64, u64), ApiError> {
+fn window_of(m: &Monitoring, f: &Fields, name: &str) -> Result<(i64, i64), ApiError> {
     let seconds = match f.opt_str(name)? {
         Some(w) => parse_duration(&w).map_err(|e| ApiError::invalid(format!("{name}: {e}")))?,
         None => m.window_seconds,
     };
-    let (from, to) = m.window(seconds);
-    Ok((from, to, seconds))
+    Ok(m.window(seconds))
 }
 
 async fn drift(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
     let (name, version) = (f.non_empty("name")?, f.non_empty("version")?);
-    let (from, to, seconds) = window_of(&m, &f, "window")?;
+    let (from, to) = window_of(&m, &f, "window")?;
     off_runtime(move || {
         m.flush();
         let d = m
             .monitor
             .drift(&name, &version, from, to, &DriftOptions::default())
             .map_err(quality_error)?;
-        let mut body = cairn_quality::report::drift_json(&d.report);
-        body["model"] = json!(name);
-        body["version"] = json!(version);
-        body["window"] = json!({"seconds": seconds, "from_ms": from, "to_ms": to});
-        Ok(Json(body))
+        Ok(Json(window_drift_json(&name, &version, &d)))
     })
     .await
 }
 
-fn bucket_json(b: &MetricBucket) -> Value {
+/// One metrics bucket as JSON.
+pub fn bucket_json(b: &MetricBucket) -> Value {
     json!({"from_ms": b.from_ms, "to_ms": b.to_ms, "predictions": b.predictions,
            "labeled": b.labeled, "accuracy": b.accuracy, "mae": b.mae, "rmse": b.rmse})
 }
 
 async fn metrics(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
     let (name, version) = (f.non_empty("name")?, f.non_empty("version")?);
-    let (from, to, _) = window_of(&m, &f, "window")?;
+    let (from, to) = window_of(&m, &f, "window")?;
     let bucket = match f.opt_str("bucket")? {
         Some(b) => parse_duration(&b).map_err(|e| ApiError::invalid(format!("bucket: {e}")))?,
         None => DEFAULT_WINDOW_SECONDS.min(((to - from) / 1000).max(1) as u64),

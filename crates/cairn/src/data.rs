@@ -546,17 +546,25 @@ fn transfer(
     Ok(())
 }
 
-/// A timestamp (ms) as UTC date and time.
-pub fn when(ms: i64) -> String {
+/// A timestamp (ms) as its UTC date and the seconds into that day.
+fn utc(ms: i64) -> (String, i64) {
     let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{} {:02}:{:02}",
-        cairn_data::columns::date(days),
-        rem / 3600,
-        rem % 3600 / 60
+    (
+        cairn_data::columns::date(secs.div_euclid(86_400)),
+        secs.rem_euclid(86_400),
     )
+}
+
+/// A timestamp (ms) as UTC date and time, to the minute.
+pub fn when(ms: i64) -> String {
+    let (date, s) = utc(ms);
+    format!("{date} {:02}:{:02}", s / 3600, s % 3600 / 60)
+}
+
+/// A timestamp (ms) as UTC date and time, to the second.
+pub fn when_to_the_second(ms: i64) -> String {
+    let (date, s) = utc(ms);
+    format!("{date} {:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
 }
 
 fn print_diff(d: &cairn_data::diff::Diff, as_json: bool) -> anyhow::Result<()> {

@@ -1,10 +1,11 @@
 //! `cairn monitor`: training references, drift and label metrics of served model versions,
 //! and alert rules, read from the home's monitoring folder (`<home>/monitoring`), where
 //! `cairn server` logs the predictions it serves.
+use crate::data::when_to_the_second as when;
 use anyhow::{bail, Context};
 use cairn_quality::drift::DriftOptions;
 use cairn_quality::monitor::{now_ms, parse_duration, AlertRule, Monitor};
-use cairn_quality::report::{drift_html, drift_json};
+use cairn_quality::report::drift_html;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -123,18 +124,6 @@ fn window_ms(text: &str) -> anyhow::Result<(i64, i64)> {
     Ok((to - (seconds as i64).saturating_mul(1000), to))
 }
 
-fn when(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    format!(
-        "{} {:02}:{:02}:{:02}",
-        cairn_data::columns::date(days),
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
-}
-
 pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
     let home = crate::home_dir();
     let monitor = Monitor::open(&home.join("monitoring"))?;
@@ -190,10 +179,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
                         .with_context(|| format!("cannot write {}", out.display()))?;
                 }
                 Some(out) => {
-                    let mut body = drift_json(report);
-                    body["model"] = json!(name);
-                    body["version"] = json!(version);
-                    body["window"] = json!({"from_ms": from, "to_ms": to});
+                    let body = cairn_api::monitoring::window_drift_json(&name, &version, &d);
                     std::fs::write(out, serde_json::to_string_pretty(&body)?)
                         .with_context(|| format!("cannot write {}", out.display()))?;
                 }
@@ -224,8 +210,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
             if json {
                 let rows: Vec<_> = buckets
                     .iter()
-                    .map(|b| json!({"from_ms": b.from_ms, "to_ms": b.to_ms, "predictions": b.predictions,
-                                    "labeled": b.labeled, "accuracy": b.accuracy, "mae": b.mae, "rmse": b.rmse}))
+                    .map(cairn_api::monitoring::bucket_json)
                     .collect();
                 println!(
                     "{}",
