@@ -423,9 +423,8 @@ fn traffic(shifted: bool) -> (Vec<[f64; 4]>, Vec<f64>) {
 
 /// What the monitoring part of the quickstart saw.
 struct Watched {
-    before: Value,
-    after: Value,
-    accuracy: Vec<Option<f64>>,
+    /// Per phase (training-like, then shifted): the drift report and the labels' accuracy.
+    phases: Vec<(Value, Option<f64>)>,
     alert: Option<cairn_quality::monitor::AlertEvent>,
     gauge: String,
 }
@@ -461,8 +460,7 @@ fn watch(
     let client = Client::new(base);
     let drift_path =
         format!("/api/2.0/cairn/monitoring/drift?name={MODEL_NAME}&version={version}&window=10m");
-    let mut drift = Vec::new();
-    let mut accuracy = Vec::new();
+    let mut phases = Vec::new();
     for shifted in [false, true] {
         let (rows, labels) = traffic(shifted);
         let mut truth = Vec::new();
@@ -481,11 +479,11 @@ fn watch(
             "/api/2.0/cairn/monitoring/labels",
             &json!({"labels": truth}),
         )?;
-        drift.push(client.get(&drift_path)?);
+        let drift = client.get(&drift_path)?;
         let metrics = client.get(&format!(
             "/api/2.0/cairn/monitoring/metrics?name={MODEL_NAME}&version={version}&window=10m&bucket=10m"
         ))?;
-        accuracy.push(metrics["buckets"][0]["accuracy"].as_f64());
+        phases.push((drift, metrics["buckets"][0]["accuracy"].as_f64()));
     }
     monitoring.evaluate();
     let alert = monitor
@@ -505,12 +503,8 @@ fn watch(
         })
         .unwrap_or_default()
         .to_owned();
-    let after = drift.pop().unwrap_or_default();
-    let before = drift.pop().unwrap_or_default();
     Ok(Watched {
-        before,
-        after,
-        accuracy,
+        phases,
         alert,
         gauge,
     })
@@ -535,27 +529,17 @@ fn drifted_columns(report: &Value) -> String {
 
 fn print_watched(w: &Watched, version: &str) {
     println!("Monitoring (`cairn monitor drift models:/{MODEL_NAME}/{version}`): train.csv is the version's drift reference;");
-    for (what, report, accuracy) in [
-        (
-            "traffic like the training data",
-            &w.before,
-            w.accuracy.first(),
-        ),
-        (
-            "plus traffic with x0, x1, x2 shifted",
-            &w.after,
-            w.accuracy.get(1),
-        ),
-    ] {
+    let phases = [
+        "traffic like the training data",
+        "plus traffic with x0, x1, x2 shifted",
+    ];
+    for (what, (report, accuracy)) in phases.iter().zip(&w.phases) {
         println!(
             "  {what}: {} predictions, drifted features: {}; dataset drift: {}; accuracy from labels: {}",
             report["current_rows"],
             drifted_columns(report),
             if report["dataset_drift"] == true { "YES" } else { "no" },
-            accuracy
-                .copied()
-                .flatten()
-                .map_or("-".to_owned(), |a| format!("{a:.3}"))
+            accuracy.map_or("-".to_owned(), |a| format!("{a:.3}"))
         );
     }
     if let Some(a) = &w.alert {
