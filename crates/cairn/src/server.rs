@@ -32,6 +32,13 @@ pub struct ServerArgs {
     pub monitoring: MonitoringArgs,
 }
 
+// Monitoring defaults, shared by the flags and by `MonitoringArgs::default()` (the quickstart).
+const PREDICTION_LOG_BUFFER: usize = 10_000;
+const PREDICTION_LOG_FLUSH_SECS: f64 = 5.0;
+const MONITOR_INTERVAL_SECS: f64 = 60.0;
+const MONITOR_WINDOW: &str = "1h";
+const PREDICTION_LOG_RETENTION: &str = "30d";
+
 /// Live monitoring of served models.
 #[derive(clap::Args, Debug, Clone)]
 pub struct MonitoringArgs {
@@ -40,19 +47,19 @@ pub struct MonitoringArgs {
     pub no_prediction_log: bool,
     /// Predictions waiting to be written; beyond it they are dropped (and counted), never
     /// delaying a request.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = PREDICTION_LOG_BUFFER)]
     pub prediction_log_buffer: usize,
     /// Longest a logged prediction waits before it is written to Parquet, in seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = PREDICTION_LOG_FLUSH_SECS)]
     pub prediction_log_flush_secs: f64,
     /// Seconds between monitoring evaluations (drift, label metrics, gauges, alert rules).
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = MONITOR_INTERVAL_SECS)]
     pub monitor_interval_secs: f64,
     /// How far back evaluations look by default (like 15m, 1h, 1d).
-    #[arg(long, default_value = "1h")]
+    #[arg(long, default_value = MONITOR_WINDOW)]
     pub monitor_window: String,
     /// Logged predictions older than this are deleted (like 7d, 30d).
-    #[arg(long, default_value = "30d")]
+    #[arg(long, default_value = PREDICTION_LOG_RETENTION)]
     pub prediction_log_retention: String,
 }
 
@@ -60,11 +67,11 @@ impl Default for MonitoringArgs {
     fn default() -> Self {
         MonitoringArgs {
             no_prediction_log: false,
-            prediction_log_buffer: 10_000,
-            prediction_log_flush_secs: 5.0,
-            monitor_interval_secs: 60.0,
-            monitor_window: "1h".into(),
-            prediction_log_retention: "30d".into(),
+            prediction_log_buffer: PREDICTION_LOG_BUFFER,
+            prediction_log_flush_secs: PREDICTION_LOG_FLUSH_SECS,
+            monitor_interval_secs: MONITOR_INTERVAL_SECS,
+            monitor_window: MONITOR_WINDOW.into(),
+            prediction_log_retention: PREDICTION_LOG_RETENTION.into(),
         }
     }
 }
