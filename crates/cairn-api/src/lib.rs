@@ -4,7 +4,7 @@
 //! call `cairn_core::Tracking`, and map errors once, in [`ApiError`].
 #![deny(missing_docs)]
 
-mod artifacts;
+pub mod artifacts;
 mod error;
 pub mod lineage;
 pub mod metrics;
@@ -167,6 +167,18 @@ pub fn router(
     options: ApiOptions,
     monitoring: Option<Arc<monitoring::Monitoring>>,
 ) -> Router {
+    router_with_pages(state, options, monitoring, |_| None)
+}
+
+/// [`router`] plus web pages: `pages` gets the serving state (models, counters, monitoring)
+/// and returns a router that answers everything the API does not, fallback included
+/// ([`not_found_json`] serves API paths there). Without pages, unknown paths get JSON 404s.
+pub fn router_with_pages(
+    state: AppState,
+    options: ApiOptions,
+    monitoring: Option<Arc<monitoring::Monitoring>>,
+    pages: impl FnOnce(&oip::Serving) -> Option<Router>,
+) -> Router {
     let serving = oip::Serving {
         models: Arc::new(served::RegistryModels::new(
             state.registry.clone(),
@@ -187,9 +199,18 @@ pub fn router(
         .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
         .route("/health", get(|| async { "OK" }))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
-        .fallback(not_found)
         .with_state(state.clone())
         .merge(oip::routes(serving.clone()))
         .merge(observability_routes(&serving));
+    let router = match pages(&serving) {
+        Some(pages) => router.merge(pages),
+        None => router.fallback(not_found),
+    };
     with_common_layers(router, options)
+}
+
+/// The JSON 404 of an unknown API endpoint, for a pages router's fallback to use on API paths.
+pub async fn not_found_json(req: Request) -> Response {
+    use axum::response::IntoResponse;
+    not_found(req).await.into_response()
 }

@@ -37,7 +37,71 @@ pub(crate) fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// One model version's counters as pages show them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionSnapshot {
+    /// Registered model (or served) name.
+    pub model: String,
+    /// Version as requests named it (number or alias resolved to a number).
+    pub version: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// Of those, answered with a non-2xx status.
+    pub errors: u64,
+    /// Mean latency, seconds (0 without requests).
+    pub mean_seconds: f64,
+    /// Upper bounds of the histogram buckets holding the 50th, 95th and 99th percentiles
+    /// (`None` without requests, or past the last bucket).
+    pub quantiles: [Option<f64>; 3],
+}
+
+impl VersionStats {
+    fn snapshot(&self, model: &str, version: &str) -> VersionSnapshot {
+        let requests = self.requests.load(Relaxed);
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum();
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let quantile = |q: f64| {
+            let rank = (q * requests as f64).ceil() as u64;
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(&counts) {
+                cumulative += count;
+                if requests > 0 && cumulative >= rank.max(1) {
+                    return Some(*bound);
+                }
+            }
+            None
+        };
+        VersionSnapshot {
+            model: model.to_string(),
+            version: version.to_string(),
+            requests,
+            errors,
+            mean_seconds: if requests == 0 {
+                0.0
+            } else {
+                self.sum_nanos.load(Relaxed) as f64 / 1e9 / requests as f64
+            },
+            quantiles: [quantile(0.5), quantile(0.95), quantile(0.99)],
+        }
+    }
+}
+
 impl Metrics {
+    /// Every model version's counters, ordered by model then version.
+    pub fn snapshot(&self) -> Vec<VersionSnapshot> {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((model, version), stats)| stats.snapshot(model, version))
+            .collect()
+    }
+
     /// Counts one inference request that `model` `version` answered with `status`.
     pub fn record(&self, model: &str, version: &str, elapsed: Duration, status: u16) {
         let stats = {

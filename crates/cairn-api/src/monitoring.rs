@@ -464,15 +464,94 @@ fn window_of(m: &Monitoring, f: &Fields, name: &str) -> Result<(i64, i64), ApiEr
 async fn drift(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
     let (name, version) = (f.non_empty("name")?, f.non_empty("version")?);
     let (from, to) = window_of(&m, &f, "window")?;
-    off_runtime(move || {
-        m.flush();
-        let d = m
+    off_runtime(move || m.drift_json(&name, &version, from, to).map(Json)).await
+}
+
+impl Monitoring {
+    /// The window of `seconds` (the server's window when `None`) ending now, in ms.
+    pub fn recent(&self, seconds: Option<u64>) -> (i64, i64) {
+        self.window(seconds.unwrap_or(self.window_seconds))
+    }
+
+    /// Drift of a version's logged inputs in `[from, to)` against its training reference, as
+    /// the drift endpoint answers it. Blocks (reads the log).
+    pub fn drift_json(
+        &self,
+        name: &str,
+        version: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Value, ApiError> {
+        self.flush();
+        let d = self
             .monitor
-            .drift(&name, &version, from, to, &DriftOptions::default())
+            .drift(name, version, from, to, &DriftOptions::default())
             .map_err(quality_error)?;
-        Ok(Json(window_drift_json(&name, &version, &d)))
-    })
-    .await
+        Ok(window_drift_json(name, version, &d))
+    }
+
+    /// Labelled metrics per bucket of `bucket_seconds`, as the metrics endpoint answers them.
+    pub fn metrics_json(
+        &self,
+        name: &str,
+        version: &str,
+        from: i64,
+        to: i64,
+        bucket_seconds: u64,
+    ) -> Result<Value, ApiError> {
+        self.flush();
+        let buckets = self
+            .monitor
+            .metrics(name, version, from, to, bucket_seconds as i64 * 1000)
+            .map_err(quality_error)?;
+        Ok(json!({
+            "model": name, "version": version,
+            "buckets": buckets.iter().map(bucket_json).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Alert rules (with where they fire) and every event, as the alerts endpoint answers.
+    pub fn alerts_json(&self) -> Result<Value, ApiError> {
+        let rules = self.monitor.alert_rules().map_err(quality_error)?;
+        let events = self.monitor.alert_events().map_err(quality_error)?;
+        let firing: Vec<(String, String, String)> = lock(&self.alerts)
+            .states()
+            .filter(|(_, f)| *f)
+            .map(|(k, _)| k.clone())
+            .collect();
+        Ok(json!({
+            "rules": rules.iter().map(|r| json!({
+                "name": r.name, "model": r.model, "version": r.version, "metric": r.metric.name(),
+                "above": r.above, "below": r.below, "window_seconds": r.window_seconds,
+                "webhook": r.webhook,
+                "firing": firing.iter().filter(|(a, _, _)| a == &r.name)
+                    .map(|(_, model, version)| json!({"model": model, "version": version}))
+                    .collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// A version's training reference (its features in the model's order, and the file it
+    /// was read from), if one was set.
+    pub fn reference(
+        &self,
+        model: &str,
+        version: &str,
+    ) -> Result<Option<cairn_quality::monitor::Reference>, ApiError> {
+        self.monitor
+            .reference(model, version)
+            .map_err(quality_error)
+    }
+
+    /// The model versions the last evaluation looked at, with their logged predictions in
+    /// the window.
+    pub fn monitored(&self) -> Vec<(String, String, u64)> {
+        lock(&self.gauges)
+            .iter()
+            .map(|((m, v), g)| (m.clone(), v.clone(), g.predictions))
+            .collect()
+    }
 }
 
 /// One metrics bucket as JSON.
@@ -488,18 +567,7 @@ async fn metrics(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Val
         Some(b) => parse_duration(&b).map_err(|e| ApiError::invalid(format!("bucket: {e}")))?,
         None => DEFAULT_WINDOW_SECONDS.min(((to - from) / 1000).max(1) as u64),
     };
-    off_runtime(move || {
-        m.flush();
-        let buckets = m
-            .monitor
-            .metrics(&name, &version, from, to, bucket as i64 * 1000)
-            .map_err(quality_error)?;
-        Ok(Json(json!({
-            "model": name, "version": version,
-            "buckets": buckets.iter().map(bucket_json).collect::<Vec<_>>(),
-        })))
-    })
-    .await
+    off_runtime(move || m.metrics_json(&name, &version, from, to, bucket).map(Json)).await
 }
 
 async fn labels(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
@@ -543,27 +611,7 @@ async fn labels(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Valu
 }
 
 async fn alerts(State(m): State<Arc<Monitoring>>) -> Result<Json<Value>, ApiError> {
-    off_runtime(move || {
-        let rules = m.monitor.alert_rules().map_err(quality_error)?;
-        let events = m.monitor.alert_events().map_err(quality_error)?;
-        let firing: Vec<(String, String, String)> = lock(&m.alerts)
-            .states()
-            .filter(|(_, f)| *f)
-            .map(|(k, _)| k.clone())
-            .collect();
-        Ok(Json(json!({
-            "rules": rules.iter().map(|r| json!({
-                "name": r.name, "model": r.model, "version": r.version, "metric": r.metric.name(),
-                "above": r.above, "below": r.below, "window_seconds": r.window_seconds,
-                "webhook": r.webhook,
-                "firing": firing.iter().filter(|(a, _, _)| a == &r.name)
-                    .map(|(_, model, version)| json!({"model": model, "version": version}))
-                    .collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        })))
-    })
-    .await
+    off_runtime(move || m.alerts_json().map(Json)).await
 }
 
 /// The monitoring endpoints, under `/api/2.0/cairn/monitoring/`.

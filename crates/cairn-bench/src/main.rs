@@ -1,6 +1,7 @@
 //! `cairn-bench tracking --url URL`: the tracking workload of `bench/tracking`, sent as plain
 //! MLflow REST requests so Cairn and `mlflow server` get exactly the same traffic. Prints one
-//! JSON object with the measurements.
+//! JSON object with the measurements. `cairn-bench ui-seed` fills a server with the data of
+//! `bench/ui`.
 #![allow(clippy::unwrap_used)] // a benchmark tool: a failed request should stop it loudly
 
 use serde_json::{json, Value};
@@ -190,13 +191,129 @@ fn history_latency(c: &Client, steps: usize, repeats: usize) -> Value {
     json!({"steps": steps, "returned": returned, "median_ms": median(times.clone()), "all_ms": times})
 }
 
+/// `ui-seed`: one experiment of `runs` runs named `run-00000`... (start times one second
+/// apart, so the newest is last), each with `metrics` metrics of `steps` steps and `params`
+/// params, sent by 8 clients as plain MLflow requests; plus, with `long_steps > 0`, one run
+/// holding a metric of that many steps, and with `wide_keys > 0`, an experiment whose one
+/// run has that many metric keys. Prints the ids as JSON.
+fn ui_seed(c: &Client, url: &str, a: &[String]) -> Value {
+    let runs: usize = arg(a, "--runs", "10000").parse().unwrap();
+    let metrics: usize = arg(a, "--metrics", "20").parse().unwrap();
+    let steps: usize = arg(a, "--steps", "100").parse().unwrap();
+    let params: usize = arg(a, "--params", "10").parse().unwrap();
+    let long_steps: usize = arg(a, "--long-steps", "0").parse().unwrap();
+    let wide_keys: usize = arg(a, "--wide-keys", "0").parse().unwrap();
+    let name = arg(a, "--name", "ui-bench");
+    let base_time = 1_700_000_000_000i64;
+    let exp = c.post("experiments/create", &json!({"name": name}).to_string())["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let mut ids: Vec<(usize, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|w| {
+                let exp = exp.clone();
+                s.spawn(move || {
+                    let client = Client::new(url);
+                    let mut made = Vec::new();
+                    for i in (w..runs).step_by(8) {
+                        let start = base_time + i as i64 * 1000;
+                        let reply = client.post(
+                            "runs/create",
+                            &json!({"experiment_id": exp, "run_name": format!("run-{i:05}"), "start_time": start}).to_string(),
+                        );
+                        let run_id = reply["run"]["info"]["run_id"].as_str().unwrap().to_string();
+                        let mut points: Vec<Value> = Vec::with_capacity(metrics * steps);
+                        for m in 0..metrics {
+                            for step in 0..steps {
+                                let v = (1.0 + ((i * 7 + m * 13) % 100) as f64 / 100.0) / (1.0 + step as f64 * 0.05);
+                                points.push(json!({"key": format!("metric_{m:02}"), "value": v, "timestamp": start + step as i64, "step": step}));
+                            }
+                        }
+                        let param_values: Vec<Value> = (0..params)
+                            .map(|p| json!({"key": format!("param_{p}"), "value": format!("v{}", (i + p) % 5)}))
+                            .collect();
+                        let mut first = true;
+                        for chunk in points.chunks(1000 - params) {
+                            let body = if first {
+                                json!({"run_id": run_id, "metrics": chunk, "params": param_values})
+                            } else {
+                                json!({"run_id": run_id, "metrics": chunk})
+                            };
+                            first = false;
+                            client.post("runs/log-batch", &body.to_string());
+                        }
+                        client.post(
+                            "runs/update",
+                            &json!({"run_id": run_id, "status": "FINISHED", "end_time": start + 60_000}).to_string(),
+                        );
+                        made.push((i, run_id));
+                    }
+                    made
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    ids.sort();
+    let mut out = json!({
+        "experiment_id": exp,
+        "run_ids": ids.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>(),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    if long_steps > 0 {
+        let run_id = run(c, &exp);
+        for chunk in 0..long_steps.div_ceil(1000) {
+            let metrics: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(long_steps))
+                .map(|s| json!({"key": "long_loss", "value": 1.0 / (s as f64 + 1.0) + if s % 9973 == 0 { 5.0 } else { 0.0 }, "timestamp": base_time + s as i64, "step": s}))
+                .collect();
+            c.post(
+                "runs/log-batch",
+                &json!({"run_id": run_id, "metrics": metrics}).to_string(),
+            );
+        }
+        out["long_run_id"] = json!(run_id);
+    }
+    if wide_keys > 0 {
+        let wide = c.post(
+            "experiments/create",
+            &json!({"name": format!("{name}-wide")}).to_string(),
+        )["experiment_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let run_id = run(c, &wide);
+        let keys: Vec<Value> = (0..wide_keys)
+            .map(|k| json!({"key": format!("wide_metric_{k:05}"), "value": k as f64, "timestamp": base_time, "step": 0}))
+            .collect();
+        for chunk in keys.chunks(1000) {
+            c.post(
+                "runs/log-batch",
+                &json!({"run_id": run_id, "metrics": chunk}).to_string(),
+            );
+        }
+        out["wide_experiment_id"] = json!(wide);
+        out["wide_run_id"] = json!(run_id);
+    }
+    out
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let url = arg(&args, "--url", "http://127.0.0.1:5000");
+    if args.get(1).map(String::as_str) == Some("ui-seed") {
+        println!("{}", ui_seed(&Client::new(&url), &url, &args));
+        return;
+    }
     if args.get(1).map(String::as_str) != Some("tracking") {
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
+        eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--params 10] [--long-steps 0] [--wide-keys 0]");
         std::process::exit(2);
     }
-    let url = arg(&args, "--url", "http://127.0.0.1:5000");
     let part = arg(&args, "--part", "all");
     let seconds: f64 = arg(&args, "--seconds", "10").parse().unwrap();
     let runs: usize = arg(&args, "--runs", "10000").parse().unwrap();

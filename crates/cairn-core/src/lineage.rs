@@ -117,7 +117,8 @@ impl Lineage {
             .dataset_versions_by_digest(&digest.to_ascii_lowercase())
     }
 
-    fn run_lineage(&self, run: &Run) -> Result<RunLineage> {
+    /// A run's dataset inputs with the Cairn dataset versions their digests name.
+    pub fn inputs_of_run(&self, run: &Run) -> Result<Vec<InputLineage>> {
         let mut inputs = Vec::new();
         for input in &run.dataset_inputs {
             let d = &input.dataset;
@@ -134,6 +135,11 @@ impl Lineage {
                 versions: self.versions_for(&d.digest)?,
             });
         }
+        Ok(inputs)
+    }
+
+    fn run_lineage(&self, run: &Run) -> Result<RunLineage> {
+        let inputs = self.inputs_of_run(run)?;
         Ok(RunLineage {
             run_id: run.info.run_id.clone(),
             run_name: run.info.run_name.clone(),

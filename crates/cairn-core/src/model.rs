@@ -310,6 +310,28 @@ pub struct LoggedModel {
     pub metrics: Vec<Metric>,
 }
 
+/// How many live runs an experiment holds and when one last started or ended, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentActivity {
+    /// The experiment.
+    pub experiment_id: String,
+    /// Active (not deleted) runs.
+    pub runs: u64,
+    /// The latest start or end time of any of its runs, ms; `None` without runs.
+    pub last_activity: Option<i64>,
+}
+
+/// Which of a run's key spaces a key listing reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKeyKind {
+    /// Metric names (of the latest values).
+    Metric,
+    /// Param names.
+    Param,
+    /// Tag names.
+    Tag,
+}
+
 /// One page of a search result; `next_offset` is set when more follow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {

@@ -171,6 +171,20 @@ pub trait TrackingStore: Send + Sync {
     /// `digest`, oldest first. MLflow caps input digests at 36 characters, so a run names a
     /// Cairn dataset by a prefix of its 64-character digest.
     fn runs_with_input_digest(&self, digest: &str) -> Result<Vec<String>>;
+
+    /// Active run counts and last activity of the given experiments (those without runs are
+    /// left out).
+    fn experiment_activity(&self, experiment_ids: &[String]) -> Result<Vec<ExperimentActivity>>;
+
+    /// Distinct keys of one kind logged by the active runs of the experiments, containing
+    /// `contains` (case-insensitive; empty for all), sorted, at most `limit` of them.
+    fn run_keys(
+        &self,
+        experiment_ids: &[String],
+        kind: RunKeyKind,
+        contains: &str,
+        limit: u64,
+    ) -> Result<Vec<String>>;
 }
 
 /// A search over registered models.

@@ -295,6 +295,54 @@ impl Tracking {
         self.store.runs_with_input_digest(digest)
     }
 
+    /// Active run counts and last activity of the given experiments, in the order given;
+    /// an experiment without runs gets a count of 0.
+    pub fn experiment_activity(
+        &self,
+        experiment_ids: &[String],
+    ) -> Result<Vec<ExperimentActivity>> {
+        for id in experiment_ids {
+            validate_experiment_id(id)?;
+        }
+        if experiment_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let found = self.store.experiment_activity(experiment_ids)?;
+        Ok(experiment_ids
+            .iter()
+            .map(|id| {
+                found
+                    .iter()
+                    .find(|a| &a.experiment_id == id)
+                    .cloned()
+                    .unwrap_or(ExperimentActivity {
+                        experiment_id: id.clone(),
+                        runs: 0,
+                        last_activity: None,
+                    })
+            })
+            .collect())
+    }
+
+    /// Distinct metric, param or tag keys of the experiments' active runs that contain
+    /// `contains` (case-insensitive), sorted, at most `limit` (1..=10,000).
+    pub fn run_keys(
+        &self,
+        experiment_ids: &[String],
+        kind: RunKeyKind,
+        contains: &str,
+        limit: u64,
+    ) -> Result<Vec<String>> {
+        for id in experiment_ids {
+            validate_experiment_id(id)?;
+        }
+        if experiment_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        self.store
+            .run_keys(experiment_ids, kind, contains, limit.clamp(1, 10_000))
+    }
+
     /// Reads a run.
     pub fn get_run(&self, run_id: &str) -> Result<Run> {
         validate_run_id(run_id)?;

@@ -74,6 +74,18 @@ fn exp_id(id: &str) -> Result<i64> {
         .map_err(|_| Error::invalid(format!("Invalid experiment ID '{id}'")))
 }
 
+/// Escapes `%`, `_` and `\` so a user's text matches literally inside a LIKE pattern.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub(crate) fn placeholders(n: usize) -> String {
     tuple(n)
 }
@@ -1216,6 +1228,71 @@ impl TrackingStore for SqlStore {
                 &[digest.into()],
             )?;
             Ok(rows.iter().map(|r| r[0].text()).collect())
+        })
+    }
+
+    fn experiment_activity(&self, experiment_ids: &[String]) -> Result<Vec<ExperimentActivity>> {
+        let exps: Vec<Val> = experiment_ids
+            .iter()
+            .map(|e| exp_id(e).map(Val::Int))
+            .collect::<Result<_>>()?;
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT experiment_id, COUNT(*), MAX(COALESCE(end_time, start_time)), \
+                     MAX(start_time) FROM runs WHERE lifecycle_stage = 'active' \
+                     AND experiment_id IN {} GROUP BY experiment_id",
+                    placeholders(exps.len())
+                ),
+                &exps,
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| ExperimentActivity {
+                    experiment_id: r[0].int().to_string(),
+                    runs: r[1].int().max(0) as u64,
+                    last_activity: match (r[2].opt_int(), r[3].opt_int()) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    },
+                })
+                .collect())
+        })
+    }
+
+    fn run_keys(
+        &self,
+        experiment_ids: &[String],
+        kind: RunKeyKind,
+        contains: &str,
+        limit: u64,
+    ) -> Result<Vec<String>> {
+        let table = match kind {
+            RunKeyKind::Metric => "latest_metrics",
+            RunKeyKind::Param => "params",
+            RunKeyKind::Tag => "tags",
+        };
+        let mut args: Vec<Val> = experiment_ids
+            .iter()
+            .map(|e| exp_id(e).map(Val::Int))
+            .collect::<Result<_>>()?;
+        self.read(|tx| {
+            let mut sql = format!(
+                "SELECT DISTINCT k.key FROM {table} k JOIN runs r ON r.run_uuid = k.run_uuid \
+                 WHERE r.experiment_id IN {} AND r.lifecycle_stage = 'active'",
+                placeholders(args.len())
+            );
+            if !contains.is_empty() {
+                let pattern = format!("%{}%", like_escape(contains));
+                sql.push_str(match tx.dialect() {
+                    Dialect::Sqlite => " AND lower(k.key) LIKE lower(?) ESCAPE '\\'",
+                    Dialect::Postgres => " AND k.key ILIKE ? ESCAPE '\\'",
+                });
+                args.push(Val::from(&pattern));
+            }
+            sql.push_str(" ORDER BY k.key LIMIT ?");
+            args.push(Val::Int(limit.min(i64::MAX as u64) as i64));
+            Ok(tx.query(&sql, &args)?.iter().map(|r| r[0].text()).collect())
         })
     }
 

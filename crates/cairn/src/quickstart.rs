@@ -635,6 +635,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         );
     }
     println!("Each run has params, train/val loss and accuracy curves, and model/weights.json and model/model.onnx as artifacts.");
+    println!("Web UI: {base}/experiments/{experiment_id} (runs, charts, comparison)");
     if let Some(run_id) = best["runs"][0]["info"]["run_id"].as_str() {
         let (url, run_id) = (base.clone(), run_id.to_string());
         let (version, served) =
@@ -665,6 +666,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         );
         let watched = tokio::task::spawn_blocking(move || watch(&url, &h, &v, &m)).await??;
         print_watched(&watched, &version);
+        println!("  In the web UI: {base}/models/{MODEL_NAME}/versions/{version} (lineage), .../playground, and {base}/monitoring/{MODEL_NAME}/{version}");
         println!(
             "  curl -s {base}/v2/models/{MODEL_NAME}/versions/champion/infer -d '{{\"inputs\": [{{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": [0.5, -1, 2, 0]}}]}}'"
         );

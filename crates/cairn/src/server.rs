@@ -236,13 +236,15 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
 pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
     let (state, backend_description) = open_state(args, home)?;
     let monitoring = args.monitoring.open(&std::fs::canonicalize(home)?)?;
-    let router = cairn_api::router(
+    let pages_state = state.clone();
+    let router = cairn_api::router_with_pages(
         state,
         ApiOptions {
             max_json_bytes: args.max_request_bytes,
             runner: args.runner.options(),
         },
         Some(monitoring.clone()),
+        |serving| Some(cairn_ui::routes(pages_state, serving)),
     );
     Ok(Built {
         router,

@@ -1,0 +1,255 @@
+//! Monitoring pages: per monitored model version, request counts and latency percentiles,
+//! errors, drift per feature over consecutive windows, accuracy or error over time when labels
+//! exist, and alert rules with the events they fired. The numbers are the monitoring API's
+//! (`cairn_api::monitoring::Monitoring`), computed the same way.
+use crate::format::{self, enc};
+use crate::layout::document;
+use crate::params::Params;
+use crate::{blocking, PageError, Shared};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{Html, IntoResponse, Response};
+use cairn_api::monitoring::Monitoring;
+use maud::{html, Markup};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Windows of drift shown over time.
+const DRIFT_STEPS: u64 = 6;
+
+fn monitoring(ui: &Shared) -> Result<Arc<Monitoring>, PageError> {
+    ui.serving.monitoring.clone().ok_or_else(|| {
+        PageError::not_found("Monitoring is off on this server (--no-prediction-log).")
+    })
+}
+
+fn api_error(e: cairn_api::ApiError) -> PageError {
+    match e.status().as_u16() {
+        404 => PageError::not_found(e.message().to_string()),
+        400..=499 => PageError::bad_request(e.message().to_string()),
+        _ => PageError::internal(e.message().to_string()),
+    }
+}
+
+fn alerts_table(alerts: &Value, only: Option<(&str, &str)>) -> Markup {
+    let empty = vec![];
+    let rules = alerts["rules"].as_array().unwrap_or(&empty);
+    let events = alerts["events"].as_array().unwrap_or(&empty);
+    let matches = |v: &Value| {
+        only.is_none_or(|(m, ver)| {
+            v["model"].as_str() == Some(m)
+                && (v["version"].is_null() || v["version"].as_str() == Some(ver))
+        })
+    };
+    html! {
+        h2 { "Alert rules" }
+        @if rules.iter().filter(|r| matches(r)).count() == 0 { p.muted { "No alert rules." } } @else {
+            table.grid #alert-rules {
+                thead { tr { th { "Rule" } th { "Model" } th { "Metric" } th { "Condition" } th { "Window" } th { "Firing" } } }
+                tbody { @for r in rules.iter().filter(|r| matches(r)) { tr {
+                    td { (r["name"].as_str().unwrap_or("")) }
+                    td { (r["model"].as_str().unwrap_or("")) " " (r["version"].as_str().unwrap_or("")) }
+                    td { (r["metric"].as_str().unwrap_or("")) }
+                    td { @if let Some(a) = r["above"].as_f64() { "above " (format::number(a)) } @if let Some(b) = r["below"].as_f64() { "below " (format::number(b)) } }
+                    td { (r["window_seconds"].as_u64().map(|s| format::duration(s as i64 * 1000)).unwrap_or_default()) }
+                    td { @let f = r["firing"].as_array().map(|f| f.len()).unwrap_or(0);
+                        @if f > 0 { span.status.failed { "firing (" (f) ")" } } @else { span.status.finished { "ok" } } }
+                } } }
+            }
+        }
+        h2 { "Alert events" }
+        @let shown: Vec<&Value> = events.iter().rev().filter(|e| matches(e)).take(100).collect();
+        @if shown.is_empty() { p.muted { "No alert has fired." } } @else {
+            table.grid #alert-events {
+                thead { tr { th { "Time" } th { "Rule" } th { "State" } th { "Model" } th { "Value" } th { "Threshold" } } }
+                tbody { @for e in shown { tr {
+                    td { (e["timestamp_ms"].as_i64().map(format::time).unwrap_or_default()) }
+                    td { (e["alert"].as_str().unwrap_or("")) }
+                    td { (e["state"].as_str().unwrap_or("")) }
+                    td { (e["model"].as_str().unwrap_or("")) " v" (e["version"].as_str().unwrap_or("")) }
+                    td.num { (e["value"].as_f64().map(format::number).unwrap_or_default()) }
+                    td.num { (e["condition"].as_str().unwrap_or("")) " " (e["threshold"].as_f64().map(format::number).unwrap_or_default()) }
+                } } }
+            }
+        }
+    }
+}
+
+/// `GET /monitoring`: monitored versions, serving counters and alerts.
+pub async fn list(State(ui): State<Shared>) -> Result<Response, PageError> {
+    let m = monitoring(&ui)?;
+    let snapshot = ui.serving.metrics.snapshot();
+    let (monitored, alerts) =
+        blocking(move || Ok((m.monitored(), m.alerts_json().map_err(api_error)?))).await?;
+    let body = html! {
+        h1 { "Monitoring" }
+        h2 { "Served model versions" }
+        @if snapshot.is_empty() && monitored.is_empty() { p.muted { "No model has answered a request since this server started, and none has a training reference." } } @else {
+            table.grid #served {
+                thead { tr { th { "Model" } th { "Version" } th.num { "Requests" } th.num { "Errors" } th.num { "Mean ms" } th { "p50 / p95 / p99 under" } th.num { "Predictions in window" } } }
+                tbody {
+                    @for s in &snapshot { tr {
+                        td { a href={ "/monitoring/" (enc(&s.model)) "/" (enc(&s.version)) } { (s.model) } }
+                        td { (s.version) }
+                        td.num { (s.requests) }
+                        td.num { (s.errors) }
+                        td.num { (format::number(s.mean_seconds * 1000.0)) }
+                        td { (s.quantiles.iter().map(|q| q.map(|q| format!("{} ms", format::number(q * 1000.0))).unwrap_or_else(|| "-".into())).collect::<Vec<_>>().join(" / ")) }
+                        td.num { (monitored.iter().find(|(m, v, _)| *m == s.model && *v == s.version).map(|x| x.2.to_string()).unwrap_or_default()) }
+                    } }
+                    @for (model, version, n) in monitored.iter().filter(|(m, v, _)| !snapshot.iter().any(|s| s.model == *m && s.version == *v)) { tr {
+                        td { a href={ "/monitoring/" (enc(model)) "/" (enc(version)) } { (model) } }
+                        td { (version) } td.num { "0" } td.num {} td.num {} td {} td.num { (n) }
+                    } }
+                }
+            }
+        }
+        (alerts_table(&alerts, None))
+    };
+    Ok(Html(document("Monitoring", &[], body).into_string()).into_response())
+}
+
+/// `GET /monitoring/{name}/{version}?window=1h`.
+pub async fn version(
+    State(ui): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let p = Params::parse(raw.as_deref())?;
+    let window = match p.get("window") {
+        Some(w) => Some(cairn_quality_duration(w)?),
+        None => None,
+    };
+    let m = monitoring(&ui)?;
+    let snapshot = ui
+        .serving
+        .metrics
+        .snapshot()
+        .into_iter()
+        .find(|s| s.model == name && s.version == version);
+    let (drift_now, over_time, metrics, alerts, seconds) = {
+        let (name, version) = (name.clone(), version.clone());
+        blocking(move || {
+            let (from, to) = m.recent(window);
+            let seconds = ((to - from) / 1000).max(1) as u64;
+            let drift_now = match m.drift_json(&name, &version, from, to) {
+                Ok(d) => Ok(d),
+                Err(e) if e.status().as_u16() < 500 => Err(e.message().to_string()),
+                Err(e) => return Err(api_error(e)),
+            };
+            let step = ((to - from) / DRIFT_STEPS as i64).max(1000);
+            let mut over_time = Vec::new();
+            if drift_now.is_ok() {
+                for i in 0..DRIFT_STEPS as i64 {
+                    let (a, b) = (from + i * step, from + (i + 1) * step);
+                    if let Ok(d) = m.drift_json(&name, &version, a, b) {
+                        over_time.push((a, b, d));
+                    }
+                }
+            }
+            let metrics = m
+                .metrics_json(&name, &version, from, to, (seconds / DRIFT_STEPS).max(1))
+                .ok();
+            Ok((
+                drift_now,
+                over_time,
+                metrics,
+                m.alerts_json().map_err(api_error)?,
+                seconds,
+            ))
+        })
+        .await?
+    };
+    let empty = vec![];
+    let body = html! {
+        h1 { (name) " version " (version) }
+        p.meta { "Window: the last " (format::duration(seconds as i64 * 1000)) ". "
+            a href={ "/models/" (enc(&name)) "/versions/" (enc(&version)) } { "Model version" } }
+        form.search method="get" {
+            label { "Window " input name="window" value=(p.str("window")) placeholder="1h"; }
+            button { "Show" }
+        }
+        h2 { "Requests" }
+        @match &snapshot {
+            Some(s) => p #requests { (s.requests) " requests, " (s.errors) " errors, mean " (format::number(s.mean_seconds * 1000.0)) " ms, p95 under "
+                (s.quantiles[1].map(|q| format!("{} ms", format::number(q * 1000.0))).unwrap_or_else(|| "-".into())) " (since this server started)" },
+            None => p.muted { "No requests since this server started." },
+        }
+        h2 { "Drift" }
+        @match &drift_now {
+            Err(why) => p.muted { (why) },
+            Ok(d) => {
+                p #drift-summary {
+                    @if d["dataset_drift"].as_bool() == Some(true) { span.status.failed { "Dataset drift" } } @else { span.status.finished { "No dataset drift" } }
+                    " · " (d["drifted_columns"]) " of " (d["compared_columns"]) " features drifted (share "
+                    (d["drift_share"].as_f64().map(format::number).unwrap_or_default()) ") · " (d["current_rows"]) " rows in the window"
+                }
+                table.grid #drift {
+                    thead { tr { th { "Feature" } th { "Method" } th.num { "Score" } th.num { "Threshold" } th { "Drifted" }
+                        @for (a, _, _) in &over_time { th.num { (format::time(*a)[11..16].to_string()) } } } }
+                    tbody { @for c in d["columns"].as_array().unwrap_or(&empty) { tr {
+                        @let col = c["column"].as_str().unwrap_or("");
+                        td { (col) }
+                        td { (c["method"].as_str().unwrap_or("-")) }
+                        td.num { (c["score"].as_f64().map(format::number).unwrap_or_default()) }
+                        td.num { (c["threshold"].as_f64().map(format::number).unwrap_or_default()) }
+                        td { @if c["drifted"].as_bool() == Some(true) { span.status.failed { "yes" } } @else { "no" } }
+                        @for (_, _, w) in &over_time {
+                            @let cell = w["columns"].as_array().and_then(|cs| cs.iter().find(|x| x["column"].as_str() == Some(col)));
+                            td.num.drifted[cell.is_some_and(|x| x["drifted"].as_bool() == Some(true))] {
+                                (cell.and_then(|x| x["score"].as_f64()).map(format::number).unwrap_or_default())
+                            }
+                        }
+                    } } }
+                }
+            }
+        }
+        h2 { "Labelled metrics" }
+        @let buckets = metrics.as_ref().and_then(|m| m["buckets"].as_array()).cloned().unwrap_or_default();
+        @if buckets.iter().all(|b| b["labeled"].as_u64().unwrap_or(0) == 0) { p.muted { "No labels in this window." } } @else {
+            table.grid #label-metrics {
+                thead { tr { th { "From" } th.num { "Predictions" } th.num { "Labelled" } th.num { "Accuracy" } th.num { "MAE" } th.num { "RMSE" } } }
+                tbody { @for b in &buckets { tr {
+                    td { (b["from_ms"].as_i64().map(format::time).unwrap_or_default()) }
+                    td.num { (b["predictions"]) }
+                    td.num { (b["labeled"]) }
+                    td.num { (b["accuracy"].as_f64().map(format::number).unwrap_or_default()) }
+                    td.num { (b["mae"].as_f64().map(format::number).unwrap_or_default()) }
+                    td.num { (b["rmse"].as_f64().map(format::number).unwrap_or_default()) }
+                } } }
+            }
+        }
+        (alerts_table(&alerts, Some((&name, &version))))
+    };
+    Ok(Html(
+        document(
+            &format!("Monitoring {name} v{version}"),
+            &[("Monitoring".into(), "/monitoring".into())],
+            body,
+        )
+        .into_string(),
+    )
+    .into_response())
+}
+
+/// `1h`, `30m`, `2d`, `90s` as seconds, or a 400.
+fn cairn_quality_duration(w: &str) -> Result<u64, PageError> {
+    let (num, unit) = w.split_at(w.find(|c: char| !c.is_ascii_digit()).unwrap_or(w.len()));
+    let n: u64 = num.parse().map_err(|_| {
+        PageError::bad_request(format!("'{w}' is not a window like 30m, 1h or 2d."))
+    })?;
+    let factor = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(PageError::bad_request(format!(
+                "'{w}' is not a window like 30m, 1h or 2d."
+            )))
+        }
+    };
+    if n == 0 {
+        return Err(PageError::bad_request("A window must be longer than zero."));
+    }
+    Ok(n.saturating_mul(factor))
+}

@@ -1,0 +1,373 @@
+//! The web UI served by `cairn server`: pages checked over HTTP (status codes, CSRF, bad
+//! input), then driven in a real headless Chromium by `tests/ui/ui.test.mjs` (playwright-core),
+//! which saves a screenshot per check under `target/ui-screenshots/`.
+#![allow(clippy::unwrap_used)]
+
+use cairn_test::onnx::tiny_mlp_onnx;
+use cairn_test::{skip, Http, TestServer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A 1x1 PNG (a red pixel).
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+struct Fixture {
+    value: Value,
+    experiment_id: String,
+    runs: Vec<String>,
+}
+
+fn ok(reply: (u16, Value)) -> Value {
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    reply.1
+}
+
+/// An experiment with three runs (params, metric histories with a spike, a tag, artifacts),
+/// a dataset version recorded with `cairn data add` and logged as the first run's input, and
+/// a registered ONNX model with two versions made by that run.
+fn seed(server: &TestServer) -> Fixture {
+    let http = server.http();
+    let data_dir = server.home.join("project");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::write(data_dir.join("train.csv"), "a,b,c\n1,2,3\n4,5,6\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["data", "add", "train.csv"])
+        .current_dir(&data_dir)
+        .env("CAIRN_HOME", &server.home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pointer = std::fs::read_to_string(data_dir.join("train.csv.cairn")).unwrap();
+    let digest = pointer
+        .lines()
+        .find_map(|l| l.strip_prefix("digest: "))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let exp = ok(http.post("experiments/create", &json!({"name": "ui-demo"})))["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut runs = Vec::new();
+    for (i, optimizer) in ["adam", "sgd", "adam"].iter().enumerate() {
+        let run = ok(http.post(
+            "runs/create",
+            &json!({"experiment_id": exp, "run_name": format!("run-{i}"), "start_time": 1_700_000_000_000i64 + i as i64 * 1000}),
+        ));
+        let id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        let metrics: Vec<Value> = (0..200)
+            .map(|step| {
+                let mut loss = 2.0 / (1.0 + step as f64 * 0.05) + i as f64 * 0.1;
+                if step == 137 && i == 0 {
+                    loss = 50.0; // a spike the chart must keep
+                }
+                json!({"key": "loss", "value": loss, "timestamp": 1_700_000_000_000i64 + step * 1000, "step": step})
+            })
+            .chain((0..5).map(|step| json!({"key": "accuracy", "value": 0.5 + 0.1 * step as f64 + 0.01 * i as f64, "timestamp": 1_700_000_000_000i64 + step * 1000, "step": step})))
+            .collect();
+        ok(http.post(
+            "runs/log-batch",
+            &json!({
+                "run_id": id,
+                "metrics": metrics,
+                "params": [{"key": "optimizer", "value": optimizer}, {"key": "lr", "value": format!("0.0{}", i + 1)}],
+                "tags": [{"key": "note", "value": "seeded by the UI test"}],
+            }),
+        ));
+        ok(http.post("runs/update", &json!({"run_id": id, "status": "FINISHED", "end_time": 1_700_000_300_000i64 + i as i64})));
+        runs.push(id);
+    }
+    // Artifacts of the first run, through the proxy.
+    let root = format!("{exp}/{}/artifacts", runs[0]);
+    for (name, bytes) in [
+        ("table.csv", b"sepal,petal\n5.1,1.4\n4.9,1.3\n".to_vec()),
+        ("notes.txt", b"hello from the run\n".to_vec()),
+        (
+            "report.html",
+            b"<html><body><h1>Report</h1><script>document.title='x'</script></body></html>"
+                .to_vec(),
+        ),
+        ("plot.png", PNG.to_vec()),
+        ("model/model.onnx", tiny_mlp_onnx()),
+    ] {
+        let put = http.put(
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/{name}"),
+            &bytes,
+        );
+        assert_eq!(put.0, 200, "{}", put.1);
+    }
+    ok(http.post(
+        "runs/log-inputs",
+        &json!({"run_id": runs[0], "datasets": [{
+            "dataset": {"name": "train.csv", "digest": &digest[..32], "source_type": "local", "source": "train.csv"},
+            "tags": [{"key": "mlflow.data.context", "value": "training"}],
+        }]}),
+    ));
+    ok(http.post("registered-models/create", &json!({"name": "ui-model"})));
+    for _ in 0..2 {
+        ok(http.post(
+            "model-versions/create",
+            &json!({"name": "ui-model", "source": format!("runs:/{}/model", runs[0]), "run_id": runs[0]}),
+        ));
+    }
+    ok(http.post(
+        "registered-models/alias",
+        &json!({"name": "ui-model", "alias": "champion", "version": "1"}),
+    ));
+    let value = json!({
+        "experiment_id": exp,
+        "experiment_name": "ui-demo",
+        "runs": runs,
+        "adam_runs": 2,
+        "model": "ui-model",
+        "dataset_name": "train.csv",
+        "dataset_digest": digest,
+    });
+    Fixture {
+        value,
+        experiment_id: exp,
+        runs,
+    }
+}
+
+/// `GET` a page: status and body text.
+fn page(server: &TestServer, path: &str) -> (u16, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let mut resp = agent.get(&format!("{}{path}", server.url)).call().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// `POST` a form with a cookie; status and `Location`.
+fn post_form(server: &TestServer, path: &str, cookie: Option<&str>, body: &str) -> (u16, String) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let mut req = agent
+        .post(&format!("{}{path}", server.url))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req.send(body.as_bytes()).unwrap();
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (resp.status().as_u16(), location)
+}
+
+#[test]
+fn pages_answer_with_the_right_status_and_content() {
+    let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    let fx = seed(&server);
+    let exp = &fx.experiment_id;
+
+    let (status, body) = page(&server, "/");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("ui-demo") && body.contains("<table"),
+        "{body}"
+    );
+
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}?filter=params.optimizer%20%3D%20%27sgd%27"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("run-1") && !body.contains(">run-0<"),
+        "filtered runs"
+    );
+
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}?filter=metrics.loss%20%3C%3C%20x"),
+    );
+    assert_eq!(status, 400, "a bad filter is a 400");
+    assert!(
+        body.contains("filter-error"),
+        "the error is shown next to the box"
+    );
+
+    assert_eq!(
+        page(&server, &format!("/experiments/{exp}?offset=abc")).0,
+        400
+    );
+    assert_eq!(page(&server, "/experiments/987654").0, 404);
+    assert_eq!(page(&server, "/experiments/not-a-number").0, 404);
+    assert_eq!(
+        page(
+            &server,
+            &format!("/experiments/{exp}/runs/{}", "f".repeat(32))
+        )
+        .0,
+        404
+    );
+    assert_eq!(page(&server, "/models/nope").0, 404);
+    assert_eq!(page(&server, "/nowhere").0, 404);
+    let (status, body) = page(&server, "/api/2.0/mlflow/nowhere");
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("ENDPOINT_NOT_FOUND"),
+        "API paths keep JSON 404s: {body}"
+    );
+    assert_eq!(page(&server, "/chart?run=x&smooth=2&metric=loss").0, 400);
+
+    // Artifact paths never leave the run's root.
+    let run0 = &fx.runs[0];
+    for bad in [
+        "..%2F..%2Fcairn.db",
+        "%2Fetc%2Fpasswd",
+        "model%2F..%2F..%2F..",
+    ] {
+        let (status, _) = page(
+            &server,
+            &format!("/experiments/{exp}/runs/{run0}/artifact-raw?path={bad}"),
+        );
+        assert!(status == 400 || status == 404, "{bad}: {status}");
+    }
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}/runs/{run0}/artifacts?path=model%2Fmodel.onnx"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("offset") && body.contains("scores"),
+        "ONNX inputs and outputs shown"
+    );
+
+    // The chart keeps the spike at step 137 however it is downsampled.
+    let (status, body) = page(&server, &format!("/chart?run={run0}&metric=loss"));
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("[137.0,50.0]"),
+        "spike kept in the chart's points"
+    );
+
+    // Grouping by a param with a metric's min/mean/max.
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}?group=params.optimizer&agg=metrics.accuracy"),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"groups\"") && body.contains("adam") && body.contains("sgd"));
+
+    // Forms need the CSRF token of the browser's cookie; without it nothing changes.
+    let (status, _) = post_form(
+        &server,
+        "/models/ui-model/edit",
+        None,
+        "action=set_alias&alias=champion&version=2",
+    );
+    assert_eq!(status, 403);
+    let (status, _) = post_form(
+        &server,
+        "/models/ui-model/edit",
+        Some(&format!("cairn_csrf={}", "a".repeat(32))),
+        &format!(
+            "csrf={}&action=set_alias&alias=champion&version=2",
+            "b".repeat(32)
+        ),
+    );
+    assert_eq!(status, 403);
+    let alias = server
+        .http()
+        .get("/api/2.0/mlflow/registered-models/alias?name=ui-model&alias=champion");
+    assert_eq!(alias.1["model_version"]["version"], "1", "unchanged");
+    let token = "c".repeat(32);
+    let (status, location) = post_form(
+        &server,
+        "/models/ui-model/edit",
+        Some(&format!("cairn_csrf={token}")),
+        &format!("csrf={token}&action=set_alias&alias=champion&version=2"),
+    );
+    assert_eq!((status, location.as_str()), (303, "/models/ui-model"));
+    let alias = server
+        .http()
+        .get("/api/2.0/mlflow/registered-models/alias?name=ui-model&alias=champion");
+    assert_eq!(
+        alias.1["model_version"]["version"], "2",
+        "moved through the same service"
+    );
+    let (status, _) = post_form(
+        &server,
+        &format!("/experiments/{exp}/edit"),
+        Some(&format!("cairn_csrf={token}")),
+        &format!("csrf={token}&action=rename&name="),
+    );
+    assert_eq!(status, 400, "an empty name is refused");
+
+    // The column chooser's key listing copes with many keys by searching and capping.
+    let keys = server
+        .http()
+        .get(&format!("/ui-api/keys?experiments={exp}&kind=metric&q=los"));
+    assert_eq!(keys.1["keys"], json!(["metrics.loss"]));
+}
+
+/// A test's browser run: needs `CAIRN_TEST_CHROMIUM` (Debian's chromium) and
+/// `tests/ui/node_modules` (`npm ci` in `tests/ui`); `.ci/run` provides both.
+#[test]
+fn the_ui_works_in_a_real_browser() {
+    let Ok(chromium) = std::env::var("CAIRN_TEST_CHROMIUM") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CAIRN_TEST_CHROMIUM must be set in CI"
+        );
+        skip(
+            "the_ui_works_in_a_real_browser",
+            "CAIRN_TEST_CHROMIUM is not set (Debian's chromium, and `npm ci` in tests/ui)",
+        );
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("tests/ui/ui.test.mjs");
+    assert!(
+        root.join("tests/ui/node_modules/playwright-core").exists(),
+        "run `npm ci` in tests/ui first"
+    );
+    let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    let fx = seed(&server);
+    // The playground answers through the server's own OIP endpoint.
+    let check = Http::new(&server.url).get("/v2/models/ui-model/versions/1");
+    assert_eq!(check.0, 200, "{}", check.1);
+    let shots: PathBuf = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+        .join("ui-screenshots");
+    let out = Command::new("node")
+        .arg(&script)
+        .env("CAIRN_URL", &server.url)
+        .env("CAIRN_UI_FIXTURE", fx.value.to_string())
+        .env("CAIRN_CHROMIUM", chromium)
+        .env("CAIRN_SCREENSHOTS", &shots)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("ui: all checks passed"), "{stdout}");
+}
