@@ -190,6 +190,14 @@ try {
     await page.locator("h1").waitFor();
   });
 
+  if (fx.mlflow_link) {
+    await check("mlflow-printed-link", async () => {
+      await page.goto(fx.mlflow_link);
+      await page.waitForURL(/\/experiments\/[0-9]+\/runs\/[0-9a-f]{32}$/);
+      assert.equal(await page.locator("h1").innerText().then((t) => t.split(/\s/)[0]), "linked-by-mlflow");
+    });
+  }
+
   await check("not-found", async () => {
     const r = await page.goto(`${base}/experiments/${fx.experiment_id}/runs/ffffffffffffffffffffffffffffffff`);
     assert.equal(r.status(), 404);

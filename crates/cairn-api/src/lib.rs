@@ -142,9 +142,20 @@ fn with_common_layers(router: Router, options: ApiOptions) -> Router {
 /// The router of `cairn serve`: the Open Inference Protocol over the given models, MLflow's
 /// scoring protocol for `scoring_model`, Prometheus metrics.
 pub fn serving_router(serving: oip::Serving, scoring_model: String, options: ApiOptions) -> Router {
+    serving_router_with_pages(serving, scoring_model, options, Router::new())
+}
+
+/// [`serving_router`] plus `pages` (routes without a fallback).
+pub fn serving_router_with_pages(
+    serving: oip::Serving,
+    scoring_model: String,
+    options: ApiOptions,
+    pages: Router,
+) -> Router {
     let router = oip::routes(serving.clone())
         .merge(scoring::routes(serving.clone(), scoring_model))
         .merge(observability_routes(&serving))
+        .merge(pages)
         .fallback(not_found);
     with_common_layers(router, options)
 }

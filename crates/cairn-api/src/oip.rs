@@ -187,7 +187,8 @@ async fn server_metadata() -> Json<Value> {
     )
 }
 
-pub(crate) fn spec_json(s: &TensorSpec) -> Value {
+/// A tensor spec as OIP metadata JSON (`name`, `datatype`, `shape`).
+pub fn spec_json(s: &TensorSpec) -> Value {
     json!({"name": s.name, "datatype": s.element_type.as_str(), "shape": s.shape})
 }
 

@@ -102,7 +102,8 @@ pub async fn version(
         @if others.len() > 1 {
             h2 { "Other versions of " (d.name) }
             ul { @for o in others.iter().filter(|o| o.version != d.version) {
-                li { a href={ "/datasets/" (enc(&o.name)) "/" (o.version) } { (o.name) "@" (o.version) } " · " (format::bytes(o.size)) " · " (format::time(o.creation_time)) }
+                li { a href={ "/datasets/" (enc(&o.name)) "/" (o.version) } { (o.name) "@" (o.version) } " · " (format::bytes(o.size)) " · " (format::time(o.creation_time))
+                    " · " a href={ "/datasets/" (enc(&o.name)) "/diff/" (o.version.min(d.version)) "/" (o.version.max(d.version)) } { "diff" } }
             } }
         }
     };
@@ -110,6 +111,92 @@ pub async fn version(
         document(
             &format!("{}@{}", d.name, d.version),
             &[("Data".into(), "/datasets".into())],
+            body,
+        )
+        .into_string(),
+    )
+    .into_response())
+}
+
+fn data_error(e: cairn_data::Error) -> PageError {
+    match e {
+        cairn_data::Error::NotFound(m) | cairn_data::Error::Invalid(m) => PageError::bad_request(m),
+        cairn_data::Error::Missing(d) => PageError::not_found(format!(
+            "The bytes of object {d} are not in this server's store (pushed elsewhere?)."
+        )),
+        cairn_data::Error::Meta(e) => e.into(),
+        other => PageError::internal(other.to_string()),
+    }
+}
+
+/// `GET /datasets/{name}/diff/{a}/{b}`: files added, removed and changed between two versions,
+/// with rows and columns for CSV, TSV and Parquet files (`cairn data diff`'s answer).
+pub async fn diff(
+    State(ui): State<Shared>,
+    Path((name, a, b)): Path<(String, String, String)>,
+) -> Result<Response, PageError> {
+    let (va, vb): (i64, i64) = match (a.parse(), b.parse()) {
+        (Ok(x), Ok(y)) => (x, y),
+        _ => {
+            return Err(PageError::not_found(format!(
+                "'{a}' and '{b}' must be version numbers."
+            )))
+        }
+    };
+    let home = ui
+        .data_home
+        .clone()
+        .ok_or_else(|| PageError::not_found("This server keeps no dataset bytes."))?;
+    let store = ui.state.lineage.datasets().clone();
+    let n = name.clone();
+    let d = blocking(move || {
+        for v in [va, vb] {
+            if store.get_dataset_version(&n, v)?.is_none() {
+                return Err(PageError::not_found(format!(
+                    "Dataset version {n}@{v} not found."
+                )));
+            }
+        }
+        let repo = cairn_data::repo::DataRepo::open(&home, &home, store).map_err(data_error)?;
+        let side_a = repo.side(&home, &format!("{n}@{va}")).map_err(data_error)?;
+        let side_b = repo.side(&home, &format!("{n}@{vb}")).map_err(data_error)?;
+        repo.diff(&side_a, &side_b).map_err(data_error)
+    })
+    .await?;
+    let body = html! {
+        h1 { (d.a) " → " (d.b) }
+        p #diff-summary { (d.changes.len()) " files changed, " (d.unchanged) " unchanged." }
+        @if !d.changes.is_empty() {
+            table.grid #diff {
+                thead { tr { th { "File" } th { "Change" } th.num { "Size before" } th.num { "Size after" } th.num { "Rows +" } th.num { "Rows −" } th { "Columns" } } }
+                tbody { @for c in &d.changes { tr {
+                    td { (if c.path.is_empty() { d.a.as_str() } else { c.path.as_str() }) }
+                    td { (format!("{:?}", c.change).to_lowercase()) }
+                    td.num { (c.size_a.map(|s| format::bytes(s as i64)).unwrap_or_default()) }
+                    td.num { (c.size_b.map(|s| format::bytes(s as i64)).unwrap_or_default()) }
+                    @match &c.table {
+                        Some(t) => {
+                            td.num { (t.rows_added) }
+                            td.num { (t.rows_removed) }
+                            td {
+                                @for col in &t.columns_added { span.tag { "+" (col) } }
+                                @for col in &t.columns_removed { span.tag { "−" (col) } }
+                                @for (col, ta, tb) in &t.type_changes { span.tag { (col) ": " (ta) " → " (tb) } }
+                            }
+                        }
+                        None => { td {} td {} td {} }
+                    }
+                } } }
+            }
+        }
+    };
+    Ok(Html(
+        document(
+            "Dataset diff",
+            &[
+                ("Data".into(), "/datasets".into()),
+                (name.clone(), format!("/datasets/{}/{va}", enc(&name))),
+            ],
             body,
         )
         .into_string(),

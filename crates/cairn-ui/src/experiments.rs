@@ -84,11 +84,14 @@ pub async fn list(
         @if experiments.is_empty() {
             p.muted { "No experiments match." }
         } @else {
-            table.grid #experiments {
-                thead { tr { th { "Name" } th { "ID" } th.num { "Runs" } th { "Last activity" } th { "Created" } th { "Tags" } } }
-                tbody {
-                    @for (e, a) in experiments.iter().zip(&activity) {
-                        (experiment_row(e, a))
+            form #experiment-selection method="get" action="/runs" {
+                div.toolbar { button type="submit" { "Show runs of the selected experiments" } }
+                table.grid #experiments {
+                    thead { tr { th {} th { "Name" } th { "ID" } th.num { "Runs" } th { "Last activity" } th { "Created" } th { "Tags" } } }
+                    tbody {
+                        @for (e, a) in experiments.iter().zip(&activity) {
+                            (experiment_row(e, a))
+                        }
                     }
                 }
             }
@@ -108,6 +111,7 @@ pub async fn list(
 fn experiment_row(e: &Experiment, a: &ExperimentActivity) -> Markup {
     html! {
         tr {
+            td { input type="checkbox" name="experiments" value=(e.experiment_id) aria-label={ "Select " (e.name) }; }
             td {
                 a href={ "/experiments/" (e.experiment_id) } { (e.name) }
                 @if e.lifecycle_stage == LifecycleStage::Deleted { " " span.badge { "deleted" } }

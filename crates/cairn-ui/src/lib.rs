@@ -41,6 +41,9 @@ pub struct Ui {
     pub state: AppState,
     /// The models this server answers, their counters and monitoring.
     pub serving: Serving,
+    /// `<home>/data`, where `cairn data` keeps dataset bytes (for diffs), when the server has
+    /// a home.
+    pub data_home: Option<std::path::PathBuf>,
 }
 
 type Shared = Arc<Ui>;
@@ -57,10 +60,11 @@ async fn blocking<T: Send + 'static>(
 
 /// The pages, their assets and the fallback (HTML 404 for pages, JSON 404 under the API's
 /// prefixes).
-pub fn routes(state: AppState, serving: &Serving) -> Router {
+pub fn routes(state: AppState, serving: &Serving, data_home: Option<std::path::PathBuf>) -> Router {
     let ui: Shared = Arc::new(Ui {
         state,
         serving: serving.clone(),
+        data_home,
     });
     Router::new()
         .route("/", get(experiments::list))
@@ -101,19 +105,28 @@ pub fn routes(state: AppState, serving: &Serving) -> Router {
         )
         .route("/datasets", get(data::list))
         .route("/datasets/{name}/{version}", get(data::version))
+        .route("/datasets/{name}/diff/{a}/{b}", get(data::diff))
         .route("/monitoring", get(monitoring::list))
         .route("/monitoring/{name}/{version}", get(monitoring::version))
         .route("/ui-api/keys", get(experiments::keys_json))
+        .fallback(fallback)
+        .with_state(ui)
+        .merge(asset_routes())
+        .layer(axum::middleware::from_fn(csrf::layer))
+}
+
+/// The stylesheet, the script and an empty favicon.
+fn asset_routes() -> Router {
+    Router::new()
         .route("/static/cairn.css", get(css))
         .route("/static/cairn.js", get(js))
         .route(
             "/favicon.ico",
             get(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
-        .fallback(fallback)
-        .with_state(ui)
-        .layer(axum::middleware::from_fn(csrf::layer))
 }
+
+pub use playground::serve_routes;
 
 const CSS: &str = include_str!("assets/cairn.css");
 const JS: &str = include_str!("assets/cairn.js");

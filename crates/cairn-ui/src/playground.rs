@@ -8,6 +8,7 @@ use crate::models::signature_of;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
+use cairn_api::oip::Serving;
 use maud::html;
 use serde_json::Value;
 
@@ -41,10 +42,31 @@ pub async fn page_handler(
             "{name} version {number} has no ONNX signature, so it is not served by this server."
         ))
     })?;
-    let endpoint = format!("/v2/models/{}/versions/{}/infer", enc(&v.name), v.version);
-    let example = match ui.serving.monitoring.clone() {
+    let crumbs = vec![
+        ("Models".to_string(), "/models".to_string()),
+        (v.name.clone(), format!("/models/{}", enc(&v.name))),
+        (
+            format!("Version {}", v.version),
+            format!("/models/{}/versions/{}", enc(&v.name), v.version),
+        ),
+    ];
+    let version = v.version.to_string();
+    render(&ui.serving, &v.name, &version, &inputs, &outputs, &crumbs).await
+}
+
+/// The playground of one served model version.
+async fn render(
+    serving: &Serving,
+    name: &str,
+    version: &str,
+    inputs: &[Value],
+    outputs: &[Value],
+    crumbs: &[(String, String)],
+) -> Result<Response, PageError> {
+    let endpoint = format!("/v2/models/{}/versions/{}/infer", enc(name), enc(version));
+    let example = match serving.monitoring.clone() {
         Some(m) => {
-            let (name, version) = (v.name.clone(), v.version.to_string());
+            let (name, version) = (name.to_string(), version.to_string());
             blocking(move || Ok(reference_row(&m, &name, &version))).await?
         }
         None => None,
@@ -60,7 +82,7 @@ pub async fn page_handler(
         }
     };
     let body = html! {
-        h1 { "Playground: " (v.name) " version " (v.version) }
+        h1 { "Playground: " (name) " version " (version) }
         noscript { p.error { "The playground sends requests from the page: turn on JavaScript." } }
         p.meta { "Sends " code { "POST " (endpoint) } " (Open Inference Protocol), exactly as a client would." }
         @if let Some((_, _)) = &example { p.muted #prefilled { "Prefilled with the first row of the version's training reference." } }
@@ -106,17 +128,9 @@ pub async fn page_handler(
             table.grid #batch-table { thead {} tbody {} }
         }
         h2 { "Outputs" }
-        ul { @for o in &outputs { li { code { (o["name"].as_str().unwrap_or("")) } " " (o["datatype"].as_str().unwrap_or("")) " " (o["shape"].to_string()) } } }
+        ul { @for o in outputs { li { code { (o["name"].as_str().unwrap_or("")) } " " (o["datatype"].as_str().unwrap_or("")) " " (o["shape"].to_string()) } } }
     };
-    let crumbs = vec![
-        ("Models".to_string(), "/models".to_string()),
-        (v.name.clone(), format!("/models/{}", enc(&v.name))),
-        (
-            format!("Version {}", v.version),
-            format!("/models/{}/versions/{}", enc(&v.name), v.version),
-        ),
-    ];
-    Ok(Html(document("Playground", &crumbs, body).into_string()).into_response())
+    Ok(Html(document("Playground", crumbs, body).into_string()).into_response())
 }
 
 /// The reference's feature names and, when its source is a CSV file that still exists, the
@@ -152,4 +166,45 @@ pub async fn page(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     page_handler(ui, name, version).await
+}
+
+/// What `cairn serve`'s playground shows: its one model and that model's signature.
+struct ServedPlayground {
+    serving: Serving,
+    name: String,
+    version: String,
+    inputs: Vec<Value>,
+    outputs: Vec<Value>,
+}
+
+async fn served_playground(
+    State(p): State<std::sync::Arc<ServedPlayground>>,
+) -> Result<Response, PageError> {
+    render(&p.serving, &p.name, &p.version, &p.inputs, &p.outputs, &[]).await
+}
+
+/// The pages of `cairn serve`: its one model's playground at `/` (and `/playground`), with the
+/// assets. The model's signature comes from the loaded graph.
+pub fn serve_routes(
+    serving: &Serving,
+    name: &str,
+    version: &str,
+) -> Result<axum::Router, PageError> {
+    let served = serving
+        .models
+        .resolve(name, Some(version))
+        .map_err(|e| PageError::internal(e.to_string()))?;
+    let sig = served.runner.model().signature();
+    let state = std::sync::Arc::new(ServedPlayground {
+        serving: serving.clone(),
+        name: name.to_string(),
+        version: version.to_string(),
+        inputs: sig.inputs.iter().map(cairn_api::oip::spec_json).collect(),
+        outputs: sig.outputs.iter().map(cairn_api::oip::spec_json).collect(),
+    });
+    Ok(axum::Router::new()
+        .route("/", axum::routing::get(served_playground))
+        .route("/playground", axum::routing::get(served_playground))
+        .with_state(state)
+        .merge(crate::asset_routes()))
 }

@@ -27,6 +27,8 @@ const PREVIEW_BYTES: u64 = 256 * 1024;
 const PREVIEW_ROWS: usize = 50;
 /// Child runs listed.
 const CHILDREN_MAX: u64 = 200;
+/// Largest Parquet file the preview reads (its first rows only are shown).
+const TABLE_PREVIEW_MAX: u64 = 64 * 1024 * 1024;
 /// Largest ONNX file whose signature the preview reads.
 const ONNX_PREVIEW_MAX: u64 = 64 * 1024 * 1024;
 
@@ -371,6 +373,7 @@ fn kind_of(path: &str) -> &'static str {
         "html" | "htm" => "html",
         "json" => "json",
         "csv" | "tsv" => "table",
+        "parquet" => "parquet",
         "onnx" => "onnx",
         "txt" | "log" | "md" | "py" | "yaml" | "yml" | "toml" | "cfg" | "ini" | "sh" | "r"
         | "sql" | "ipynb" | "xml" => "text",
@@ -447,6 +450,13 @@ fn preview(ui: &Shared, path: &ArtifactPath, rel: &str) -> Result<Preview, PageE
             rows.truncate(PREVIEW_ROWS + 1);
             Preview::Table(rows, more)
         }
+        "parquet" if size <= TABLE_PREVIEW_MAX => {
+            let bytes = read_prefix(&mut reader, size)?;
+            match parquet_rows(bytes) {
+                Ok((rows, total)) => Preview::Table(rows, total > PREVIEW_ROWS as i64),
+                Err(e) => Preview::Text(format!("This Parquet file cannot be read: {e}"), false),
+            }
+        }
         "text" => {
             let bytes = read_prefix(&mut reader, PREVIEW_BYTES)?;
             if bytes.contains(&0) {
@@ -460,6 +470,48 @@ fn preview(ui: &Shared, path: &ArtifactPath, rel: &str) -> Result<Preview, PageE
         }
         _ => Preview::Binary(size),
     })
+}
+
+/// The header and first rows of a Parquet file as text, and its total row count.
+fn parquet_rows(bytes: Vec<u8>) -> Result<(Vec<Vec<String>>, i64), String> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| e.to_string())?;
+    let total = builder.metadata().file_metadata().num_rows();
+    let header: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut reader = builder
+        .with_batch_size(PREVIEW_ROWS)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut rows = vec![header];
+    if let Some(batch) = reader.next() {
+        let batch = batch.map_err(|e| e.to_string())?;
+        let columns: Vec<Option<arrow_array::StringArray>> = batch
+            .columns()
+            .iter()
+            .map(|c| cairn_data::columns::to_text(c.as_ref()))
+            .collect();
+        for r in 0..batch.num_rows() {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| match c {
+                        Some(text) if !arrow_array::Array::is_null(text, r) => {
+                            text.value(r).to_string()
+                        }
+                        Some(_) => String::new(),
+                        None => "(unsupported type)".to_string(),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok((rows, total))
 }
 
 /// `GET .../runs/{run}/artifacts?path=`: a folder's listing or a file's preview.

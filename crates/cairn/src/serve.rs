@@ -236,19 +236,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Arc::default(),
         monitoring: Some(monitoring.clone()),
     };
-    let router = cairn_api::serving_router(
+    let pages = cairn_ui::serve_routes(&serving, &name, &version)
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let router = cairn_api::serving_router_with_pages(
         serving,
         name.clone(),
         ApiOptions {
             max_json_bytes: args.max_request_bytes,
             runner: options,
         },
+        pages,
     );
     let listener = crate::server::bind(&args.host, args.port).await?;
     let addr = listener.local_addr()?;
     println!(
         "Cairn serving model '{name}' version {version} (Open Inference Protocol, /invocations) listening on http://{addr}"
     );
+    println!("Playground: http://{addr}/");
     axum::serve(listener, router)
         .with_graceful_shutdown(crate::server::shutdown_signal())
         .await

@@ -244,7 +244,13 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
             runner: args.runner.options(),
         },
         Some(monitoring.clone()),
-        |serving| Some(cairn_ui::routes(pages_state, serving)),
+        |serving| {
+            Some(cairn_ui::routes(
+                pages_state,
+                serving,
+                Some(home.join("data")),
+            ))
+        },
     );
     Ok(Built {
         router,

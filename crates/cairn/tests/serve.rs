@@ -568,3 +568,29 @@ fn registration_stores_the_signature_and_refuses_a_graph_that_cannot_load() {
         "{found}"
     );
 }
+
+#[test]
+fn serve_shows_its_models_playground() {
+    let (server, _dir) = serve();
+    let agent = ureq_agent();
+    let mut resp = agent.get(&format!("{}/", server.url)).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = resp.body_mut().read_to_string().unwrap();
+    assert!(
+        page.contains("data-endpoint=\"/v2/models/mlp/versions/1/infer\""),
+        "{page}"
+    );
+    // One field per value of a row: x is [-1, 3], offset [-1, 2].
+    assert_eq!(page.matches("data-index=").count(), 5, "{page}");
+    let body = json!({"inputs": [
+        {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [0.5, -1.0, 2.0]},
+        {"name": "offset", "shape": [1, 2], "datatype": "FP32", "data": [0.1, 0.2]},
+    ]});
+    let (status, answer) = post(&server, "/v2/models/mlp/versions/1/infer", &body);
+    assert_eq!(status, 200, "the playground's endpoint answers: {answer}");
+    let js = agent
+        .get(&format!("{}/static/cairn.js", server.url))
+        .call()
+        .unwrap();
+    assert_eq!(js.status().as_u16(), 200);
+}

@@ -18,6 +18,22 @@ const PNG: &[u8] = &[
     0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
+/// A small Parquet file: 120 rows of (id, label).
+fn parquet_bytes() -> Vec<u8> {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..120));
+    let labels: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..120).map(|i| format!("label-{i}")),
+    ));
+    let batch = RecordBatch::try_from_iter([("id", ids), ("label", labels)]).unwrap();
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    out
+}
+
 struct Fixture {
     value: Value,
     experiment_id: String,
@@ -49,6 +65,23 @@ fn seed(server: &TestServer) -> Fixture {
         String::from_utf8_lossy(&out.stderr)
     );
     let pointer = std::fs::read_to_string(data_dir.join("train.csv.cairn")).unwrap();
+    // A second version: one row removed, two added, for the diff page.
+    std::fs::write(
+        data_dir.join("train.csv"),
+        "a,b,c\n1,2,3\n7,8,9\n10,11,12\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["data", "add", "train.csv"])
+        .current_dir(&data_dir)
+        .env("CAIRN_HOME", &server.home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let digest = pointer
         .lines()
         .find_map(|l| l.strip_prefix("digest: "))
@@ -100,6 +133,7 @@ fn seed(server: &TestServer) -> Fixture {
                 .to_vec(),
         ),
         ("plot.png", PNG.to_vec()),
+        ("predictions.parquet", parquet_bytes()),
         ("model/model.onnx", tiny_mlp_onnx()),
     ] {
         let put = http.put(
@@ -257,6 +291,40 @@ fn pages_answer_with_the_right_status_and_content() {
         "ONNX inputs and outputs shown"
     );
 
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}/runs/{run0}/artifacts?path=predictions.parquet"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<th>label</th>") && body.contains("label-49") && !body.contains("label-50"),
+        "first 50 rows"
+    );
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}/runs/{run0}/artifacts?path=report.html"),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<iframe class=\"report\" sandbox=\"\""),
+        "HTML reports are sandboxed"
+    );
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let raw = agent
+        .get(&format!(
+            "{}/experiments/{exp}/runs/{run0}/artifact-raw?path=report.html",
+            server.url
+        ))
+        .call()
+        .unwrap();
+    assert_eq!(
+        raw.headers().get("content-security-policy").unwrap(),
+        "sandbox"
+    );
+
     // The chart keeps the spike at step 137 however it is downsampled.
     let (status, body) = page(&server, &format!("/chart?run={run0}&metric=loss"));
     assert_eq!(status, 200);
@@ -318,11 +386,111 @@ fn pages_answer_with_the_right_status_and_content() {
     );
     assert_eq!(status, 400, "an empty name is refused");
 
+    // The diff of two dataset versions, by rows.
+    let (status, body) = page(&server, "/datasets/train.csv/diff/1/2");
+    assert_eq!(status, 200, "{body}");
+    let row = body.split("<tbody>").nth(1).unwrap();
+    assert!(row.contains("modified"), "{row}");
+    assert!(
+        row.contains("<td class=\"num\">2</td><td class=\"num\">1</td>"),
+        "2 rows added, 1 removed: {row}"
+    );
+    assert_eq!(page(&server, "/datasets/train.csv/diff/1/9").0, 404);
+
+    // Odd input anywhere is a 4xx page, never a 500.
+    let odd = [
+        format!("/experiments/{exp}?view=bogus"),
+        format!("/experiments/{exp}?size=0"),
+        format!("/experiments/{exp}?size=99999999999999999999"),
+        format!("/experiments/{exp}?col=bogus"),
+        format!("/experiments/{exp}?col=metrics."),
+        format!("/experiments/{exp}?group=nothing"),
+        format!("/experiments/{exp}?order=bogus%20sideways"),
+        format!("/experiments/{exp}?filter=%ZZ"),
+        format!("/experiments/{exp}?filter=tags.%60unclosed"),
+        "/runs".into(),
+        "/runs?experiments=1,x".into(),
+        format!("/experiments/{exp}/columns?q=%25%5F%5C"),
+        "/chart".into(),
+        "/chart?run=nope&metric=loss".into(),
+        format!("/chart?run={run0}&metric=loss&x=sideways"),
+        format!("/chart?run={run0}&metric=loss&from=5&to=1"),
+        format!("/chart?run={run0}&metric=loss&smooth=NaN"),
+        format!("/chart?run={run0}&metric=missing"),
+        format!("/chart.svg?run={run0}"),
+        "/compare".into(),
+        "/compare?run=nope".into(),
+        format!("/compare?run={run0}&x=bogus"),
+        "/models/ui-model/versions/0".into(),
+        "/models/ui-model/versions/abc".into(),
+        "/models/ui-model/versions/99/playground".into(),
+        "/datasets/train.csv/abc".into(),
+        "/datasets/train.csv/99".into(),
+        "/monitoring/ui-model/1?window=forever".into(),
+        "/monitoring/nope/1".into(),
+        format!("/experiments/{exp}/runs/{run0}/artifacts?path=missing.txt"),
+        format!("/experiments/{exp}/runs/{run0}/artifacts?path=%00"),
+        "/ui-api/keys?experiments=x".into(),
+        "/ui-api/keys?kind=bogus".into(),
+    ];
+    for path in &odd {
+        let (status, body) = page(&server, path);
+        assert!(
+            (200..500).contains(&status),
+            "{path}: {status} {}",
+            &body[..body.len().min(300)]
+        );
+    }
+
     // The column chooser's key listing copes with many keys by searching and capping.
     let keys = server
         .http()
         .get(&format!("/ui-api/keys?experiments={exp}&kind=metric&q=los"));
     assert_eq!(keys.1["keys"], json!(["metrics.loss"]));
+}
+
+/// Logs a run with the real MLflow client and returns the `View run ... at: URL` link it
+/// printed (checked to name that run); `None`, loudly, without `CAIRN_TEST_PYTHON`.
+fn mlflow_printed_link(server: &TestServer) -> Option<String> {
+    let Ok(python) = std::env::var(cairn_test::PYTHON_ENV) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CAIRN_TEST_PYTHON must be set in CI"
+        );
+        skip(
+            "the_ui_works_in_a_real_browser (MLflow's printed link)",
+            "CAIRN_TEST_PYTHON is not set",
+        );
+        return None;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/ui_link.py");
+    let out = Command::new(python)
+        .arg(&script)
+        .env("MLFLOW_TRACKING_URI", &server.url)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let ids: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let printed = format!("{stdout}\n{stderr}");
+    let link = printed
+        .lines()
+        .find_map(|l| l.split("View run linked-by-mlflow at: ").nth(1))
+        .unwrap_or_else(|| panic!("the client printed no run link:\n{printed}"))
+        .trim()
+        .to_string();
+    let expected = format!(
+        "/#/experiments/{}/runs/{}",
+        ids["experiment_id"].as_str().unwrap(),
+        ids["run_id"].as_str().unwrap()
+    );
+    assert!(
+        link.ends_with(&expected),
+        "{link} should end with {expected}"
+    );
+    Some(link)
 }
 
 /// A test's browser run: needs `CAIRN_TEST_CHROMIUM` (Debian's chromium) and
@@ -348,6 +516,11 @@ fn the_ui_works_in_a_real_browser() {
     );
     let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
     let fx = seed(&server);
+    // The link the real MLflow client prints after a run, when a Python with mlflow is there.
+    let mut fixture = fx.value.clone();
+    if let Some(link) = mlflow_printed_link(&server) {
+        fixture["mlflow_link"] = json!(link);
+    }
     // The playground answers through the server's own OIP endpoint.
     let check = Http::new(&server.url).get("/v2/models/ui-model/versions/1");
     assert_eq!(check.0, 200, "{}", check.1);
@@ -358,7 +531,7 @@ fn the_ui_works_in_a_real_browser() {
     let out = Command::new("node")
         .arg(&script)
         .env("CAIRN_URL", &server.url)
-        .env("CAIRN_UI_FIXTURE", fx.value.to_string())
+        .env("CAIRN_UI_FIXTURE", fixture.to_string())
         .env("CAIRN_CHROMIUM", chromium)
         .env("CAIRN_SCREENSHOTS", &shots)
         .output()
