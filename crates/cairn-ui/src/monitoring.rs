@@ -141,9 +141,8 @@ pub async fn version(
             if drift_now.is_ok() {
                 for i in 0..DRIFT_STEPS as i64 {
                     let (a, b) = (from + i * step, from + (i + 1) * step);
-                    if let Ok(d) = m.drift_json(&name, &version, a, b) {
-                        over_time.push((a, b, d));
-                    }
+                    // A window without predictions has no drift: an empty cell.
+                    over_time.push((a, b, m.drift_json(&name, &version, a, b).ok()));
                 }
             }
             let metrics = m
@@ -194,7 +193,7 @@ pub async fn version(
                         td.num { (c["threshold"].as_f64().map(format::number).unwrap_or_default()) }
                         td { @if c["drifted"].as_bool() == Some(true) { span.status.failed { "yes" } } @else { "no" } }
                         @for (_, _, w) in &over_time {
-                            @let cell = w["columns"].as_array().and_then(|cs| cs.iter().find(|x| x["column"].as_str() == Some(col)));
+                            @let cell = w.as_ref().and_then(|w| w["columns"].as_array()).and_then(|cs| cs.iter().find(|x| x["column"].as_str() == Some(col)));
                             td.num.drifted[cell.is_some_and(|x| x["drifted"].as_bool() == Some(true))] {
                                 (cell.and_then(|x| x["score"].as_f64()).map(format::number).unwrap_or_default())
                             }

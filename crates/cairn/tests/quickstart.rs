@@ -77,3 +77,84 @@ fn quickstart_trains_registers_and_serves() {
         "{second}"
     );
 }
+
+/// The quickstart prints the web UI's address, and its pages show the quickstart's runs, the
+/// model's lineage down to the data digest, the drift it detected and a prefilled playground.
+#[test]
+fn quickstart_pages_show_what_it_did() {
+    use std::io::{BufRead, BufReader};
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["quickstart", "--port", "0"])
+        .env("CAIRN_HOME", home.path())
+        .env("CAIRN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let base = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!("the quickstart ended before serving:\n{printed}");
+        };
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(rest) = line.strip_prefix("Serving on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let get = |path: &str| -> (u16, String) {
+        let mut resp = agent.get(&format!("{base}{path}")).call().unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    };
+    let experiments_url = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("Web UI: "))
+        .unwrap_or_else(|| panic!("no UI address printed:\n{printed}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let path = experiments_url.strip_prefix(&base).unwrap();
+    let (status, runs) = get(path);
+    assert_eq!(status, 200);
+    assert_eq!(
+        runs.matches("name=\"run\" value=").count(),
+        3,
+        "three runs listed"
+    );
+    assert!(
+        runs.contains("metrics.val_loss"),
+        "metric columns chosen by default"
+    );
+    let digest = printed
+        .lines()
+        .find_map(|l| l.split("quickstart-data@1 (blake3 ").nth(1))
+        .map(|rest| rest[..64].to_string())
+        .unwrap();
+    let (status, version) = get("/models/quickstart-logreg/versions/1");
+    assert_eq!(status, 200);
+    assert!(
+        version.contains(&digest),
+        "the lineage reaches the data digest"
+    );
+    let (status, monitoring) = get("/monitoring/quickstart-logreg/1");
+    assert_eq!(status, 200);
+    assert!(monitoring.contains("Dataset drift"), "{monitoring}");
+    let (status, playground) = get("/models/quickstart-logreg/versions/1/playground");
+    assert_eq!(status, 200);
+    assert!(
+        playground.contains("id=\"prefilled\""),
+        "prefilled from the training reference"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

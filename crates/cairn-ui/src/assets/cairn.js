@@ -189,17 +189,25 @@ function playground() {
     return [JSON.parse(t.querySelector("textarea").value)];
   });
   const answer = document.getElementById("answer");
+  // Answers can arrive out of order while values change: only the latest request's is shown.
+  let latest = 0;
   const predict = () => {
-    let request;
-    try { request = rowsToRequest(currentRows()); } catch (e) { answer.hidden = false; answer.querySelector("tbody").replaceChildren(row(["error", e.message])); return; }
-    send(request).then((resp) => {
+    const mine = ++latest;
+    const showRows = (rows) => {
+      if (mine !== latest) return;
       answer.hidden = false;
-      answer.querySelector("tbody").replaceChildren(...resp.outputs.map((o) => row([o.name, o.data.map(fmt).join(", ")])));
-    }).catch((e) => { answer.hidden = false; answer.querySelector("tbody").replaceChildren(row(["error", e.message])); });
+      answer.querySelector("tbody").replaceChildren(...rows);
+    };
+    let request;
+    try { request = rowsToRequest(currentRows()); } catch (e) { showRows([row(["error", e.message])]); return; }
+    send(request)
+      .then((resp) => showRows(resp.outputs.map((o) => row([o.name, o.data.map(fmt).join(", ")]))))
+      .catch((e) => showRows([row(["error", e.message])]));
   };
   form.addEventListener("submit", (e) => { e.preventDefault(); predict(); });
   form.addEventListener("change", predict);
-  try { show(rowsToRequest(currentRows())); } catch (e) { /* shown on submit */ }
+  // The prefilled row's answer at once, so the page opens with a prediction.
+  predict();
 
   const batch = document.getElementById("batch");
   batch.addEventListener("submit", (e) => {
