@@ -16,6 +16,8 @@ use std::fmt::Write;
 
 /// Runs one chart draws at most.
 pub const MAX_RUNS: usize = 100;
+/// Metric names the chart's chooser lists at once.
+const METRIC_CHOICES: usize = 500;
 /// Points sent for one chart, over all its series (keeps the page small).
 const POINT_BUDGET: usize = 12_000;
 const WIDTH: f64 = 960.0;
@@ -262,6 +264,11 @@ fn load(ui: &Shared, spec: &ChartSpec) -> Result<Chart, PageError> {
         .collect();
     metrics.sort();
     metrics.dedup();
+    // Runs may log thousands of keys: the chooser lists the first ones and the current one.
+    metrics.truncate(METRIC_CHOICES);
+    if !spec.metric.is_empty() && !metrics.contains(&spec.metric) {
+        metrics.push(spec.metric.clone());
+    }
     let mut series = Vec::new();
     if spec.metric.is_empty() {
         return Ok(Chart {

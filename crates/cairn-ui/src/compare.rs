@@ -14,6 +14,11 @@ use maud::html;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+/// Rows of a comparison table at once (runs may hold thousands of keys).
+const TABLE_ROWS: usize = 200;
+/// Params and metrics the scatter's axis choosers list.
+const AXIS_CHOICES: usize = 500;
+
 /// Values of one axis: numbers when every present value parses, categories otherwise.
 enum Axis {
     Numeric(f64, f64),
@@ -263,6 +268,7 @@ pub async fn page(
         .iter()
         .map(|k| format!("params.{k}"))
         .chain(metric_keys.iter().map(|k| format!("metrics.{k}")))
+        .take(AXIS_CHOICES)
         .collect();
     let x = x.or_else(|| {
         param_keys.iter().next().map(|k| Column {
@@ -292,17 +298,18 @@ pub async fn page(
         p { @if only_diff { a href={ "/compare?" (run_query) } { "Show all" } } @else { a href={ "/compare?" (run_query) "&diff=1" } { "Show only differences" } } }
         table.grid #param-diff {
             thead { tr { th { "Param" } @for r in &runs { th { a href={ "/runs/" (r.info.run_id) } { (r.info.run_name) } } } } }
-            tbody { @for (k, values, differs) in &param_rows {
+            tbody { @for (k, values, differs) in param_rows.iter().take(TABLE_ROWS) {
                 tr.differs[*differs] { th { (k) } @for v in values { td { (v.clone().unwrap_or_default()) } } }
             } }
         }
         h2 { "Metrics" }
         table.grid #metric-diff {
             thead { tr { th { "Metric" } @for r in &runs { th { (r.info.run_name) } } } }
-            tbody { @for k in &metric_keys {
+            tbody { @for k in metric_keys.iter().take(TABLE_ROWS) {
                 tr { th { (k) } @for r in &runs { td.num { (r.metrics.iter().find(|m| m.key == *k).map(|m| format::number(m.value)).unwrap_or_default()) } } }
             } }
         }
+        @if metric_keys.len() > TABLE_ROWS { p.muted { "The first " (TABLE_ROWS) " of " (metric_keys.len()) " metrics are listed." } }
         h2 { "Parallel coordinates" }
         (layout::raw(parallel(&runs, &columns)))
         h2 { "Scatter" }

@@ -19,6 +19,8 @@ use maud::{html, Markup};
 use std::collections::HashMap;
 use std::io::Read;
 
+/// Metrics listed on a run page at once (a run may log 12,000 keys); a filter finds others.
+const METRICS_SHOWN: usize = 100;
 /// Points of a sparkline.
 const SPARK_POINTS: usize = 60;
 /// Bytes of a text artifact shown; the rest is a download.
@@ -49,6 +51,8 @@ pub async fn by_id(
 struct RunData {
     run: Run,
     experiment_name: String,
+    /// Metrics matching the page's metric filter (only the first [`METRICS_SHOWN`] are shown).
+    matching: usize,
     sparks: Vec<(String, Vec<(f64, f64)>)>,
     children: Vec<Run>,
     models: Vec<(String, String)>,
@@ -56,7 +60,12 @@ struct RunData {
     artifacts: Vec<ArtifactEntry>,
 }
 
-fn load_run(ui: &Shared, experiment_id: &str, run_id: &str) -> Result<RunData, PageError> {
+fn load_run(
+    ui: &Shared,
+    experiment_id: &str,
+    run_id: &str,
+    metric_filter: &str,
+) -> Result<RunData, PageError> {
     let tracking = &ui.state.tracking;
     let run = tracking.get_run(run_id)?;
     if run.info.experiment_id != experiment_id {
@@ -65,8 +74,15 @@ fn load_run(ui: &Shared, experiment_id: &str, run_id: &str) -> Result<RunData, P
         )));
     }
     let experiment_name = tracking.get_experiment(experiment_id)?.name;
+    let wanted = metric_filter.to_lowercase();
+    let shown: Vec<&cairn_core::model::Metric> = run
+        .metrics
+        .iter()
+        .filter(|m| wanted.is_empty() || m.key.to_lowercase().contains(&wanted))
+        .collect();
+    let matching = shown.len();
     let mut sparks = Vec::new();
-    for m in &run.metrics {
+    for m in shown.into_iter().take(METRICS_SHOWN) {
         let history =
             tracking
                 .store()
@@ -102,6 +118,7 @@ fn load_run(ui: &Shared, experiment_id: &str, run_id: &str) -> Result<RunData, P
     Ok(RunData {
         run,
         experiment_name,
+        matching,
         sparks,
         children,
         models,
@@ -115,10 +132,18 @@ pub async fn page(
     State(ui): State<Shared>,
     token: CsrfToken,
     Path((experiment_id, run_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
+    let p = Params::parse(raw.as_deref())?;
+    let metric_filter = p.str("metrics").to_string();
     let d = {
-        let (ui, e, r) = (ui.clone(), experiment_id.clone(), run_id.clone());
-        blocking(move || load_run(&ui, &e, &r)).await?
+        let (ui, e, r, f) = (
+            ui.clone(),
+            experiment_id.clone(),
+            run_id.clone(),
+            metric_filter.clone(),
+        );
+        blocking(move || load_run(&ui, &e, &r, &f)).await?
     };
     let info = &d.run.info;
     let exp_href = format!("/experiments/{experiment_id}");
@@ -192,13 +217,21 @@ pub async fn page(
             }
         }
         h2 { "Metrics" }
+        @if d.run.metrics.len() > METRICS_SHOWN || !metric_filter.is_empty() {
+            form.search method="get" action=(run_href) {
+                input type="search" name="metrics" value=(metric_filter) placeholder="Find metrics" aria-label="Find metrics";
+                button { "Find" }
+                span.muted { (d.matching) " of " (d.run.metrics.len()) " metrics match"
+                    @if d.matching > METRICS_SHOWN { "; the first " (METRICS_SHOWN) " are shown" } }
+            }
+        }
         @if d.sparks.is_empty() { p.muted { "No metrics." } } @else {
             form method="get" action="/chart" {
                 input type="hidden" name="run" value=(info.run_id);
                 table.grid #metrics {
                     thead { tr { th { "Metric" } th.num { "Latest" } th.num { "Step" } th { "History" } th {} } }
                     tbody {
-                        @for m in &d.run.metrics {
+                        @for m in d.run.metrics.iter().filter(|m| d.sparks.iter().any(|s| s.0 == m.key)) {
                             tr {
                                 td { (m.key) }
                                 td.num { (format::number(m.value)) }

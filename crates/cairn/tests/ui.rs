@@ -397,6 +397,28 @@ fn pages_answer_with_the_right_status_and_content() {
     );
     assert_eq!(page(&server, "/datasets/train.csv/diff/1/9").0, 404);
 
+    // A run with many metric keys: the run page lists 100 and finds the others.
+    let run2 = &fx.runs[2];
+    let wide: Vec<Value> = (0..300)
+        .map(|k| json!({"key": format!("wide_{k:03}"), "value": k, "timestamp": 1_700_000_000_000i64, "step": 0}))
+        .collect();
+    ok(server
+        .http()
+        .post("runs/log-batch", &json!({"run_id": run2, "metrics": wide})));
+    let (status, body) = page(&server, &format!("/experiments/{exp}/runs/{run2}"));
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("302 of 302 metrics match; the first 100 are shown"),
+        "capped"
+    );
+    assert_eq!(body.matches(">chart</a>").count(), 100);
+    let (_, body) = page(
+        &server,
+        &format!("/experiments/{exp}/runs/{run2}?metrics=wide_29"),
+    );
+    assert!(body.contains("10 of 302 metrics match"), "found by name");
+    assert!(body.contains("<td>wide_299</td>"));
+
     // Odd input anywhere is a 4xx page, never a 500.
     let odd = [
         format!("/experiments/{exp}?view=bogus"),
