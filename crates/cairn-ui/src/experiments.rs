@@ -4,7 +4,7 @@
 //! or tag with min/mean/max of a metric, and selection for comparison. All state is in the URL.
 use crate::csrf::{self, CsrfToken};
 use crate::format::{self, enc};
-use crate::layout::{button_form, csrf_field, document};
+use crate::layout::{button_form, csrf_field, document, rename_form};
 use crate::params::Params;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -612,12 +612,7 @@ fn experiment_header(e: &Experiment, a: &ExperimentActivity, token: &CsrfToken) 
         }
         details.panel {
             summary { "Manage experiment" }
-            form.inline method="post" action=(action) {
-                (csrf_field(token))
-                input type="hidden" name="action" value="rename";
-                input name="name" value=(e.name) aria-label="New name" required;
-                button { "Rename" }
-            }
+            (rename_form(&action, token, &e.name))
             form.inline method="post" action=(action) {
                 (csrf_field(token))
                 input type="hidden" name="action" value="set_tag";

@@ -63,6 +63,18 @@ pub fn button_form(
     }
 }
 
+/// The form that renames what `action` edits (its handler reads `action=rename` and `name`).
+pub fn rename_form(action: &str, token: &CsrfToken, current: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf_field(token))
+            input type="hidden" name="action" value="rename";
+            input name="name" value=(current) aria-label="New name" required;
+            button { "Rename" }
+        }
+    }
+}
+
 /// A key/value table, or a line saying there is nothing.
 pub fn kv_table(rows: &[(String, String)], empty: &str) -> Markup {
     html! {

@@ -3,7 +3,7 @@
 //! dataset versions -> validation results.
 use crate::csrf::{self, CsrfToken};
 use crate::format::{self, enc};
-use crate::layout::{button_form, csrf_field, document, kv_table};
+use crate::layout::{button_form, csrf_field, document, kv_table, rename_form};
 use crate::params::Params;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -117,12 +117,7 @@ pub async fn model(
         (tags_editor(&model.tags.iter().map(|t| (t.key.clone(), t.value.clone())).collect::<Vec<_>>(), &edit, &token))
         details.panel {
             summary { "Manage model" }
-            form.inline method="post" action=(edit) {
-                (csrf_field(&token))
-                input type="hidden" name="action" value="rename";
-                input name="name" value=(model.name) aria-label="New name" required;
-                button { "Rename" }
-            }
+            (rename_form(&edit, &token, &model.name))
             (button_form(&edit, &token, &[("action", "delete")], "Delete model", Some("Delete this model and all its versions? This cannot be undone.")))
         }
     };

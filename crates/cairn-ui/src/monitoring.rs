@@ -9,6 +9,7 @@ use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use cairn_api::monitoring::Monitoring;
+use cairn_quality::monitor::parse_duration;
 use maud::{html, Markup};
 use serde_json::Value;
 use std::sync::Arc;
@@ -116,7 +117,9 @@ pub async fn version(
 ) -> Result<Response, PageError> {
     let p = Params::parse(raw.as_deref())?;
     let window = match p.get("window") {
-        Some(w) => Some(cairn_quality_duration(w)?),
+        Some(w) => {
+            Some(parse_duration(w).map_err(|e| PageError::bad_request(format!("window: {e}")))?)
+        }
         None => None,
     };
     let m = monitoring(&ui)?;
@@ -228,27 +231,4 @@ pub async fn version(
         .into_string(),
     )
     .into_response())
-}
-
-/// `1h`, `30m`, `2d`, `90s` as seconds, or a 400.
-fn cairn_quality_duration(w: &str) -> Result<u64, PageError> {
-    let (num, unit) = w.split_at(w.find(|c: char| !c.is_ascii_digit()).unwrap_or(w.len()));
-    let n: u64 = num.parse().map_err(|_| {
-        PageError::bad_request(format!("'{w}' is not a window like 30m, 1h or 2d."))
-    })?;
-    let factor = match unit {
-        "s" | "" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(PageError::bad_request(format!(
-                "'{w}' is not a window like 30m, 1h or 2d."
-            )))
-        }
-    };
-    if n == 0 {
-        return Err(PageError::bad_request("A window must be longer than zero."));
-    }
-    Ok(n.saturating_mul(factor))
 }

@@ -3,7 +3,7 @@
 use crate::charts;
 use crate::csrf::{self, CsrfToken};
 use crate::format::{self, enc};
-use crate::layout::{self, button_form, csrf_field, kv_table};
+use crate::layout::{self, button_form, csrf_field, kv_table, rename_form};
 use crate::params::Params;
 use crate::{blocking, PageError, Shared};
 use axum::body::Body;
@@ -290,12 +290,7 @@ pub async fn page(
         (artifact_list(&run_href, &d.artifacts, ""))
         details.panel {
             summary { "Manage run" }
-            form.inline method="post" action=(edit) {
-                (csrf_field(&token))
-                input type="hidden" name="action" value="rename";
-                input name="name" value=(info.run_name) aria-label="New run name" required;
-                button { "Rename" }
-            }
+            (rename_form(&edit, &token, &info.run_name))
             @for t in &user {
                 (button_form(&edit, &token, &[("action", "delete_tag"), ("key", &t.key)], &format!("Remove tag {}", t.key), None))
             }

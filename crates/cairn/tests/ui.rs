@@ -176,13 +176,18 @@ fn seed(server: &TestServer) -> Fixture {
     }
 }
 
-/// `GET` a page: status and body text.
-fn page(server: &TestServer, path: &str) -> (u16, String) {
-    let agent = ureq::Agent::config_builder()
+/// A client that reports every status and follows no redirect.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .build()
-        .new_agent();
+        .new_agent()
+}
+
+/// `GET` a page: status and body text.
+fn page(server: &TestServer, path: &str) -> (u16, String) {
+    let agent = agent();
     let mut resp = agent.get(&format!("{}{path}", server.url)).call().unwrap();
     let status = resp.status().as_u16();
     (status, resp.body_mut().read_to_string().unwrap_or_default())
@@ -190,11 +195,7 @@ fn page(server: &TestServer, path: &str) -> (u16, String) {
 
 /// `POST` a form with a cookie; status and `Location`.
 fn post_form(server: &TestServer, path: &str, cookie: Option<&str>, body: &str) -> (u16, String) {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
+    let agent = agent();
     let mut req = agent
         .post(&format!("{}{path}", server.url))
         .header("content-type", "application/x-www-form-urlencoded");
@@ -309,11 +310,7 @@ fn pages_answer_with_the_right_status_and_content() {
         body.contains("<iframe class=\"report\" sandbox=\"\""),
         "HTML reports are sandboxed"
     );
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let raw = agent
+    let raw = agent()
         .get(&format!(
             "{}/experiments/{exp}/runs/{run0}/artifact-raw?path=report.html",
             server.url
