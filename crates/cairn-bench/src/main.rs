@@ -192,14 +192,17 @@ fn history_latency(c: &Client, steps: usize, repeats: usize) -> Value {
 }
 
 /// `ui-seed`: one experiment of `runs` runs named `run-00000`... (start times one second
-/// apart, so the newest is last), each with `metrics` metrics of `steps` steps and `params`
-/// params, sent by 8 clients as plain MLflow requests; plus, with `long_steps > 0`, one run
+/// apart, so the newest is last), each with `metrics` metrics of `steps` steps (only the
+/// newest `history_runs` runs log every step, the others the last one) and `params` params, sent by 8 clients as plain MLflow requests; plus, with `long_steps > 0`, one run
 /// holding a metric of that many steps, and with `wide_keys > 0`, an experiment whose one
 /// run has that many metric keys. Prints the ids as JSON.
 fn ui_seed(c: &Client, url: &str, a: &[String]) -> Value {
     let runs: usize = arg(a, "--runs", "10000").parse().unwrap();
     let metrics: usize = arg(a, "--metrics", "20").parse().unwrap();
     let steps: usize = arg(a, "--steps", "100").parse().unwrap();
+    // Only the newest runs get every step; older ones log each metric's last step alone (the
+    // same latest values), which keeps a peer's ingest time bounded.
+    let history_runs: usize = arg(a, "--history-runs", &runs.to_string()).parse().unwrap();
     let params: usize = arg(a, "--params", "10").parse().unwrap();
     let long_steps: usize = arg(a, "--long-steps", "0").parse().unwrap();
     let wide_keys: usize = arg(a, "--wide-keys", "0").parse().unwrap();
@@ -225,8 +228,9 @@ fn ui_seed(c: &Client, url: &str, a: &[String]) -> Value {
                         );
                         let run_id = reply["run"]["info"]["run_id"].as_str().unwrap().to_string();
                         let mut points: Vec<Value> = Vec::with_capacity(metrics * steps);
+                        let first_step = if i + history_runs >= runs { 0 } else { steps.saturating_sub(1) };
                         for m in 0..metrics {
-                            for step in 0..steps {
+                            for step in first_step..steps {
                                 let v = (1.0 + ((i * 7 + m * 13) % 100) as f64 / 100.0) / (1.0 + step as f64 * 0.05);
                                 points.push(json!({"key": format!("metric_{m:02}"), "value": v, "timestamp": start + step as i64, "step": step}));
                             }
@@ -311,7 +315,7 @@ fn main() {
     }
     if args.get(1).map(String::as_str) != Some("tracking") {
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
-        eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--params 10] [--long-steps 0] [--wide-keys 0]");
+        eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--history-runs RUNS] [--params 10] [--long-steps 0] [--wide-keys 0]");
         std::process::exit(2);
     }
     let part = arg(&args, "--part", "all");
