@@ -290,7 +290,14 @@ fn ui_seed(c: &Client, url: &str, a: &[String]) -> Value {
             .as_str()
             .unwrap()
             .to_string();
-        let run_id = run(c, &wide);
+        let run_id = c.post(
+            "runs/create",
+            &json!({"experiment_id": wide, "run_name": "wide-run", "start_time": base_time})
+                .to_string(),
+        )["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let keys: Vec<Value> = (0..wide_keys)
             .map(|k| json!({"key": format!("wide_metric_{k:05}"), "value": k as f64, "timestamp": base_time, "step": 0}))
             .collect();

@@ -310,6 +310,17 @@ pub struct LoggedModel {
     pub metrics: Vec<Metric>,
 }
 
+/// One value of a metric's history, as charts need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricPoint {
+    /// Training step.
+    pub step: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// Value; may be NaN or infinite.
+    pub value: f64,
+}
+
 /// How many live runs an experiment holds and when one last started or ended, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExperimentActivity {

@@ -132,6 +132,15 @@ pub trait TrackingStore: Send + Sync {
         start_step: i64,
         end_step: i64,
     ) -> Result<Vec<Metric>>;
+    /// Like [`TrackingStore::metric_history_in_steps`], but only step, timestamp and value of
+    /// each entry (charts read millions of them).
+    fn metric_points(
+        &self,
+        run_id: &str,
+        key: &str,
+        start_step: i64,
+        end_step: i64,
+    ) -> Result<Vec<MetricPoint>>;
     /// Records datasets and models a run used (idempotent).
     fn log_inputs(
         &self,

@@ -957,6 +957,31 @@ impl TrackingStore for SqlStore {
         })
     }
 
+    fn metric_points(
+        &self,
+        run_id: &str,
+        key: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<MetricPoint>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT step, timestamp, value, is_nan FROM metrics \
+                 WHERE run_uuid = ? AND key = ? AND step >= ? AND step <= ? \
+                 ORDER BY step, timestamp, value",
+                &[run_id.into(), key.into(), start.into(), end.into()],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| MetricPoint {
+                    step: r[0].int(),
+                    timestamp: r[1].int(),
+                    value: metric_value(&r[2], &r[3]),
+                })
+                .collect())
+        })
+    }
+
     fn log_inputs(
         &self,
         run_id: &str,

@@ -49,6 +49,7 @@ conformance!(
     concurrent_writers_to_one_run,
     logged_models,
     reopening_keeps_everything,
+    listings_for_pages,
 );
 
 fn metric(key: &str, value: f64, timestamp: i64, step: i64) -> Metric {
@@ -782,6 +783,106 @@ fn reopening_keeps_everything(t: &Tracking) {
     t.log_metric(&id, metric("a", 1.0, 1, 0)).unwrap();
     let again = Tracking::new(t.store().clone(), "mlflow-artifacts:");
     assert_eq!(again.get_run(&id).unwrap().metrics.len(), 1);
+}
+
+/// What the web UI lists: run counts and last activity per experiment, distinct keys searched
+/// case-insensitively (LIKE's wildcards taken literally), and a metric's points.
+fn listings_for_pages(t: &Tracking) {
+    let a = t.create_experiment("pages-a", None, vec![]).unwrap();
+    let b = t.create_experiment("pages-b", None, vec![]).unwrap();
+    let empty = t.create_experiment("pages-empty", None, vec![]).unwrap();
+    let r1 = new_run(t, &a, "one");
+    let r2 = new_run(t, &a, "two");
+    let r3 = new_run(t, &b, "three");
+    t.log_batch(
+        &r1,
+        vec![
+            metric("Val_Loss", 1.0, 10, 0),
+            metric("val_loss", 0.5, 20, 1),
+            metric("acc", 0.1, 10, 0),
+        ],
+        vec![KeyValue::new("lr", "0.1"), KeyValue::new("drop_rate", "x")],
+        vec![KeyValue::new("team", "a")],
+    )
+    .unwrap();
+    t.log_batch(&r2, vec![metric("acc", f64::NAN, 30, 3)], vec![], vec![])
+        .unwrap();
+    t.log_batch(&r3, vec![metric("other", 1.0, 10, 0)], vec![], vec![])
+        .unwrap();
+    t.update_run(
+        &r2,
+        Some(RunStatus::Finished),
+        Some(9_999_999_999_999),
+        None,
+    )
+    .unwrap();
+    let act = t
+        .experiment_activity(&[a.clone(), empty.clone(), b.clone()])
+        .unwrap();
+    assert_eq!(
+        act.iter().map(|x| x.runs).collect::<Vec<_>>(),
+        vec![2, 0, 1]
+    );
+    assert_eq!(
+        act[0].last_activity,
+        Some(9_999_999_999_999),
+        "an end time counts"
+    );
+    assert_eq!(act[1].last_activity, None);
+    t.delete_run(&r1).unwrap();
+    assert_eq!(
+        t.experiment_activity(&[a.clone()]).unwrap()[0].runs,
+        1,
+        "deleted runs do not count"
+    );
+    t.restore_run(&r1).unwrap();
+
+    let ab = vec![a.clone(), b.clone()];
+    let keys = |kind, q: &str| t.run_keys(&ab, kind, q, 100).unwrap();
+    assert_eq!(
+        keys(RunKeyKind::Metric, ""),
+        vec!["Val_Loss", "acc", "other", "val_loss"]
+    );
+    assert_eq!(
+        keys(RunKeyKind::Metric, "LOSS"),
+        vec!["Val_Loss", "val_loss"]
+    );
+    assert!(keys(RunKeyKind::Param, "%").is_empty(), "% is literal");
+    assert_eq!(
+        keys(RunKeyKind::Param, "_"),
+        vec!["drop_rate"],
+        "_ is literal"
+    );
+    assert_eq!(keys(RunKeyKind::Tag, "tea"), vec!["team"]);
+    assert_eq!(
+        t.run_keys(&ab, RunKeyKind::Metric, "", 2).unwrap().len(),
+        2,
+        "limited"
+    );
+    assert_eq!(
+        t.run_keys(&[b.clone()], RunKeyKind::Metric, "", 100)
+            .unwrap(),
+        vec!["other"]
+    );
+    assert!(t
+        .run_keys(&["x".into()], RunKeyKind::Metric, "", 10)
+        .is_err());
+
+    let points = t
+        .store()
+        .metric_points(&r2, "acc", i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(points.len(), 1);
+    assert!(points[0].value.is_nan() && points[0].step == 3 && points[0].timestamp == 30);
+    let points = t.store().metric_points(&r1, "val_loss", 1, 1).unwrap();
+    assert_eq!(
+        points,
+        vec![MetricPoint {
+            step: 1,
+            timestamp: 20,
+            value: 0.5
+        }]
+    );
 }
 
 #[test]

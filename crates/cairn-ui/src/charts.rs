@@ -279,50 +279,82 @@ fn load(ui: &Shared, spec: &ChartSpec) -> Result<Chart, PageError> {
     }
     let per_run = (POINT_BUDGET / runs.len().max(1)).clamp(40, 2000);
     let buckets = per_run / 4;
-    for run in &runs {
-        let (start, end) = match spec.x {
-            XAxis::Step => (
-                spec.from.map(|f| f.ceil() as i64).unwrap_or(i64::MIN),
-                spec.to.map(|t| t.floor() as i64).unwrap_or(i64::MAX),
-            ),
-            _ => (i64::MIN, i64::MAX),
-        };
-        let history =
-            tracking
-                .store()
-                .metric_history_in_steps(&run.info.run_id, &spec.metric, start, end)?;
-        let first_time = history.iter().map(|m| m.timestamp).min().unwrap_or(0);
-        let mut points: Vec<(f64, f64)> = history
-            .iter()
-            .map(|m| {
-                let x = match spec.x {
-                    XAxis::Step => m.step as f64,
-                    XAxis::Time => m.timestamp as f64,
-                    XAxis::Relative => (m.timestamp - first_time) as f64 / 1000.0,
-                };
-                (x, m.value)
+    // Histories are read and reduced on every core: a chart may cover millions of values.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, runs.len().max(1));
+    let chunk = runs.len().div_ceil(threads).max(1);
+    let read: Vec<Result<Series, PageError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|run| series_of(ui, spec, run, buckets))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
-        if spec.x != XAxis::Step {
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            points
-                .retain(|p| spec.from.is_none_or(|f| p.0 >= f) && spec.to.is_none_or(|t| p.0 <= t));
-        }
-        if spec.log {
-            points.retain(|p| p.1 > 0.0);
-        }
-        let smoothed = smooth(&points, spec.smoothing);
-        series.push(Series {
-            run_id: run.info.run_id.clone(),
-            name: run.info.run_name.clone(),
-            total: smoothed.len(),
-            points: downsample(&smoothed, buckets),
-        });
-    }
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(PageError::internal("a chart reader panicked"))])
+            })
+            .collect()
+    });
+    series = read.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok(Chart {
         runs,
         metrics,
         series,
+    })
+}
+
+/// One run's history of the chart's metric on the chart's x-axis, smoothed and downsampled.
+fn series_of(
+    ui: &Shared,
+    spec: &ChartSpec,
+    run: &Run,
+    buckets: usize,
+) -> Result<Series, PageError> {
+    let (start, end) = match spec.x {
+        XAxis::Step => (
+            spec.from.map(|f| f.ceil() as i64).unwrap_or(i64::MIN),
+            spec.to.map(|t| t.floor() as i64).unwrap_or(i64::MAX),
+        ),
+        _ => (i64::MIN, i64::MAX),
+    };
+    let history =
+        ui.state
+            .tracking
+            .store()
+            .metric_points(&run.info.run_id, &spec.metric, start, end)?;
+    let first_time = history.iter().map(|m| m.timestamp).min().unwrap_or(0);
+    let mut points: Vec<(f64, f64)> = history
+        .iter()
+        .map(|m| {
+            let x = match spec.x {
+                XAxis::Step => m.step as f64,
+                XAxis::Time => m.timestamp as f64,
+                XAxis::Relative => (m.timestamp - first_time) as f64 / 1000.0,
+            };
+            (x, m.value)
+        })
+        .collect();
+    if spec.x != XAxis::Step {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.retain(|p| spec.from.is_none_or(|f| p.0 >= f) && spec.to.is_none_or(|t| p.0 <= t));
+    }
+    if spec.log {
+        points.retain(|p| p.1 > 0.0);
+    }
+    let smoothed = smooth(&points, spec.smoothing);
+    Ok(Series {
+        run_id: run.info.run_id.clone(),
+        name: run.info.run_name.clone(),
+        total: smoothed.len(),
+        points: downsample(&smoothed, buckets),
     })
 }
 

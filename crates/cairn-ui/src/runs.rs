@@ -83,10 +83,9 @@ fn load_run(
     let matching = shown.len();
     let mut sparks = Vec::new();
     for m in shown.into_iter().take(METRICS_SHOWN) {
-        let history =
-            tracking
-                .store()
-                .metric_history_in_steps(run_id, &m.key, i64::MIN, i64::MAX)?;
+        let history = tracking
+            .store()
+            .metric_points(run_id, &m.key, i64::MIN, i64::MAX)?;
         let points: Vec<(f64, f64)> = history.iter().map(|h| (h.step as f64, h.value)).collect();
         sparks.push((m.key.clone(), charts::downsample(&points, SPARK_POINTS / 2)));
     }
