@@ -831,7 +831,7 @@ fn listings_for_pages(t: &Tracking) {
     assert_eq!(act[1].last_activity, None);
     t.delete_run(&r1).unwrap();
     assert_eq!(
-        t.experiment_activity(&[a.clone()]).unwrap()[0].runs,
+        t.experiment_activity(std::slice::from_ref(&a)).unwrap()[0].runs,
         1,
         "deleted runs do not count"
     );
@@ -860,7 +860,7 @@ fn listings_for_pages(t: &Tracking) {
         "limited"
     );
     assert_eq!(
-        t.run_keys(&[b.clone()], RunKeyKind::Metric, "", 100)
+        t.run_keys(std::slice::from_ref(&b), RunKeyKind::Metric, "", 100)
             .unwrap(),
         vec!["other"]
     );
