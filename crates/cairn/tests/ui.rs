@@ -52,36 +52,25 @@ fn seed(server: &TestServer) -> Fixture {
     let http = server.http();
     let data_dir = server.home.join("project");
     std::fs::create_dir_all(&data_dir).unwrap();
-    std::fs::write(data_dir.join("train.csv"), "a,b,c\n1,2,3\n4,5,6\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["data", "add", "train.csv"])
-        .current_dir(&data_dir)
-        .env("CAIRN_HOME", &server.home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // `cairn data add train.csv` in the project, on the server's home.
+    let data_add = |contents: &str| {
+        std::fs::write(data_dir.join("train.csv"), contents).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["data", "add", "train.csv"])
+            .current_dir(&data_dir)
+            .env("CAIRN_HOME", &server.home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    data_add("a,b,c\n1,2,3\n4,5,6\n");
     let pointer = std::fs::read_to_string(data_dir.join("train.csv.cairn")).unwrap();
     // A second version: one row removed, two added, for the diff page.
-    std::fs::write(
-        data_dir.join("train.csv"),
-        "a,b,c\n1,2,3\n7,8,9\n10,11,12\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["data", "add", "train.csv"])
-        .current_dir(&data_dir)
-        .env("CAIRN_HOME", &server.home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    data_add("a,b,c\n1,2,3\n7,8,9\n10,11,12\n");
     let digest = pointer
         .lines()
         .find_map(|l| l.strip_prefix("digest: "))
