@@ -94,7 +94,20 @@ async fn download(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let path = ArtifactPath::parse(&raw)?;
-    let (mut reader, size) = blocking(move || s.artifacts.open(&path)).await?;
+    let (reader, size) = blocking(move || s.artifacts.open(&path)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        stream_body(reader),
+    )
+        .into_response())
+}
+
+/// A blocking reader (an artifact store's file) as a streamed body: read on the blocking pool
+/// in 256 KiB pieces, at most four in flight, so no file is held in memory whole.
+pub fn stream_body(mut reader: Box<dyn Read + Send>) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; 256 * 1024];
@@ -119,14 +132,7 @@ async fn download(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Body::from_stream(stream)
 }
 
 async fn remove(State(s): State<AppState>, Path(raw): Path<String>) -> ApiResult {

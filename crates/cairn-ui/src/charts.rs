@@ -269,12 +269,11 @@ fn load(ui: &Shared, spec: &ChartSpec) -> Result<Chart, PageError> {
     if !spec.metric.is_empty() && !metrics.contains(&spec.metric) {
         metrics.push(spec.metric.clone());
     }
-    let mut series = Vec::new();
     if spec.metric.is_empty() {
         return Ok(Chart {
             runs,
             metrics,
-            series,
+            series: vec![],
         });
     }
     let per_run = (POINT_BUDGET / runs.len().max(1)).clamp(40, 2000);
@@ -303,7 +302,7 @@ fn load(ui: &Shared, spec: &ChartSpec) -> Result<Chart, PageError> {
             })
             .collect()
     });
-    series = read.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let series = read.into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok(Chart {
         runs,
         metrics,

@@ -273,6 +273,7 @@ const ATTRIBUTE_SORTS: [(&str, &str); 3] = [
 ];
 
 /// Everything a runs table view is made of, read from the URL.
+#[derive(Clone)]
 struct RunsView {
     experiment_ids: Vec<String>,
     filter: String,
@@ -501,9 +502,7 @@ async fn runs_page(
     let mut view = RunsView::parse(ids, &p)?;
     let loaded = {
         let ui = ui.clone();
-        let v = RunsView {
-            ..clone_view(&view)
-        };
+        let v = view.clone();
         blocking(move || load(&ui, &v)).await?
     };
     if view.columns.is_empty() {
@@ -547,21 +546,6 @@ async fn runs_page(
     };
     let html = document(&title, &crumbs, body).into_string();
     Ok((status, Html(html)).into_response())
-}
-
-fn clone_view(v: &RunsView) -> RunsView {
-    RunsView {
-        experiment_ids: v.experiment_ids.clone(),
-        filter: v.filter.clone(),
-        order: v.order.clone(),
-        columns: v.columns.clone(),
-        offset: v.offset,
-        size: v.size,
-        view: v.view,
-        view_name: v.view_name,
-        group: v.group.clone(),
-        agg: v.agg.clone(),
-    }
 }
 
 /// The first metric and param keys of the page's runs, when the URL chooses none.

@@ -24,10 +24,9 @@ fn row_width(spec: &Value) -> Option<usize> {
 }
 
 /// `GET /models/{name}/versions/{version}/playground`.
-pub async fn page_handler(
-    ui: Shared,
-    name: String,
-    version: String,
+pub async fn page(
+    State(ui): State<Shared>,
+    Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
     let number: i64 = version
         .parse()
@@ -158,14 +157,6 @@ fn reference_row(
         })
         .collect();
     Some((features, row))
-}
-
-/// The route's handler.
-pub async fn page(
-    State(ui): State<Shared>,
-    Path((name, version)): Path<(String, String)>,
-) -> Result<Response, PageError> {
-    page_handler(ui, name, version).await
 }
 
 /// What `cairn serve`'s playground shows: its one model and that model's signature.

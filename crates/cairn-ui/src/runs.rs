@@ -6,7 +6,6 @@ use crate::format::{self, enc};
 use crate::layout::{self, button_form, csrf_field, kv_table, rename_form};
 use crate::params::Params;
 use crate::{blocking, PageError, Shared};
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -656,7 +655,6 @@ pub async fn artifact_raw(
         .next()
         .unwrap_or("artifact")
         .replace('"', "");
-    let stream = tokio_stream_body(reader);
     Ok((
         [
             (CONTENT_TYPE, content_type.to_string()),
@@ -664,39 +662,7 @@ pub async fn artifact_raw(
             (CONTENT_DISPOSITION, format!("inline; filename=\"{name}\"")),
             (axum::http::header::CONTENT_LENGTH, size.to_string()),
         ],
-        stream,
+        cairn_api::artifacts::stream_body(reader),
     )
         .into_response())
-}
-
-/// A blocking reader as a streamed body, read on the blocking pool in 64 KiB pieces.
-fn tokio_stream_body(reader: Box<dyn Read + Send>) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        loop {
-            let mut buf = vec![0u8; 64 * 1024];
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(buf)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    let stream = futures_util_stream(rx);
-    Body::from_stream(stream)
-}
-
-fn futures_util_stream(
-    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
-) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
