@@ -529,6 +529,11 @@ fn push_and_pull_through_a_folder_remote() {
 #[test]
 fn push_and_pull_through_a_real_s3_compatible_server() {
     let Ok(url) = std::env::var("CAIRN_TEST_S3_URL") else {
+        // Under CI a missing service is a failure, never a silent skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CAIRN_TEST_S3_URL must be set in CI"
+        );
         eprintln!(
             "SKIPPED push_and_pull_through_a_real_s3_compatible_server: set CAIRN_TEST_S3_URL \
              (s3://bucket/prefix) and AWS_ENDPOINT_URL; .ci/run starts moto's server for it"

@@ -160,6 +160,11 @@ fn run_script(python: &str, script: &str, spec: &[Value], dir: &Path) -> Vec<u8>
 #[test]
 fn drift_scores_equal_scipys_and_methods_follow_evidentlys_rule() {
     let Ok(python) = std::env::var("CAIRN_TEST_PYTHON") else {
+        // Under CI a missing service is a failure, never a silent skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CAIRN_TEST_PYTHON must be set in CI"
+        );
         eprintln!(
             "\n*** SKIPPED drift_scores_equal_scipy: CAIRN_TEST_PYTHON is not set (a Python with scipy) ***\n"
         );
@@ -248,6 +253,11 @@ fn drift_scores_equal_scipys_and_methods_follow_evidentlys_rule() {
 #[test]
 fn methods_thresholds_and_dataset_drift_equal_evidentlys() {
     let Ok(python) = std::env::var("CAIRN_TEST_EVIDENTLY_PYTHON") else {
+        // Under CI a missing service is a failure, never a silent skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CAIRN_TEST_EVIDENTLY_PYTHON must be set in CI"
+        );
         eprintln!(
             "\n*** SKIPPED methods_thresholds_and_dataset_drift_equal_evidentlys: CAIRN_TEST_EVIDENTLY_PYTHON is not set (a Python with evidently) ***\n"
         );

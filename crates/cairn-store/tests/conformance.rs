@@ -10,6 +10,7 @@ use cairn_test::PgDatabase;
 use std::sync::Arc;
 
 fn sqlite() -> (Tracking, tempfile::TempDir) {
+    cairn_test::tally("sqlite");
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_sqlite(dir.path().join("cairn.db")).unwrap();
     (Tracking::new(Arc::new(store), "mlflow-artifacts:"), dir)

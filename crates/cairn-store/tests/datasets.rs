@@ -31,6 +31,7 @@ fn services(store: SqlStore) -> Services {
 }
 
 fn sqlite() -> (Services, tempfile::TempDir) {
+    cairn_test::tally("sqlite");
     let dir = tempfile::tempdir().unwrap();
     (
         services(SqlStore::open_sqlite(dir.path().join("cairn.db")).unwrap()),

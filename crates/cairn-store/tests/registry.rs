@@ -16,6 +16,7 @@ fn service(store: SqlStore) -> Registry {
 }
 
 fn sqlite() -> (Registry, tempfile::TempDir) {
+    cairn_test::tally("sqlite");
     let dir = tempfile::tempdir().unwrap();
     (
         service(SqlStore::open_sqlite(dir.path().join("cairn.db")).unwrap()),
