@@ -12,9 +12,18 @@ use axum::Router;
 use bytes::Bytes;
 use cairn_core::paths::ArtifactPath;
 use cairn_core::ArtifactEntry;
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Default largest artifact upload: far above any model this project is for, below a full disk.
+pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 16 << 30;
+
+/// The largest artifact upload a router takes, as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct ArtifactLimit(pub u64);
 
 /// Scheme of run artifact URIs served by this proxy.
 pub const PROXY_SCHEME: &str = "mlflow-artifacts:";
@@ -79,14 +88,60 @@ async fn store_upload(
     req: Request,
 ) -> ApiResult {
     let path = ArtifactPath::parse(&raw)?;
+    let limit = req
+        .extensions()
+        .get::<ArtifactLimit>()
+        .map_or(DEFAULT_MAX_ARTIFACT_BYTES, |l| l.0);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(artifact_too_large(limit));
+    }
+    // Why the body stopped, when it stopped early: the store only sees an I/O error, and
+    // leaves no file behind either way.
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let unreadable = Arc::new(AtomicBool::new(false));
+    let (over, broken) = (over_limit.clone(), unreadable.clone());
+    let mut received: u64 = 0;
     let stream = req
         .into_body()
         .into_data_stream()
-        .map_err(std::io::Error::other);
+        .map(move |chunk| match chunk {
+            Ok(bytes) => {
+                received = received.saturating_add(bytes.len() as u64);
+                if received > limit {
+                    over.store(true, Ordering::Relaxed);
+                    Err(std::io::Error::other("artifact over the size limit"))
+                } else {
+                    Ok(bytes)
+                }
+            }
+            Err(e) => {
+                broken.store(true, Ordering::Relaxed);
+                Err(std::io::Error::other(e))
+            }
+        });
     let reader = tokio_util::io::StreamReader::new(stream);
     let mut bridge = tokio_util::io::SyncIoBridge::new(reader);
-    blocking(move || s.artifacts.put(&path, &mut bridge)).await?;
-    reply(json!({}))
+    match blocking(move || s.artifacts.put(&path, &mut bridge)).await {
+        Ok(_) => reply(json!({})),
+        Err(_) if over_limit.load(Ordering::Relaxed) => Err(artifact_too_large(limit)),
+        Err(_) if unreadable.load(Ordering::Relaxed) => Err(ApiError::bad_request(
+            "The artifact body could not be read whole (cut off or stalled); nothing was stored",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn artifact_too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "REQUEST_LIMIT_EXCEEDED",
+        format!("Artifact exceeds the limit of {limit} bytes (--max-artifact-bytes)"),
+    )
 }
 
 async fn download(
@@ -99,6 +154,8 @@ async fn download(
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
+            // Never let a browser guess a type (an uploaded HTML file must not run as a page).
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
         ],
         stream_body(reader),
     )

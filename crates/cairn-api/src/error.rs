@@ -74,7 +74,8 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error_code": self.code, "message": self.message});
+        let message = crate::request_id::public_message(self.status, self.message);
+        let body = serde_json::json!({"error_code": self.code, "message": message});
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the oversized body was never read: the connection cannot be reused.

@@ -5,13 +5,18 @@
 #![deny(missing_docs)]
 
 pub mod artifacts;
+pub mod auth;
+pub mod authz;
 mod error;
+pub mod guard;
 pub mod lineage;
+pub mod listen;
 pub mod metrics;
 pub mod monitoring;
 pub mod oip;
 mod registry;
 mod request;
+pub mod request_id;
 pub mod scoring;
 pub mod served;
 mod tracking;
@@ -42,6 +47,8 @@ pub struct AppState {
     pub artifacts: Arc<dyn ArtifactStore>,
     /// Dataset versions and lineage.
     pub lineage: cairn_core::lineage::Lineage,
+    /// Users and permissions; `None` when the server runs without authentication.
+    pub authn: Option<Arc<auth::Authn>>,
 }
 
 /// Limits of the HTTP surface.
@@ -49,15 +56,21 @@ pub struct AppState {
 pub struct ApiOptions {
     /// Largest JSON request body; larger ones get 413.
     pub max_json_bytes: usize,
+    /// Largest artifact upload; larger ones get 413 and leave no file.
+    pub max_artifact_bytes: u64,
     /// How served models run (batching, queue bound).
     pub runner: cairn_serving::RunnerOptions,
+    /// How many loaded model versions `cairn server` keeps in memory.
+    pub loaded_models: served::CacheBounds,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            max_artifact_bytes: artifacts::DEFAULT_MAX_ARTIFACT_BYTES,
             runner: cairn_serving::RunnerOptions::default(),
+            loaded_models: served::CacheBounds::default(),
         }
     }
 }
@@ -110,29 +123,52 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
-/// One structured log line per request.
+/// One structured log line per request, under the request id that error bodies name.
 async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let id = request_id::next();
+    let handled = std::panic::AssertUnwindSafe(request_id::scope(id.clone(), next.run(req)));
+    let mut response = match futures_util::FutureExt::catch_unwind(handled).await {
+        Ok(response) => response,
+        // A panic answers 500 for this request only; the server keeps serving.
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            request_id::scope(id.clone(), async move {
+                use axum::response::IntoResponse;
+                ApiError::internal(format!("handler panicked: {what}")).into_response()
+            })
+            .await
+        }
+    };
     tracing::info!(
+        request_id = id,
         %method,
         path,
         status = response.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     response
 }
 
 /// The body limit and the request log, shared by every router.
 fn with_common_layers(router: Router, options: ApiOptions) -> Router {
     let limit = JsonLimit(options.max_json_bytes);
+    let artifact_limit = artifacts::ArtifactLimit(options.max_artifact_bytes);
     router
         .layer(axum::middleware::from_fn(
             move |mut req: Request, next: Next| async move {
                 req.extensions_mut().insert(limit);
+                req.extensions_mut().insert(artifact_limit);
                 next.run(req).await
             },
         ))
@@ -195,6 +231,7 @@ pub fn router_with_pages(
             state.registry.clone(),
             state.artifacts.clone(),
             options.runner,
+            options.loaded_models,
         )),
         metrics: Arc::default(),
         monitoring,
@@ -213,9 +250,14 @@ pub fn router_with_pages(
         .with_state(state.clone())
         .merge(oip::routes(serving.clone()))
         .merge(observability_routes(&serving));
+    let router = router.merge(auth::routes());
     let router = match pages(&serving) {
         Some(pages) => router.merge(pages),
         None => router.fallback(not_found),
+    };
+    let router = match state.authn.clone() {
+        Some(authn) => auth::protect(router, state, authn),
+        None => router,
     };
     with_common_layers(router, options)
 }

@@ -444,9 +444,18 @@ fn quality_error(e: cairn_quality::Error) -> ApiError {
     }
 }
 
+/// Monitoring queries read whole windows of logged predictions: at most this many run at once,
+/// so a burst of them cannot multiply the server's memory; the rest wait their turn.
+const CONCURRENT_QUERIES: usize = 2;
+
 async fn off_runtime<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    static QUERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_QUERIES);
+    let _turn = QUERIES
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("monitoring queries are shut down"))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
@@ -461,8 +470,26 @@ fn window_of(m: &Monitoring, f: &Fields, name: &str) -> Result<(i64, i64), ApiEr
     Ok(m.window(seconds))
 }
 
-async fn drift(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
+/// Longest model name or version the monitoring endpoints take (the registry's own limit).
+const MAX_NAME_BYTES: usize = 256;
+/// Most buckets one metrics answer holds.
+const MAX_BUCKETS: i64 = 10_000;
+
+/// The `name` and `version` fields, each non-empty and within [`MAX_NAME_BYTES`].
+fn model_version(f: &Fields) -> Result<(String, String), ApiError> {
     let (name, version) = (f.non_empty("name")?, f.non_empty("version")?);
+    for (field, value) in [("name", &name), ("version", &version)] {
+        if value.len() > MAX_NAME_BYTES {
+            return Err(ApiError::invalid(format!(
+                "{field} is longer than the limit of {MAX_NAME_BYTES} bytes"
+            )));
+        }
+    }
+    Ok((name, version))
+}
+
+async fn drift(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
+    let (name, version) = model_version(&f)?;
     let (from, to) = window_of(&m, &f, "window")?;
     off_runtime(move || m.drift_json(&name, &version, from, to).map(Json)).await
 }
@@ -561,12 +588,18 @@ pub fn bucket_json(b: &MetricBucket) -> Value {
 }
 
 async fn metrics(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value>, ApiError> {
-    let (name, version) = (f.non_empty("name")?, f.non_empty("version")?);
+    let (name, version) = model_version(&f)?;
     let (from, to) = window_of(&m, &f, "window")?;
     let bucket = match f.opt_str("bucket")? {
         Some(b) => parse_duration(&b).map_err(|e| ApiError::invalid(format!("bucket: {e}")))?,
         None => DEFAULT_WINDOW_SECONDS.min(((to - from) / 1000).max(1) as u64),
     };
+    let buckets = (to - from) / 1000 / (bucket as i64).max(1);
+    if buckets > MAX_BUCKETS {
+        return Err(ApiError::invalid(format!(
+            "bucket: the window would hold {buckets} buckets, more than the limit of {MAX_BUCKETS}; choose a longer bucket"
+        )));
+    }
     off_runtime(move || m.metrics_json(&name, &version, from, to, bucket).map(Json)).await
 }
 

@@ -99,7 +99,8 @@ impl OipError {
 
 impl IntoResponse for OipError {
     fn into_response(self) -> Response {
-        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        let message = crate::request_id::public_message(self.0, self.1);
+        let mut response = (self.0, Json(json!({ "error": message }))).into_response();
         if self.0 == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body was never read: the connection cannot be reused.
             response.headers_mut().insert(
@@ -375,6 +376,15 @@ fn tensor_from_json(
                 .ok_or_else(|| bad(format!("input '{name}' has a bad shape: {d}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if shape
+        .iter()
+        .try_fold(1usize, |count, &d| count.checked_mul(d))
+        .is_none()
+    {
+        return Err(bad(format!(
+            "input '{name}' has shape {shape:?}, whose element count overflows"
+        )));
+    }
     let binary_size = t.get("parameters").and_then(|p| p.get("binary_data_size"));
     if let Some(size) = binary_size {
         let size = size
@@ -424,7 +434,15 @@ fn tensor_from_json(
                 })
                 .collect::<Result<Vec<f64>, _>>()?;
             if element_type == ElementType::Fp32 {
-                TensorData::Fp32(values.into_iter().map(|f| f as f32).collect())
+                let narrowed = values.iter().map(|&f| f as f32).collect::<Vec<f32>>();
+                // A value beyond f32's range would become infinity (and the outputs null).
+                if let Some(i) = narrowed.iter().position(|f| !f.is_finite()) {
+                    return Err(bad(format!(
+                        "input '{name}' value {i} ({}) is outside the range of FP32",
+                        values[i]
+                    )));
+                }
+                TensorData::Fp32(narrowed)
             } else {
                 TensorData::Fp64(values)
             }
@@ -502,12 +520,9 @@ impl<S: Send + Sync> FromRequest<S> for InferBody {
                     .ok_or_else(|| bad("Inference-Header-Content-Length is not a number"))?,
             ),
         };
-        let bytes = read_limited(req).await.map_err(|limit| {
-            OipError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body exceeds {limit} bytes"),
-            )
-        })?;
+        let bytes = read_limited(req)
+            .await
+            .map_err(|e| OipError(e.status(), e.message().to_string()))?;
         let (json, binary) = match header_length {
             Some(n) if n > bytes.len() => {
                 return Err(bad(format!(

@@ -156,14 +156,22 @@ async fn create_version(State(s): State<AppState>, f: Fields) -> ApiResult {
         tags: f.key_values("tags")?,
         user_id: f.opt_str("user_id")?,
     };
+    // The ONNX graph is checked before the version exists, and the version is created with
+    // its signature tag in one transaction: a crash leaves either nothing or the whole version.
     let v = blocking(move || {
-        let v = s.registry.create_version(new)?;
-        // An ONNX graph that cannot be served is refused now, not at its first request.
-        if let Err(e) = crate::served::check_new_version(&s.registry, s.artifacts.as_ref(), &v) {
-            s.registry.delete_version(&v.name, v.version)?;
-            return Err(e);
+        let mut new = new;
+        s.registry.check_new_version(&new)?;
+        let location = s.registry.storage_location_of(&new.source)?;
+        if let Some(signature) =
+            crate::served::checked_signature(s.artifacts.as_ref(), &new.name, &location)?
+        {
+            new.tags.retain(|t| t.key != crate::served::SIGNATURE_TAG);
+            new.tags.push(cairn_core::model::KeyValue::new(
+                crate::served::SIGNATURE_TAG,
+                signature,
+            ));
         }
-        s.registry.get_version(&v.name, v.version)
+        s.registry.create_version(new)
     })
     .await?;
     reply(json!({ "model_version": wire::model_version(&v) }))

@@ -47,16 +47,41 @@ pub fn missing(name: &str) -> ApiError {
     ))
 }
 
-/// Reads a request body up to the router's JSON limit; `Err(limit)` when it is larger.
-pub async fn read_limited(req: Request) -> Result<axum::body::Bytes, usize> {
+/// Reads a request body up to the router's JSON limit: 413 when it is larger, 400 when it
+/// cannot be read whole (shorter than its `Content-Length`, cut off, timed out).
+pub async fn read_limited(req: Request) -> Result<axum::body::Bytes, ApiError> {
     let limit = req
         .extensions()
         .get::<JsonLimit>()
         .map(|l| l.0)
         .unwrap_or(DEFAULT_MAX_JSON_BYTES);
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| limit)
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if is_length_limit(&e) => Err(ApiError::too_large(limit)),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "The request body could not be read whole: {e}"
+        ))),
+    }
+}
+
+/// Whether a body error is the limit being reached (not the client going away).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl<S: Send + Sync> FromRequest<S> for Fields {
@@ -81,7 +106,7 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
             }
         }
         let method = req.method().clone();
-        let bytes = read_limited(req).await.map_err(ApiError::too_large)?;
+        let bytes = read_limited(req).await?;
         let body_len = bytes.len();
         if method != Method::GET && !bytes.iter().all(u8::is_ascii_whitespace) {
             let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -276,7 +301,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Typed<T>
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_limited(req).await.map_err(ApiError::too_large)?;
+        let bytes = read_limited(req).await?;
         let body = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => {
                 ApiError::invalid(format!("Invalid request body: {e}"))

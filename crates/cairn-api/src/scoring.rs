@@ -21,9 +21,10 @@ struct ScoringError(StatusCode, &'static str, String);
 
 impl IntoResponse for ScoringError {
     fn into_response(self) -> Response {
+        let message = crate::request_id::public_message(self.0, self.2);
         (
             self.0,
-            Json(json!({"error_code": self.1, "message": self.2})),
+            Json(json!({"error_code": self.1, "message": message})),
         )
             .into_response()
     }
@@ -166,7 +167,15 @@ fn convert(spec: &TensorSpec, values: &[&Value]) -> Result<TensorData, ScoringEr
             .collect::<Result<Vec<i64>, _>>()
     };
     Ok(match spec.element_type {
-        ElementType::Fp32 => TensorData::Fp32(numbers()?.into_iter().map(|f| f as f32).collect()),
+        ElementType::Fp32 => {
+            let values = numbers()?;
+            let narrowed = values.iter().map(|&f| f as f32).collect::<Vec<f32>>();
+            // A value beyond f32's range would become infinity (and the outputs null).
+            if let Some(i) = narrowed.iter().position(|f| !f.is_finite()) {
+                return Err(wrong(i, &values[i].into()));
+            }
+            TensorData::Fp32(narrowed)
+        }
         ElementType::Fp64 => TensorData::Fp64(numbers()?),
         ElementType::Int64 => TensorData::Int64(integers()?),
         ElementType::Int32 => TensorData::Int32(
@@ -436,13 +445,9 @@ async fn score(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_ascii_lowercase();
-    let bytes = read_limited(req).await.map_err(|limit| {
-        ScoringError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "BAD_REQUEST",
-            format!("request body exceeds {limit} bytes"),
-        )
-    })?;
+    let bytes = read_limited(req)
+        .await
+        .map_err(|e| ScoringError(e.status(), "BAD_REQUEST", e.message().to_string()))?;
     let specs = &served.runner.model().signature().inputs;
     let (inputs, tabular) = if content_type.starts_with("text/csv") {
         let text = std::str::from_utf8(&bytes).map_err(|_| bad("the CSV body is not UTF-8"))?;

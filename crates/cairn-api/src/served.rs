@@ -12,12 +12,107 @@ use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 /// Resolves names, numbers and aliases through the registry on every request (so a moved
-/// alias answers from the next request on) and keeps each loaded version in memory.
+/// alias answers from the next request on) and keeps loaded versions in memory, keyed by the
+/// version's identity (name, number and creation time: a model deleted and created again
+/// restarts at version 1 and must not answer with the old graph), least recently used first
+/// out once over the bounds.
 pub struct RegistryModels {
     registry: Registry,
     artifacts: Arc<dyn ArtifactStore>,
-    loaded: Mutex<HashMap<(String, i64), Arc<ServedModel>>>,
+    loaded: Mutex<LoadedModels>,
     options: RunnerOptions,
+    bounds: CacheBounds,
+}
+
+/// How many loaded versions, and how many bytes of graph, stay in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheBounds {
+    /// Most versions loaded at once.
+    pub max_models: usize,
+    /// Most bytes of ONNX graphs loaded at once (the newest always stays).
+    pub max_bytes: u64,
+}
+
+impl Default for CacheBounds {
+    fn default() -> Self {
+        CacheBounds {
+            max_models: 32,
+            max_bytes: 4 << 30,
+        }
+    }
+}
+
+/// A version's identity: what a re-created version with the same number never shares.
+type Identity = (String, i64, i64);
+
+#[derive(Default)]
+struct LoadedModels {
+    entries: HashMap<Identity, Loaded>,
+    clock: u64,
+}
+
+struct Loaded {
+    served: Arc<ServedModel>,
+    bytes: u64,
+    last_used: u64,
+}
+
+impl LoadedModels {
+    fn get(&mut self, key: &Identity) -> Option<Arc<ServedModel>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(key).map(|e| {
+            e.last_used = clock;
+            e.served.clone()
+        })
+    }
+
+    /// Drops every entry of `name` and `number` that is not `key` (older incarnations).
+    fn forget_others(&mut self, key: &Identity) {
+        self.entries
+            .retain(|k, _| k == key || k.0 != key.0 || k.1 != key.1);
+    }
+
+    fn insert(
+        &mut self,
+        key: Identity,
+        served: Arc<ServedModel>,
+        bytes: u64,
+        bounds: CacheBounds,
+    ) -> Arc<ServedModel> {
+        self.forget_others(&key);
+        self.clock += 1;
+        let clock = self.clock;
+        let kept = self
+            .entries
+            .entry(key.clone())
+            .or_insert(Loaded {
+                served,
+                bytes,
+                last_used: clock,
+            })
+            .served
+            .clone();
+        loop {
+            let total: u64 = self.entries.values().map(|e| e.bytes).sum();
+            if self.entries.len() <= bounds.max_models.max(1) && total <= bounds.max_bytes {
+                break;
+            }
+            let oldest = self
+                .entries
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => {
+                    self.entries.remove(&k);
+                }
+                None => break,
+            }
+        }
+        kept
+    }
 }
 
 impl RegistryModels {
@@ -26,47 +121,56 @@ impl RegistryModels {
         registry: Registry,
         artifacts: Arc<dyn ArtifactStore>,
         options: RunnerOptions,
+        bounds: CacheBounds,
     ) -> Self {
         RegistryModels {
             registry,
             artifacts,
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(LoadedModels::default()),
             options,
+            bounds,
         }
     }
 
-    fn version_number(&self, name: &str, version: Option<&str>) -> Result<i64, Error> {
+    /// How many versions are loaded now.
+    pub fn loaded_count(&self) -> usize {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .len()
+    }
+
+    fn find_version(&self, name: &str, version: Option<&str>) -> Result<ModelVersion, Error> {
         match version {
             None => self
                 .registry
                 .get_model(name)?
                 .latest_versions
-                .iter()
-                .map(|v| v.version)
-                .max()
+                .into_iter()
+                .max_by_key(|v| v.version)
                 .ok_or_else(|| Error::not_found(format!("model '{name}' has no versions"))),
             Some(v) if v.chars().all(|c| c.is_ascii_digit()) => {
                 let n = parse_version(v)?;
-                self.registry.get_version(name, n).map(|mv| mv.version)
+                self.registry.get_version(name, n)
             }
-            Some(alias) => self
-                .registry
-                .version_by_alias(name, alias)
-                .map(|mv| mv.version),
+            Some(alias) => self.registry.version_by_alias(name, alias),
         }
     }
 
-    fn load(&self, name: &str, number: i64) -> Result<OnnxModel, ModelError> {
+    fn load(&self, name: &str, number: i64) -> Result<(OnnxModel, u64), ModelError> {
         let unservable =
             |why: String| ModelError::Unservable(format!("model '{name}' version {number}: {why}"));
         let version = self
             .registry
             .get_version(name, number)
             .map_err(|e| unservable(e.to_string()))?;
-        let bytes = onnx_bytes(self.artifacts.as_ref(), &version)
+        let bytes = onnx_bytes(self.artifacts.as_ref(), &version.storage_location)
             .map_err(unservable)?
             .ok_or_else(|| unservable(format!("no .onnx file in {}", version.storage_location)))?;
-        OnnxModel::from_bytes(&bytes).map_err(|e| unservable(e.to_string()))
+        let size = bytes.len() as u64;
+        let model = OnnxModel::from_bytes(&bytes).map_err(|e| unservable(e.to_string()))?;
+        Ok((model, size))
     }
 }
 
@@ -74,13 +178,10 @@ impl RegistryModels {
 /// another flavor), an error when the files cannot be read or hold several.
 fn onnx_bytes(
     artifacts: &dyn ArtifactStore,
-    version: &ModelVersion,
+    storage_location: &str,
 ) -> Result<Option<Vec<u8>>, String> {
-    let root = proxied_root(&version.storage_location).ok_or_else(|| {
-        format!(
-            "its files are not in Cairn's artifact store ({})",
-            version.storage_location
-        )
+    let root = proxied_root(storage_location).ok_or_else(|| {
+        format!("its files are not in Cairn's artifact store ({storage_location})")
     })?;
     let dir = ArtifactPath::parse(&root).map_err(|e| e.to_string())?;
     let onnx: Vec<String> = artifacts
@@ -93,12 +194,7 @@ fn onnx_bytes(
     let file = match onnx.as_slice() {
         [one] => one.clone(),
         [] => return Ok(None),
-        _ => {
-            return Err(format!(
-                "several .onnx files in {}",
-                version.storage_location
-            ))
-        }
+        _ => return Err(format!("several .onnx files in {storage_location}")),
     };
     let path = dir.join(&ArtifactPath::parse(&file).map_err(|e| e.to_string())?);
     let (mut reader, size) = artifacts.open(&path).map_err(|e| e.to_string())?;
@@ -110,28 +206,25 @@ fn onnx_bytes(
 /// The version tag that holds an ONNX version's signature (inputs and outputs, as JSON).
 pub const SIGNATURE_TAG: &str = "cairn.signature";
 
-/// Checks a newly registered version: an ONNX graph that cannot be loaded is refused (the
-/// error names the operator); one that loads has its signature stored as the
-/// [`SIGNATURE_TAG`] tag. Versions without an `.onnx` file, or whose files live outside
-/// Cairn's artifact store, are left as they are.
-pub(crate) fn check_new_version(
-    registry: &Registry,
+/// Checks the files a new version of `name` would serve, at `storage_location`: an ONNX graph
+/// that cannot be loaded is refused (the error names the operator or the limit); one that
+/// loads gives its signature (inputs and outputs as JSON) for the [`SIGNATURE_TAG`] tag.
+/// Files without an `.onnx` file, or outside Cairn's artifact store, give `None`.
+pub fn checked_signature(
     artifacts: &dyn ArtifactStore,
-    version: &ModelVersion,
-) -> Result<(), Error> {
-    if proxied_root(&version.storage_location).is_none() {
-        return Ok(());
+    name: &str,
+    storage_location: &str,
+) -> Result<Option<String>, Error> {
+    if proxied_root(storage_location).is_none() {
+        return Ok(None);
     }
-    let bytes = match onnx_bytes(artifacts, version) {
+    let bytes = match onnx_bytes(artifacts, storage_location) {
         Ok(Some(bytes)) => bytes,
-        Ok(None) => return Ok(()),
+        Ok(None) => return Ok(None),
         Err(why) => return Err(Error::InvalidParameter(why)),
     };
     let model = OnnxModel::from_bytes(&bytes).map_err(|e| {
-        Error::InvalidParameter(format!(
-            "model '{}' version {} cannot be served: {e}",
-            version.name, version.version
-        ))
+        Error::InvalidParameter(format!("a version of model '{name}' cannot be served: {e}"))
     })?;
     let sig = model.signature();
     let signature = serde_json::json!({
@@ -140,21 +233,19 @@ pub(crate) fn check_new_version(
     })
     .to_string();
     // Very wide models would exceed the tag value limit: their signature stays in the graph.
-    if signature.len() <= 5000 {
-        registry.set_version_tag(&version.name, version.version, SIGNATURE_TAG, &signature)?;
-    }
-    Ok(())
+    Ok((signature.len() <= 5000).then_some(signature))
 }
 
 impl ModelSource for RegistryModels {
     fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ModelError> {
-        let number = self.version_number(name, version).map_err(|e| match e {
+        let found = self.find_version(name, version).map_err(|e| match e {
             Error::NotFound(_) | Error::InvalidParameter(_) => {
                 ModelError::Unknown(unknown_text(name, version))
             }
             other => ModelError::Unservable(other.to_string()),
         })?;
-        let key = (name.to_string(), number);
+        let number = found.version;
+        let key: Identity = (found.name.clone(), number, found.creation_time);
         if let Some(hit) = self
             .loaded
             .lock()
@@ -164,12 +255,13 @@ impl ModelSource for RegistryModels {
             return Ok(hit.clone());
         }
         // Loading happens outside the lock; two first requests may both load, one wins.
+        let (model, bytes) = self.load(name, number)?;
         let served = Arc::new(ServedModel {
             name: name.to_string(),
             version: number.to_string(),
-            runner: Runner::new(self.load(name, number)?, self.options),
+            runner: Runner::new(model, self.options),
         });
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(loaded.entry(key).or_insert(served).clone())
+        Ok(loaded.insert(key, served, bytes, self.bounds))
     }
 }

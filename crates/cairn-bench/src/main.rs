@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 struct Client {
     base: String,
     agent: ureq::Agent,
+    /// `Authorization` for every request, from `CAIRN_BENCH_BASIC=user:password`.
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -18,16 +20,43 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(600)))
             .build()
             .new_agent();
+        let authorization = std::env::var("CAIRN_BENCH_BASIC").ok().map(|creds| {
+            use base64::Engine;
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(creds)
+            )
+        });
         Client {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            authorization,
         }
+    }
+
+    fn signed<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        }
+    }
+
+    /// POSTs `body` to any path; returns the status.
+    fn post_status(&self, path: &str, body: &str) -> u16 {
+        let resp = self
+            .signed(self.agent.post(&format!("{}{path}", self.base)))
+            .header("content-type", "application/json")
+            .send(body.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        resp.status().as_u16()
     }
 
     fn post(&self, path: &str, body: &str) -> Value {
         let mut resp = self
-            .agent
-            .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
+            .signed(
+                self.agent
+                    .post(&format!("{}/api/2.0/mlflow/{path}", self.base)),
+            )
             .header("content-type", "application/json")
             .send(body.as_bytes())
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
@@ -43,8 +72,7 @@ impl Client {
     /// The raw body: timings stop when the last byte arrives, before any parsing.
     fn get_text(&self, path_and_query: &str) -> String {
         let mut resp = self
-            .agent
-            .get(&format!("{}{path_and_query}", self.base))
+            .signed(self.agent.get(&format!("{}{path_and_query}", self.base)))
             .call()
             .unwrap_or_else(|e| panic!("GET {path_and_query}: {e}"));
         resp.body_mut()
@@ -313,14 +341,48 @@ fn ui_seed(c: &Client, url: &str, a: &[String]) -> Value {
     out
 }
 
+/// `clients` threads POST the JSON in `--body` to `--path` for `seconds`: requests per second.
+fn post_throughput(url: &str, path: &str, body: &str, clients: usize, seconds: f64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let sent: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(move || {
+                    let client = Client::new(url);
+                    let mut sent = 0usize;
+                    while Instant::now() < deadline {
+                        let status = client.post_status(path, body);
+                        assert_eq!(status, 200, "POST {path} answered {status}");
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    json!({"requests": sent, "seconds": elapsed, "requests_per_second": sent as f64 / elapsed})
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = arg(&args, "--url", "http://127.0.0.1:5000");
+    if args.get(1).map(String::as_str) == Some("post") {
+        let body = std::fs::read_to_string(arg(&args, "--body", "body.json")).unwrap();
+        let path = arg(&args, "--path", "/v2/models/m/infer");
+        let clients: usize = arg(&args, "--clients", "8").parse().unwrap();
+        let seconds: f64 = arg(&args, "--seconds", "10").parse().unwrap();
+        println!("{}", post_throughput(&url, &path, &body, clients, seconds));
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("ui-seed") {
         println!("{}", ui_seed(&Client::new(&url), &url, &args));
         return;
     }
     if args.get(1).map(String::as_str) != Some("tracking") {
+        eprintln!("       cairn-bench post --url URL --path PATH --body FILE [--clients 8] [--seconds 10]");
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
         eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--history-runs RUNS] [--params 10] [--long-steps 0] [--wide-keys 0]");
         std::process::exit(2);

@@ -7,6 +7,7 @@
 //! calls the store. This crate knows nothing of HTTP, SQL, JSON or an async runtime.
 #![deny(missing_docs)]
 
+pub mod auth;
 mod error;
 pub mod ids;
 pub mod lineage;
@@ -16,6 +17,7 @@ pub mod registry;
 pub mod search;
 mod store;
 pub mod tracking;
+pub mod uris;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -57,6 +57,14 @@ pub fn validate_model_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::invalid("Registered model name cannot be empty."));
     }
+    // MLflow's `path_not_unique`: a name must not resolve to another when taken as a file
+    // name (`.`, `..`, `..\..\x`).
+    if name == "." || name.starts_with("..") {
+        return Err(Error::invalid(format!(
+            "Invalid value '{name}' for parameter 'name' supplied: Names may be treated as files \
+             in certain cases, and must not resolve to other names when treated as such."
+        )));
+    }
     if name.contains('/') || name.contains(':') {
         return Err(Error::invalid(format!(
             "Invalid model name '{name}': names may not contain '/' or ':'."
@@ -216,6 +224,26 @@ impl Registry {
 
     /// Where a source's files are: a run's artifact root for `runs:/`, a logged model's for
     /// `models:/m-...`, the source itself otherwise.
+    /// Checks a version before it is created: name, tags, source, and that the model exists.
+    pub fn check_new_version(&self, new: &NewModelVersion) -> Result<()> {
+        validate_model_name(&new.name)?;
+        Self::checked_tags(&new.tags)?;
+        if new.source.is_empty() {
+            return Err(Error::invalid(
+                "Missing value for required parameter 'source'.",
+            ));
+        }
+        crate::uris::validate_model_source(&new.source, new.run_id.as_deref())?;
+        self.get_model(&new.name)?;
+        Ok(())
+    }
+
+    /// Where a version's files are, resolved from its source (`runs:/` and logged-model
+    /// sources become their artifact URIs).
+    pub fn storage_location_of(&self, source: &str) -> Result<String> {
+        self.resolve_source(source)
+    }
+
     fn resolve_source(&self, source: &str) -> Result<String> {
         if let Some(rest) = source.strip_prefix("runs:/") {
             let rest = rest.trim_start_matches('/');
@@ -243,14 +271,7 @@ impl Registry {
     /// Registers a new version; the number is allocated inside the store's transaction, so
     /// concurrent registrations get distinct versions.
     pub fn create_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
-        validate_model_name(&new.name)?;
-        Self::checked_tags(&new.tags)?;
-        if new.source.is_empty() {
-            return Err(Error::invalid(
-                "Missing value for required parameter 'source'.",
-            ));
-        }
-        self.get_model(&new.name)?;
+        self.check_new_version(&new)?;
         let storage_location = self.resolve_source(&new.source)?;
         let run_id = new.run_id.filter(|r| !r.is_empty()).or_else(|| {
             new.source.strip_prefix("runs:/").map(|r| {

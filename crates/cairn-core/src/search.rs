@@ -495,6 +495,11 @@ fn check(cmp: &Comparison, target: Target, src: &str) -> Result<()> {
     }
 }
 
+/// Most comparisons one filter may join: a database nests each one in its expression tree.
+pub const MAX_COMPARISONS: usize = 200;
+/// Most values one `IN (...)` list may hold (each becomes a bound parameter).
+pub const MAX_IN_VALUES: usize = 10_000;
+
 /// Parses a filter string (empty means "everything").
 pub fn parse_filter(filter: &str, target: Target) -> Result<Vec<Comparison>> {
     let mut cur = Cursor {
@@ -516,7 +521,20 @@ pub fn parse_filter(filter: &str, target: Target) -> Result<Vec<Comparison>> {
             value,
         };
         check(&cmp, target, filter)?;
+        if let Value::List(items) = &cmp.value {
+            if items.len() > MAX_IN_VALUES {
+                return Err(bad(format!(
+                    "Invalid filter: an IN list holds {} values, more than the limit of {MAX_IN_VALUES}",
+                    items.len()
+                )));
+            }
+        }
         out.push(cmp);
+        if out.len() > MAX_COMPARISONS {
+            return Err(bad(format!(
+                "Invalid filter: more than the limit of {MAX_COMPARISONS} comparisons joined by AND"
+            )));
+        }
         if cur.at_end() {
             return Ok(out);
         }
@@ -700,5 +718,15 @@ mod tests {
         assert_eq!(parse_page_token("").unwrap(), 0);
         assert!(parse_page_token("!!!").is_err());
         assert!(parse_page_token("eyJmb28iOiAxfQ==").is_err());
+    }
+
+    #[test]
+    fn huge_filters_are_refused_before_any_database_sees_them() {
+        let many = vec!["metrics.a > 1"; 10_000].join(" AND ");
+        assert!(runs(&many).is_err());
+        let at_limit = vec!["metrics.a > 1"; MAX_COMPARISONS].join(" AND ");
+        assert!(runs(&at_limit).is_ok());
+        let ids: Vec<String> = (0..MAX_IN_VALUES + 1).map(|i| format!("'{i}'")).collect();
+        assert!(runs(&format!("run_id IN ({})", ids.join(","))).is_err());
     }
 }

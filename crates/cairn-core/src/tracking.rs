@@ -130,7 +130,10 @@ impl Tracking {
             validate_length("value", &tag.value, MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
         }
         let location = match artifact_location.filter(|l| !l.is_empty()) {
-            Some(loc) => ExperimentLocation::Given(loc),
+            Some(loc) => {
+                crate::uris::validate_artifact_location(&loc)?;
+                ExperimentLocation::Given(loc)
+            }
             None => ExperimentLocation::UnderRoot(self.artifact_root.clone()),
         };
         self.store

@@ -1439,8 +1439,17 @@ pub fn parse_duration(s: &str) -> Result<u64> {
     if n == 0 {
         return Err(Error::Invalid(format!("duration {s:?} must be positive")));
     }
-    Ok(n.saturating_mul(scale))
+    // Windows become milliseconds and bucket counts downstream: keep them far from overflow.
+    match n.checked_mul(scale) {
+        Some(seconds) if seconds <= MAX_DURATION_SECS => Ok(seconds),
+        _ => Err(Error::Invalid(format!(
+            "duration {s:?} is longer than the limit of 3650d"
+        ))),
+    }
 }
+
+/// Longest duration taken anywhere (windows, retention): ten years.
+pub const MAX_DURATION_SECS: u64 = 3650 * 86_400;
 
 fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
     match v {

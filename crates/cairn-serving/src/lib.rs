@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod build;
+mod guard;
 mod ml;
 mod runner;
 
@@ -236,9 +237,34 @@ fn free_dims_as_symbols(model: &mut InferenceModel) -> TractResult<()> {
 
 impl OnnxModel {
     /// Loads, types and optimises a model from ONNX bytes.
+    /// Graphs that would allocate beyond [`guard::MAX_TENSOR_ELEMENTS`] per tensor are refused
+    /// before tract builds them, and a panic inside tract becomes a load error.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ServingError> {
         let load = |e: TractError| ServingError::Load(format!("{e:#}"));
-        let mut inference = ml::onnx().model_for_read(&mut &bytes[..]).map_err(load)?;
+        let onnx = ml::onnx();
+        let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(load)?;
+        guard::check(&proto).map_err(ServingError::Load)?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::from_proto(&onnx, &proto)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ServingError::Load(format!(
+                "the loader failed on this graph: {what}"
+            )))
+        })
+    }
+
+    fn from_proto(
+        onnx: &tract_onnx::Onnx,
+        proto: &tract_onnx::pb::ModelProto,
+    ) -> Result<Self, ServingError> {
+        let load = |e: TractError| ServingError::Load(format!("{e:#}"));
+        let mut inference = onnx.model_for_proto_model(proto).map_err(load)?;
         free_dims_as_symbols(&mut inference).map_err(load)?;
         let typed = inference.into_typed().map_err(load)?;
         let mut inputs = Vec::new();
@@ -318,7 +344,16 @@ impl OnnxModel {
                     spec.name, tensor.shape, spec.shape
                 )));
             }
-            let expected: usize = tensor.shape.iter().product();
+            let expected = tensor
+                .shape
+                .iter()
+                .try_fold(1usize, |count, &d| count.checked_mul(d));
+            let Some(expected) = expected else {
+                return Err(bad(format!(
+                    "input '{}' has shape {:?}, whose element count overflows",
+                    spec.name, tensor.shape
+                )));
+            };
             if expected != tensor.data.len() {
                 return Err(bad(format!(
                     "input '{}' has {} values for shape {:?} ({} expected)",

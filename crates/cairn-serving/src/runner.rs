@@ -81,7 +81,7 @@ impl Runner {
                             }
                             match rx.recv_timeout(deadline - now) {
                                 Ok(job) => {
-                                    rows += job.rows;
+                                    rows = rows.saturating_add(job.rows);
                                     jobs.push(job);
                                 }
                                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
@@ -89,7 +89,14 @@ impl Runner {
                                 }
                             }
                         }
-                        run_batch(&model, jobs);
+                        // A panic fails this batch's requests (their reply channels close:
+                        // 500) and leaves the thread serving the next batch.
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            run_batch(&model, jobs)
+                        }));
+                        if ran.is_err() {
+                            tracing::error!("a batch panicked; its requests failed");
+                        }
                     }
                 })
                 .ok()

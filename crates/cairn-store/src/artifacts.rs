@@ -31,9 +31,12 @@ impl LocalArtifactStore {
 
     /// Maps a checked path under the root, refusing any existing component that is a symlink
     /// (a link could point anywhere on the machine).
+    /// A component that exists as a file with more components after it is the client's
+    /// mistake (400), never an I/O error (500).
     fn resolve(&self, path: &ArtifactPath) -> Result<PathBuf> {
         let mut current = self.root.clone();
-        for part in path.components() {
+        let parts = path.components();
+        for (i, part) in parts.iter().enumerate() {
             current.push(part);
             match fs::symlink_metadata(&current) {
                 Ok(meta) if meta.file_type().is_symlink() => {
@@ -42,12 +45,20 @@ impl LocalArtifactStore {
                         path.as_string()
                     )))
                 }
+                Ok(meta) if !meta.is_dir() && i + 1 < parts.len() => {
+                    return Err(Error::invalid(format!(
+                        "Invalid artifact path '{}': '{}' is a file, not a directory",
+                        path.as_string(),
+                        parts[..=i].join("/")
+                    )))
+                }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Nothing further down can exist once a component is missing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(current)
+        Ok(self.root.join(parts.join("/")))
     }
 
     fn not_found(path: &ArtifactPath) -> Error {
@@ -203,6 +214,29 @@ mod tests {
         ));
         assert!(!outside.join("new").exists());
         assert!(store.list(&p("")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_used_as_a_directory_is_the_clients_mistake() {
+        let (_dir, store) = store();
+        store.put(&p("a/file.txt"), &mut &b"x"[..]).unwrap();
+        let under = p("a/file.txt/child");
+        assert!(matches!(
+            store.put(&under, &mut &b"y"[..]),
+            Err(Error::InvalidParameter(_))
+        ));
+        assert!(matches!(
+            store.open(&under),
+            Err(Error::InvalidParameter(_))
+        ));
+        assert!(matches!(
+            store.list(&under),
+            Err(Error::InvalidParameter(_))
+        ));
+        assert!(matches!(
+            store.delete(&under),
+            Err(Error::InvalidParameter(_))
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod artifacts;
+mod auth;
 mod datasets;
 mod db;
 mod pool;

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/postgres/0002_registry.sql")),
     (3, include_str!("migrations/postgres/0003_datasets.sql")),
     (4, include_str!("migrations/postgres/0004_validations.sql")),
+    (5, include_str!("migrations/postgres/0005_auth.sql")),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.

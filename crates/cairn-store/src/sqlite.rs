@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/sqlite/0002_registry.sql")),
     (3, include_str!("migrations/sqlite/0003_datasets.sql")),
     (4, include_str!("migrations/sqlite/0004_validations.sql")),
+    (5, include_str!("migrations/sqlite/0005_auth.sql")),
 ];
 const READERS: usize = 4;
 

@@ -17,15 +17,45 @@ pub const POSTGRES_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
 /// The environment variable naming a Python with the pinned `mlflow` installed.
 pub const PYTHON_ENV: &str = "CAIRN_TEST_PYTHON";
 
-/// Prints a loud notice that a test was skipped, and why.
+/// Prints a loud notice that a test was skipped, and why; with `CI` set, a missing service or
+/// tool is a failure, never a silent skip (`cargo test` hides a passing test's output).
 pub fn skip(test: &str, why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} cannot run under CI: {why}"
+    );
     eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+}
+
+/// Records that the current test (the thread `cargo test` names after it) ran on `backend`
+/// (`sqlite`, `postgresql`) in the file named by `CAIRN_TEST_TALLY`, one line each, so CI can
+/// say how many tests ran on each backend.
+pub fn tally(backend: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("unnamed");
+    use std::io::Write;
+    let Some(path) = std::env::var_os("CAIRN_TEST_TALLY") else {
+        return;
+    };
+    // O_APPEND writes of one short line are atomic, so parallel tests do not interleave.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(format!("{backend} {test}\n").as_bytes());
+    }
 }
 
 /// Runs `tests/interop/SCRIPT` with the Python in `CAIRN_TEST_PYTHON` against the server at
 /// `url` (as `MLFLOW_TRACKING_URI`) and asserts it succeeded and printed `"ok": true`.
 /// Skips loudly, returning without running, when `CAIRN_TEST_PYTHON` is unset.
 pub fn run_interop_script(test: &str, script: &str, url: &str) {
+    run_interop_script_with(test, script, url, &[]);
+}
+
+/// [`run_interop_script`] with extra environment variables (credentials, say).
+pub fn run_interop_script_with(test: &str, script: &str, url: &str, env: &[(&str, &str)]) {
     let Ok(python) = std::env::var(PYTHON_ENV) else {
         skip(
             test,
@@ -38,6 +68,7 @@ pub fn run_interop_script(test: &str, script: &str, url: &str) {
         .join(script);
     let out = Command::new(python)
         .arg(&path)
+        .envs(env.iter().copied())
         .env("MLFLOW_TRACKING_URI", url)
         .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         .env("PYTHONWARNINGS", "ignore")
@@ -73,6 +104,9 @@ impl TestServer {
 
     /// Starts a server on `home` with extra flags; waits until it listens.
     pub fn start_in(bin: &Path, home: &Path, backend: Option<&str>, extra: &[&str]) -> Self {
+        if backend.is_none() {
+            tally("sqlite");
+        }
         let mut cmd = Command::new(bin);
         cmd.arg("server")
             .arg("--port")
@@ -138,6 +172,8 @@ impl Drop for TestServer {
 pub struct Http {
     base: String,
     agent: ureq::Agent,
+    /// The `Authorization` header sent with every request, if any.
+    authorization: Option<String>,
 }
 
 /// Status and parsed JSON body (`Value::Null` when the body is not JSON).
@@ -166,6 +202,33 @@ impl Http {
         Http {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            authorization: None,
+        }
+    }
+
+    /// This client signing in with HTTP Basic, as the MLflow client does.
+    pub fn basic(&self, username: &str, password: &str) -> Self {
+        use base64::Engine;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        Http {
+            authorization: Some(format!("Basic {encoded}")),
+            ..self.clone()
+        }
+    }
+
+    /// This client signing in with a bearer token.
+    pub fn bearer(&self, token: &str) -> Self {
+        Http {
+            authorization: Some(format!("Bearer {token}")),
+            ..self.clone()
+        }
+    }
+
+    fn signed<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
         }
     }
 
@@ -177,8 +240,10 @@ impl Http {
     /// Like [`Http::post`], but a transport failure (server gone) is `None` instead of a panic.
     pub fn try_post(&self, path: &str, body: &Value) -> Option<Reply> {
         let resp = self
-            .agent
-            .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
+            .signed(
+                self.agent
+                    .post(&format!("{}/api/2.0/mlflow/{path}", self.base)),
+            )
             .header("content-type", "application/json")
             .send(body.to_string().as_bytes())
             .ok()?;
@@ -188,18 +253,19 @@ impl Http {
     /// `POST /api/2.0/mlflow/<path>` with raw bytes as body.
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Reply {
         read(
-            self.agent
-                .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
-                .header("content-type", "application/json")
-                .send(body),
+            self.signed(
+                self.agent
+                    .post(&format!("{}/api/2.0/mlflow/{path}", self.base)),
+            )
+            .header("content-type", "application/json")
+            .send(body),
         )
     }
 
     /// `POST <path>` (any path under the server root, e.g. `/v2/models/m/infer`) with JSON.
     pub fn post_json(&self, path: &str, body: &Value) -> Reply {
         read(
-            self.agent
-                .post(&format!("{}{path}", self.base))
+            self.signed(self.agent.post(&format!("{}{path}", self.base)))
                 .header("content-type", "application/json")
                 .send(body.to_string().as_bytes()),
         )
@@ -208,8 +274,7 @@ impl Http {
     /// `GET <url path and query>` relative to the server root.
     pub fn get(&self, path_and_query: &str) -> Reply {
         read(
-            self.agent
-                .get(&format!("{}{path_and_query}", self.base))
+            self.signed(self.agent.get(&format!("{}{path_and_query}", self.base)))
                 .call(),
         )
     }
@@ -217,8 +282,7 @@ impl Http {
     /// `GET` returning the raw body bytes.
     pub fn get_bytes(&self, path_and_query: &str) -> (u16, Vec<u8>) {
         let mut resp = self
-            .agent
-            .get(&format!("{}{path_and_query}", self.base))
+            .signed(self.agent.get(&format!("{}{path_and_query}", self.base)))
             .call()
             .unwrap();
         let status = resp.status().as_u16();
@@ -233,13 +297,25 @@ impl Http {
 
     /// `PUT <path>` with raw bytes.
     pub fn put(&self, path: &str, body: &[u8]) -> Reply {
-        read(self.agent.put(&format!("{}{path}", self.base)).send(body))
+        read(
+            self.signed(self.agent.put(&format!("{}{path}", self.base)))
+                .send(body),
+        )
     }
 
     /// A new run in the default experiment holding `file` under `model/` (through the artifact
     /// proxy); returns its `runs:/<id>/model` source for `model-versions/create`.
     pub fn run_with_model_file(&self, file: &str, bytes: &[u8]) -> String {
-        let (_, run) = self.post("runs/create", &serde_json::json!({"experiment_id": "0"}));
+        self.run_in_with_model_file("0", file, bytes)
+    }
+
+    /// [`Http::run_with_model_file`] in experiment `experiment_id`.
+    pub fn run_in_with_model_file(&self, experiment_id: &str, file: &str, bytes: &[u8]) -> String {
+        let (status, run) = self.post(
+            "runs/create",
+            &serde_json::json!({"experiment_id": experiment_id}),
+        );
+        assert_eq!(status, 200, "runs/create: {run}");
         let info = &run["run"]["info"];
         let root = info["artifact_uri"]
             .as_str()
@@ -256,7 +332,10 @@ impl Http {
 
     /// `DELETE <path>`.
     pub fn delete(&self, path: &str) -> Reply {
-        read(self.agent.delete(&format!("{}{path}", self.base)).call())
+        read(
+            self.signed(self.agent.delete(&format!("{}{path}", self.base)))
+                .call(),
+        )
     }
 }
 
@@ -279,6 +358,7 @@ impl PgDatabase {
             );
             return None;
         };
+        tally("postgresql");
         let name = format!("cairn_test_{}", rand::random::<u64>());
         let mut client = postgres::Client::connect(&admin_url, postgres::NoTls).unwrap();
         client

@@ -57,3 +57,61 @@ pub fn tiny_mlp_reference(x: &[f32], offset: &[f32]) -> (Vec<f32>, Vec<f32>) {
     }
     (scores, hidden)
 }
+
+/// `x: FP32[N,3]` → `y = 2·x: FP32[N,3]`: a second, different graph for the same inputs.
+pub fn doubling_onnx() -> Vec<u8> {
+    let graph = pb::GraphProto {
+        name: "doubling".into(),
+        node: vec![node("Mul", &["x", "two"], "y")],
+        initializer: vec![float_tensor("two", &[1], vec![2.0])],
+        input: vec![value_info("x", &[None, Some(3)])],
+        output: vec![value_info("y", &[None, Some(3)])],
+        ..Default::default()
+    };
+    model_bytes(graph, "cairn-test")
+}
+
+/// A graph whose `ConstantOfShape` asks for a [2^20, 2^20] tensor (4 TiB of f32): loading it
+/// naively exhausts memory.
+pub fn constant_of_shape_bomb_onnx() -> Vec<u8> {
+    let shape = pb::TensorProto {
+        name: "huge_shape".into(),
+        dims: vec![2],
+        data_type: 7,
+        int64_data: vec![1 << 20, 1 << 20],
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        name: "bomb".into(),
+        node: vec![
+            node("ConstantOfShape", &["huge_shape"], "big"),
+            node("Add", &["x", "big"], "y"),
+        ],
+        initializer: vec![shape],
+        input: vec![value_info("x", &[Some(1), Some(1)])],
+        output: vec![value_info("y", &[None, None])],
+        ..Default::default()
+    };
+    model_bytes(graph, "cairn-test")
+}
+
+/// A graph with a STRING initializer stored in `raw_data` (which ONNX forbids and which
+/// made tract's loader panic).
+pub fn string_raw_initializer_onnx() -> Vec<u8> {
+    let strings = pb::TensorProto {
+        name: "labels".into(),
+        dims: vec![2],
+        data_type: 8,
+        raw_data: b"\x01\x02\x03garbage".to_vec(),
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        name: "strings".into(),
+        node: vec![node("Identity", &["x"], "y")],
+        initializer: vec![strings],
+        input: vec![value_info("x", &[None, Some(3)])],
+        output: vec![value_info("y", &[None, Some(3)])],
+        ..Default::default()
+    };
+    model_bytes(graph, "cairn-test")
+}

@@ -563,7 +563,10 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         port: args.port,
         backend_store_uri: None,
         artifacts_destination: None,
-        max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
+        auth: false,
+        no_auth: false,
+        default_permission: "READ".into(),
+        http: server::HttpArgs::default(),
         runner: server::RunnerArgs::default(),
         monitoring: server::MonitoringArgs::default(),
     };
@@ -579,12 +582,18 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     };
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let host = args.host.clone();
     let serving = tokio::spawn(async move {
-        axum::serve(listener, built.router)
-            .with_graceful_shutdown(async {
-                tokio::select! { _ = server::shutdown_signal() => {}, _ = stop_rx => {} }
-            })
-            .await
+        server::serve_until(
+            listener,
+            built.router,
+            &server::HttpArgs::default(),
+            &host,
+            async {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
     });
     println!(
         "Cairn quickstart: home {}, store {}",

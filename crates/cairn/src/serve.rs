@@ -4,7 +4,6 @@
 //! start against the local home or, with `--tracking-uri`, a Cairn server.
 use anyhow::{bail, Context};
 use cairn_api::oip::{ModelSource, ServedModel, Serving, StaticModels};
-use cairn_api::ApiOptions;
 use cairn_serving::{OnnxModel, Runner};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,9 +26,8 @@ pub struct ServeArgs {
     /// Name the model answers to (default: the file name without `.onnx`).
     #[arg(long)]
     name: Option<String>,
-    /// Largest request body in bytes; larger requests get 413.
-    #[arg(long, default_value_t = cairn_api::DEFAULT_MAX_JSON_BYTES)]
-    max_request_bytes: usize,
+    #[command(flatten)]
+    http: crate::server::HttpArgs,
     #[command(flatten)]
     runner: crate::server::RunnerArgs,
     /// Predictions are logged under `<home>/monitoring` for `cairn monitor`.
@@ -180,6 +178,7 @@ async fn registered(args: &ServeArgs) -> anyhow::Result<Arc<ServedModel>> {
                     state.registry,
                     state.artifacts,
                     options,
+                    cairn_api::served::CacheBounds::default(),
                 );
                 models
                     .resolve(&name, version.as_deref())
@@ -223,7 +222,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let name = served.name.clone();
     let version = served.version.clone();
-    let options = args.runner.options();
     let home = crate::home_dir();
     std::fs::create_dir_all(&home)
         .with_context(|| format!("cannot create home {}", home.display()))?;
@@ -241,10 +239,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let router = cairn_api::serving_router_with_pages(
         serving,
         name.clone(),
-        ApiOptions {
-            max_json_bytes: args.max_request_bytes,
-            runner: options,
-        },
+        args.http.api_options(&args.runner),
         pages,
     );
     let listener = crate::server::bind(&args.host, args.port).await?;
@@ -253,10 +248,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "Cairn serving model '{name}' version {version} (Open Inference Protocol, /invocations) listening on http://{addr}"
     );
     println!("Playground: http://{addr}/");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(crate::server::shutdown_signal())
-        .await
-        .context("server failed")?;
+    crate::server::serve_until(
+        listener,
+        router,
+        &args.http,
+        &args.host,
+        std::future::pending(),
+    )
+    .await?;
     tokio::task::spawn_blocking(move || monitoring.flush()).await?;
     Ok(())
 }

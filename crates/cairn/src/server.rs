@@ -1,5 +1,7 @@
 //! `cairn server`: configuration (MLflow's flag names), wiring and graceful shutdown.
 use anyhow::Context;
+use cairn_api::guard::AllowedHosts;
+use cairn_api::listen::ConnectionLimits;
 use cairn_api::{ApiOptions, AppState};
 use cairn_core::{Registry, Tracking};
 use cairn_store::{LocalArtifactStore, SqlStore};
@@ -23,13 +25,135 @@ pub struct ServerArgs {
     /// Folder for proxied artifacts. Default: `<home>/artifacts`.
     #[arg(long)]
     pub artifacts_destination: Option<PathBuf>,
-    /// Largest JSON request body in bytes; larger requests get 413.
-    #[arg(long, default_value_t = cairn_api::DEFAULT_MAX_JSON_BYTES)]
-    pub max_request_bytes: usize,
+    /// Require a user for every request (HTTP Basic or a token, as the MLflow client sends
+    /// them), with MLflow's permissions. The first start creates the user `admin` with the
+    /// password in `CAIRN_ADMIN_PASSWORD`, or a generated one written to `<home>/admin-password`.
+    #[arg(long, conflicts_with = "no_auth")]
+    pub auth: bool,
+    /// Serve without authentication on an address other than loopback (one of `--auth` and
+    /// `--no-auth` is required there, so no one exposes an open server by accident).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// With `--auth`: the permission users have on what nobody granted them anything on
+    /// (READ, USE, EDIT, MANAGE, NO_PERMISSIONS), as MLflow's `default_permission`.
+    #[arg(long, default_value = "READ")]
+    pub default_permission: String,
+    #[command(flatten)]
+    pub http: HttpArgs,
     #[command(flatten)]
     pub runner: RunnerArgs,
     #[command(flatten)]
     pub monitoring: MonitoringArgs,
+}
+
+/// Limits and checks of the HTTP surface, shared by `cairn server` and `cairn serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Largest JSON request body in bytes; larger requests get 413.
+    #[arg(long, default_value_t = cairn_api::DEFAULT_MAX_JSON_BYTES)]
+    pub max_request_bytes: usize,
+    /// Largest artifact upload in bytes; larger uploads get 413 and leave no file.
+    #[arg(long, default_value_t = cairn_api::artifacts::DEFAULT_MAX_ARTIFACT_BYTES)]
+    pub max_artifact_bytes: u64,
+    /// Most client connections open at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, default_value_t = ConnectionLimits::default().header_read_timeout.as_secs_f64())]
+    pub header_read_timeout_secs: f64,
+    /// Seconds a request body may pause between two chunks.
+    #[arg(long, default_value_t = ConnectionLimits::default().body_idle_timeout.as_secs_f64())]
+    pub body_idle_timeout_secs: f64,
+    /// Seconds a request may take before it is answered 503 (artifact uploads excepted).
+    #[arg(long, default_value_t = ConnectionLimits::default().request_timeout.as_secs_f64())]
+    pub request_timeout_secs: f64,
+    /// Extra names the `Host` header may carry (comma-separated; `*.example.com` for a
+    /// domain, `*` for any). Always allowed: localhost names and the bound address (with
+    /// `--host 0.0.0.0`: any IP address and this machine's name).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        let limits = ConnectionLimits::default();
+        HttpArgs {
+            max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
+            max_artifact_bytes: cairn_api::artifacts::DEFAULT_MAX_ARTIFACT_BYTES,
+            max_connections: limits.max_connections,
+            header_read_timeout_secs: limits.header_read_timeout.as_secs_f64(),
+            body_idle_timeout_secs: limits.body_idle_timeout.as_secs_f64(),
+            request_timeout_secs: limits.request_timeout.as_secs_f64(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Seconds from a flag: a positive, finite number of at most a day.
+fn flag_secs(name: &str, secs: f64) -> anyhow::Result<std::time::Duration> {
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        anyhow::bail!("--{name}: {secs} is not a number of seconds between 0 and 86400");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+impl HttpArgs {
+    /// The API options these flags set, with the serving flags of `runner`.
+    pub fn api_options(&self, runner: &RunnerArgs) -> ApiOptions {
+        ApiOptions {
+            max_json_bytes: self.max_request_bytes,
+            max_artifact_bytes: self.max_artifact_bytes,
+            runner: runner.options(),
+            loaded_models: cairn_api::served::CacheBounds {
+                max_models: runner.max_loaded_models.max(1),
+                max_bytes: runner.max_loaded_model_bytes,
+            },
+        }
+    }
+
+    /// The connection limits, checked.
+    pub fn limits(&self) -> anyhow::Result<ConnectionLimits> {
+        if self.max_connections == 0 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
+        Ok(ConnectionLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: flag_secs(
+                "header-read-timeout-secs",
+                self.header_read_timeout_secs,
+            )?,
+            body_idle_timeout: flag_secs("body-idle-timeout-secs", self.body_idle_timeout_secs)?,
+            request_timeout: flag_secs("request-timeout-secs", self.request_timeout_secs)?,
+        })
+    }
+
+    /// Adds the Host and cross-site checks for a server bound to `host`.
+    pub fn protect(&self, router: axum::Router, host: &str) -> axum::Router {
+        let machine = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let hosts = AllowedHosts::for_bind(host, machine.as_deref()).with(&self.allowed_hosts);
+        cairn_api::guard::protect(router, hosts)
+    }
+}
+
+/// Binds, then serves `router` with the flags' limits and checks until a signal arrives (or
+/// `stop`, when given, resolves).
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    http: &HttpArgs,
+    host: &str,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let limits = http.limits()?;
+    let router = http.protect(router, host);
+    cairn_api::listen::serve(listener, router, limits, async {
+        tokio::select! { _ = shutdown_signal() => {}, _ = stop => {} }
+    })
+    .await
+    .context("server failed")
 }
 
 // Monitoring defaults, shared by the flags and by `MonitoringArgs::default()` (the quickstart).
@@ -140,7 +264,10 @@ impl ServerArgs {
             port: 5000,
             backend_store_uri: std::env::var("CAIRN_BACKEND_STORE_URI").ok(),
             artifacts_destination: None,
-            max_request_bytes: cairn_api::DEFAULT_MAX_JSON_BYTES,
+            auth: false,
+            no_auth: false,
+            default_permission: "READ".into(),
+            http: HttpArgs::default(),
             runner: RunnerArgs::default(),
             monitoring: MonitoringArgs::default(),
         }
@@ -159,6 +286,13 @@ pub struct RunnerArgs {
     /// Most requests admitted per model version at once; more get 503.
     #[arg(long, default_value_t = 1024)]
     pub max_queue: usize,
+    /// Most registered model versions `cairn server` keeps loaded; the least recently used
+    /// is unloaded first.
+    #[arg(long, default_value_t = cairn_api::served::CacheBounds::default().max_models)]
+    pub max_loaded_models: usize,
+    /// Most bytes of ONNX graphs `cairn server` keeps loaded (the newest always stays).
+    #[arg(long, default_value_t = cairn_api::served::CacheBounds::default().max_bytes)]
+    pub max_loaded_model_bytes: u64,
 }
 
 impl Default for RunnerArgs {
@@ -168,6 +302,8 @@ impl Default for RunnerArgs {
             max_batch_size: d.max_batch_size,
             max_batch_delay_ms: d.max_batch_delay.as_secs_f64() * 1000.0,
             max_queue: d.max_queue,
+            max_loaded_models: cairn_api::served::CacheBounds::default().max_models,
+            max_loaded_model_bytes: cairn_api::served::CacheBounds::default().max_bytes,
         }
     }
 }
@@ -207,29 +343,145 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
         .backend_store_uri
         .clone()
         .unwrap_or_else(|| default_backend(&home));
+    let shown = redact_uri(&backend);
+    let artifacts_dir = match &args.artifacts_destination {
+        Some(dest) => local_destination(dest)?,
+        None => home.join("artifacts"),
+    };
     let store =
-        SqlStore::open(&backend).with_context(|| format!("cannot open backend store {backend}"))?;
-    let artifacts_dir = args
-        .artifacts_destination
-        .clone()
-        .unwrap_or_else(|| home.join("artifacts"));
+        SqlStore::open(&backend).with_context(|| format!("cannot open backend store {shown}"))?;
     let artifacts = LocalArtifactStore::new(&artifacts_dir)
         .with_context(|| format!("cannot use artifact folder {}", artifacts_dir.display()))?;
     let store = Arc::new(store);
     let tracking = Tracking::new(store.clone(), "mlflow-artifacts:");
     let registry = Registry::new(store.clone(), tracking.clone());
+    let authn = if args.auth {
+        Some(open_auth(args, store.clone(), &home)?)
+    } else {
+        None
+    };
     let state = AppState {
         lineage: cairn_core::lineage::Lineage::new(registry.clone(), store),
         registry,
         tracking,
         artifacts: Arc::new(artifacts),
-    };
-    let shown = match backend.split_once('@') {
-        // Never print a password from a PostgreSQL URL.
-        Some((_, host)) if backend.starts_with("postgres") => format!("postgresql://…@{host}"),
-        _ => backend,
+        authn,
     };
     Ok((state, shown))
+}
+
+/// Users and permissions on the metadata store; on the first start, the admin user.
+fn open_auth(
+    args: &ServerArgs,
+    store: Arc<SqlStore>,
+    home: &Path,
+) -> anyhow::Result<Arc<cairn_api::auth::Authn>> {
+    use cairn_core::auth::{Auth, Permission};
+    let default = Permission::parse(&args.default_permission.to_ascii_uppercase())
+        .map_err(|e| anyhow::anyhow!("--default-permission: {e}"))?;
+    if default == Permission::Deny {
+        anyhow::bail!(
+            "--default-permission DENY would lock out everyone but admins; use NO_PERMISSIONS"
+        );
+    }
+    let auth = Auth::new(store, Arc::new(cairn_api::auth::Argon2Hasher), default);
+    let given = std::env::var("CAIRN_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let generated = cairn_api::auth::bootstrap_admin(&auth, given.as_deref())
+        .map_err(|e| anyhow::anyhow!("cannot create the admin user: {e}"))?;
+    if let Some(password) = generated {
+        let file = home.join("admin-password");
+        write_private(&file, &format!("{password}\n"))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        println!(
+            "Created the user 'admin'; its password is in {} (readable only by you)",
+            file.display()
+        );
+    }
+    Ok(cairn_api::auth::Authn::new(auth))
+}
+
+/// Writes `text` to a new file only its owner may read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// `uri` fit to print: the user-info part (`user:password@`) and any `password=` query
+/// parameter are replaced, so a password never reaches a terminal or a log.
+pub fn redact_uri(uri: &str) -> String {
+    let (head, query) = match uri.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (uri, None),
+    };
+    let head = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+                None => head.to_string(),
+            }
+        }
+        None => head.to_string(),
+    };
+    match query {
+        None => head,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=…"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            format!("{head}?{}", params.join("&"))
+        }
+    }
+}
+
+/// The local folder an `--artifacts-destination` names. Only folders (or `file:///` URIs of
+/// folders) are honoured today; a URI of any other scheme is refused, naming it, so no one
+/// believes bytes are in a bucket that never sees them.
+fn local_destination(dest: &Path) -> anyhow::Result<PathBuf> {
+    let text = dest.to_string_lossy();
+    if let Some(path) = text.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            anyhow::bail!("--artifacts-destination {text}: a file: URI must name an absolute folder (file:///path)");
+        }
+        return Ok(PathBuf::from(path));
+    }
+    let scheme_end = text.find(':');
+    if let Some(end) = scheme_end {
+        let scheme = &text[..end];
+        let is_scheme = end > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if is_scheme {
+            anyhow::bail!(
+                "--artifacts-destination {}: the {scheme}: scheme is not supported; \
+                 give a local folder (object stores come with the scale-out work)",
+                redact_uri(&text)
+            );
+        }
+    }
+    Ok(dest.to_path_buf())
 }
 
 /// Opens the stores and builds the router.
@@ -239,10 +491,7 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
     let pages_state = state.clone();
     let router = cairn_api::router_with_pages(
         state,
-        ApiOptions {
-            max_json_bytes: args.max_request_bytes,
-            runner: args.runner.options(),
-        },
+        args.http.api_options(&args.runner),
         Some(monitoring.clone()),
         |serving| {
             Some(cairn_ui::routes(
@@ -292,7 +541,29 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListen
     Ok(listener)
 }
 
+/// Whether `host` is reachable only from this machine.
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_matches(|c| c == '[' || c == ']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses to serve an address others can reach unless the user chose how to authenticate.
+pub fn check_exposure(host: &str, auth: bool, no_auth: bool) -> anyhow::Result<()> {
+    if is_loopback(host) || auth || no_auth {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--host {host} lets anyone who reaches this address use the server: choose --auth \
+         (users and permissions, as MLflow's basic-auth) or --no-auth (anyone may create, \
+         change and delete, for a network you trust)"
+    )
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    check_exposure(&args.host, args.auth, args.no_auth)?;
     let home = crate::home_dir();
     let built = build_blocking(args.clone(), home).await?;
     built
@@ -305,10 +576,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port.
     println!("Cairn tracking server listening on http://{addr}");
     let monitoring = built.monitoring.clone();
-    axum::serve(listener, built.router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    serve_until(
+        listener,
+        built.router,
+        &args.http,
+        &args.host,
+        std::future::pending(),
+    )
+    .await?;
     tokio::task::spawn_blocking(move || monitoring.flush()).await?;
     tracing::info!("shut down cleanly");
     Ok(())

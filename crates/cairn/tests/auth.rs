@@ -1,0 +1,413 @@
+//! `cairn server --auth`: users, tokens, permissions and their refusals over HTTP, on SQLite
+//! and (when `CAIRN_TEST_POSTGRES_URL` is set) PostgreSQL. The real MLflow client's
+//! `AuthServiceClient` drives the same server in `tests/interop/auth_client.py`.
+#![allow(clippy::unwrap_used)]
+
+use cairn_test::onnx::tiny_mlp_onnx;
+use cairn_test::{Http, PgDatabase, TestServer};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+const PASSWORD: &str = "a-long-enough-password";
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+/// `cairn server --auth` with a known admin password.
+fn start(home: &Path, backend: Option<&str>, extra: &[&str]) -> TestServer {
+    let mut cmd = Command::new(bin());
+    cmd.arg("server")
+        .args(["--port", "0", "--auth"])
+        .args(extra)
+        .env("CAIRN_HOME", home)
+        .env("CAIRN_LOG", "warn")
+        .env("CAIRN_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    if let Some(b) = backend {
+        cmd.arg("--backend-store-uri").arg(b);
+    } else {
+        cairn_test::tally("sqlite");
+    }
+    TestServer::spawn(cmd, home)
+}
+
+fn create_user(admin: &Http, name: &str) -> Http {
+    let (status, body) = admin.post_json(
+        "/api/2.0/mlflow/users/create",
+        &json!({"username": name, "password": PASSWORD}),
+    );
+    assert_eq!(status, 200, "{body}");
+    admin.basic(name, PASSWORD)
+}
+
+fn grant(by: &Http, user: &str, kind: &str, id: &str, level: &str) -> (u16, Value) {
+    by.post_json(
+        "/api/3.0/mlflow/users/permissions/grant",
+        &json!({"username": user, "resource_type": kind, "resource_id": id, "permission": level}),
+    )
+}
+
+fn permissions_hold(backend: Option<&str>) {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), backend, &[]);
+    let anonymous = server.http();
+    // No credentials, wrong ones: 401 with the challenge MLflow's client answers.
+    let (status, body) = anonymous.get("/api/2.0/mlflow/experiments/search?max_results=1");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(anonymous.get("/health").0, 200);
+    assert_eq!(
+        anonymous
+            .basic("admin", "wrong-password-1")
+            .get("/api/2.0/mlflow/experiments/search")
+            .0,
+        401
+    );
+    let admin = anonymous.basic("admin", ADMIN_PASSWORD);
+    assert_eq!(
+        admin.get("/api/2.0/mlflow/users/current").1["user"]["is_admin"],
+        true
+    );
+    // Passwords shorter than 12 characters are refused.
+    let (status, body) = admin.post_json(
+        "/api/2.0/mlflow/users/create",
+        &json!({"username": "shorty", "password": "short"}),
+    );
+    assert_eq!(status, 400, "{body}");
+    let alice = create_user(&admin, "alice");
+    let bob = create_user(&admin, "bob");
+    // Users cannot make users.
+    let (status, _) = alice.post_json(
+        "/api/2.0/mlflow/users/create",
+        &json!({"username": "mallory", "password": PASSWORD}),
+    );
+    assert_eq!(status, 403);
+
+    // The creator gets MANAGE; others get the default, READ: they read but do not write.
+    let (status, created) = alice.post("experiments/create", &json!({"name": "alices"}));
+    assert_eq!(status, 200, "{created}");
+    let exp = created["experiment_id"].as_str().unwrap().to_string();
+    let (status, run) = alice.post("runs/create", &json!({"experiment_id": exp}));
+    assert_eq!(status, 200, "{run}");
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        bob.get(&format!(
+            "/api/2.0/mlflow/experiments/get?experiment_id={exp}"
+        ))
+        .0,
+        200
+    );
+    assert_eq!(
+        bob.get(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}"))
+            .0,
+        200
+    );
+    let log = json!({"run_id": run_id, "metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 0}]});
+    let (status, body) = bob.post("runs/log-batch", &log);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error_code"], "PERMISSION_DENIED");
+    assert_eq!(
+        bob.post("experiments/delete", &json!({"experiment_id": exp}))
+            .0,
+        403
+    );
+    assert_eq!(
+        bob.post("runs/create", &json!({"experiment_id": exp})).0,
+        403
+    );
+    // Artifacts inherit the experiment's permission.
+    let root = run["run"]["info"]["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mlflow-artifacts:/")
+        .to_string();
+    assert_eq!(
+        alice
+            .put(
+                &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/a.txt"),
+                b"x"
+            )
+            .0,
+        200
+    );
+    assert_eq!(
+        bob.put(
+            &format!("/api/2.0/mlflow-artifacts/artifacts/{root}/b.txt"),
+            b"x"
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        bob.get(&format!("/api/2.0/mlflow-artifacts/artifacts/{root}/a.txt"))
+            .0,
+        200
+    );
+
+    // Only MANAGE grants: bob cannot, alice can; with EDIT bob logs.
+    assert_eq!(grant(&bob, "bob", "experiment", &exp, "EDIT").0, 403);
+    assert_eq!(grant(&alice, "bob", "experiment", &exp, "EDIT").0, 200);
+    assert_eq!(bob.post("runs/log-batch", &log).0, 200);
+    let (_, got) = bob.get(&format!(
+        "/api/3.0/mlflow/users/permissions/get?username=bob&resource_type=experiment&resource_id={exp}"
+    ));
+    assert_eq!(got["permission"], "EDIT", "{got}");
+
+    // DENY through a role beats the direct grant.
+    let (status, role) =
+        admin.post_json("/api/3.0/mlflow/roles/create", &json!({"name": "blocked"}));
+    assert_eq!(status, 200, "{role}");
+    let role_id = role["role"]["id"].as_i64().unwrap();
+    let (status, body) = admin.post_json(
+        "/api/3.0/mlflow/roles/permissions/add",
+        &json!({"role_id": role_id, "resource_type": "experiment", "resource_pattern": exp, "permission": "DENY"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        admin
+            .post_json(
+                "/api/3.0/mlflow/roles/assign",
+                &json!({"username": "bob", "role_id": role_id})
+            )
+            .0,
+        200
+    );
+    assert_eq!(bob.post("runs/log-batch", &log).0, 403);
+    assert_eq!(
+        bob.get(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}"))
+            .0,
+        403
+    );
+    let (_, searched) = bob.post("experiments/search", &json!({"max_results": 100}));
+    let names: Vec<&str> = searched["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"alices"),
+        "a denied experiment was listed: {names:?}"
+    );
+
+    // Models: USE may infer, not register; the creator manages.
+    assert_eq!(
+        alice
+            .post("registered-models/create", &json!({"name": "m"}))
+            .0,
+        200
+    );
+    let source = alice.run_in_with_model_file(&exp, "model.onnx", &tiny_mlp_onnx());
+    let (status, body) = alice.post(
+        "model-versions/create",
+        &json!({"name": "m", "source": source}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let infer = json!({"inputs": [
+        {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]},
+        {"name": "offset", "shape": [1, 2], "datatype": "FP32", "data": [0.0, 0.0]},
+    ]});
+    assert_eq!(
+        bob.post_json("/v2/models/m/versions/1/infer", &infer).0,
+        403
+    );
+    assert_eq!(grant(&alice, "bob", "registered_model", "m", "USE").0, 200);
+    assert_eq!(
+        bob.post_json("/v2/models/m/versions/1/infer", &infer).0,
+        200
+    );
+    assert_eq!(
+        bob.post(
+            "model-versions/create",
+            &json!({"name": "m", "source": "s3://b/x"})
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        bob.delete("/api/2.0/mlflow/registered-models/delete?name=m")
+            .0,
+        403
+    );
+    // Admin-only surfaces.
+    assert_eq!(bob.get("/api/2.0/mlflow/users/list").0, 403);
+    assert_eq!(bob.get("/metrics").0, 403);
+    assert_eq!(bob.get("/").0, 403);
+    assert_eq!(admin.get("/api/2.0/mlflow/users/list").0, 200);
+}
+
+#[test]
+fn permissions_follow_mlflows_rules_on_sqlite() {
+    permissions_hold(None);
+}
+
+#[test]
+fn permissions_follow_mlflows_rules_on_postgresql() {
+    let Some(db) = PgDatabase::create("permissions_follow_mlflows_rules_on_postgresql") else {
+        return;
+    };
+    permissions_hold(Some(&db.url));
+}
+
+#[test]
+fn search_shows_only_what_the_caller_may_read() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(
+        home.path(),
+        None,
+        &["--default-permission", "NO_PERMISSIONS"],
+    );
+    let admin = server.http().basic("admin", ADMIN_PASSWORD);
+    let alice = create_user(&admin, "alice");
+    let bob = create_user(&admin, "bob");
+    assert_eq!(
+        alice
+            .post("experiments/create", &json!({"name": "private"}))
+            .0,
+        200
+    );
+    assert_eq!(
+        alice
+            .post("registered-models/create", &json!({"name": "secret-model"}))
+            .0,
+        200
+    );
+    let (_, mine) = alice.post("experiments/search", &json!({"max_results": 100}));
+    assert!(mine.to_string().contains("private"));
+    let (_, theirs) = bob.post("experiments/search", &json!({"max_results": 100}));
+    assert!(!theirs.to_string().contains("private"), "{theirs}");
+    let (_, models) = bob.get("/api/2.0/mlflow/registered-models/search");
+    assert!(!models.to_string().contains("secret-model"), "{models}");
+    assert_eq!(
+        bob.get("/api/2.0/mlflow/registered-models/get?name=secret-model")
+            .0,
+        403
+    );
+}
+
+#[test]
+fn tokens_work_expire_and_revoke_and_brute_force_is_limited() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), None, &[]);
+    let admin = server.http().basic("admin", ADMIN_PASSWORD);
+    let alice = create_user(&admin, "alice");
+    let (status, made) = alice.post_json("/api/2.0/cairn/tokens/create", &json!({"name": "ci"}));
+    assert_eq!(status, 200, "{made}");
+    let token = made["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("cairn_"));
+    let by_token = server.http().bearer(&token);
+    assert_eq!(
+        by_token.get("/api/2.0/mlflow/users/current").1["user"]["username"],
+        "alice"
+    );
+    // The server keeps only a hash: the token's text is nowhere in its database.
+    let db = std::fs::read(home.path().join("cairn.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
+    let id = made["token_info"]["id"].as_i64().unwrap();
+    assert_eq!(
+        alice
+            .post_json("/api/2.0/cairn/tokens/revoke", &json!({"id": id}))
+            .0,
+        200
+    );
+    assert_eq!(by_token.get("/api/2.0/mlflow/users/current").0, 401);
+    // A token that expires stops working, within the short lookup cache.
+    let (_, short) = alice.post_json(
+        "/api/2.0/cairn/tokens/create",
+        &json!({"name": "short", "expires_in_seconds": 1}),
+    );
+    let short = server.http().bearer(short["token"].as_str().unwrap());
+    let started = Instant::now();
+    loop {
+        let status = short.get("/api/2.0/mlflow/users/current").0;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the token never expired"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Brute force: after ten failures for one user, more guesses get 429 without a check.
+    let guesser = server.http();
+    let mut limited = false;
+    for i in 0..15 {
+        let status = guesser
+            .basic("alice", &format!("guess-number-{i}"))
+            .get("/api/2.0/mlflow/users/current")
+            .0;
+        if status == 429 {
+            limited = true;
+            break;
+        }
+        assert_eq!(status, 401);
+    }
+    assert!(limited, "fifteen wrong passwords were all answered 401");
+    assert_eq!(
+        guesser
+            .basic("alice", "yet-another-guess")
+            .get("/api/2.0/mlflow/users/current")
+            .0,
+        429
+    );
+    // Other users are not locked out, nor is a credential already verified: an attacker
+    // cannot use the limit to shut the real user out.
+    let bob = create_user(&admin, "bob");
+    assert_eq!(bob.get("/api/2.0/mlflow/users/current").0, 200);
+    assert_eq!(alice.get("/api/2.0/mlflow/users/current").0, 200);
+}
+
+#[test]
+fn the_first_start_makes_an_admin_with_a_private_generated_password() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("server")
+        .args(["--port", "0", "--auth"])
+        .env("CAIRN_HOME", home.path())
+        .env("CAIRN_LOG", "warn")
+        .env_remove("CAIRN_ADMIN_PASSWORD");
+    cairn_test::tally("sqlite");
+    let server = TestServer::spawn(cmd, home.path());
+    let file = home.path().join("admin-password");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(password.len() >= 12);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let admin = server.http().basic("admin", &password);
+    assert_eq!(
+        admin.get("/api/2.0/mlflow/users/current").1["user"]["is_admin"],
+        true
+    );
+    // A short admin password is refused at start, naming the rule.
+    let out = Command::new(bin())
+        .arg("server")
+        .args(["--port", "0", "--auth"])
+        .env("CAIRN_HOME", tempfile::tempdir().unwrap().path())
+        .env("CAIRN_ADMIN_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 characters"));
+}
+
+#[test]
+fn mlflows_auth_client_works_unchanged() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(home.path(), None, &[]);
+    cairn_test::run_interop_script_with(
+        "mlflows_auth_client_works_unchanged",
+        "auth_client.py",
+        &server.url,
+        &[
+            ("MLFLOW_TRACKING_USERNAME", "admin"),
+            ("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD),
+        ],
+    );
+}
