@@ -774,3 +774,53 @@ async fn infer_version(
 ) -> Result<Response, OipError> {
     run_inference(m, name, Some(version), body).await
 }
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TYPES: [&str; 7] = ["FP32", "FP64", "INT32", "INT64", "BOOL", "BYTES", "UINT8"];
+
+    proptest! {
+        /// Any bytes, any declared type, shape and size: a tensor or a 400, never a panic.
+        #[test]
+        fn the_binary_tensor_parser_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            datatype in 0usize..7,
+            shape in proptest::collection::vec(0u64..(1u64 << 62), 0..4),
+            size in 0u64..512,
+        ) {
+            let header = json!({
+                "name": "x",
+                "datatype": TYPES[datatype],
+                "shape": shape,
+                "parameters": {"binary_data_size": size},
+            });
+            let mut rest: &[u8] = &bytes;
+            let parsed = tensor_from_json(header.as_object().unwrap_or(&Map::new()), 0, &mut rest);
+            if let Err(OipError(status, _)) = parsed {
+                prop_assert_eq!(status, StatusCode::BAD_REQUEST);
+            }
+        }
+
+        /// JSON tensors with arbitrary data: a tensor or a 400, never a panic.
+        #[test]
+        fn the_json_tensor_parser_never_panics(
+            data in proptest::collection::vec(prop_oneof![
+                any::<f64>().prop_map(|f| json!(f)),
+                any::<i64>().prop_map(|i| json!(i)),
+                any::<bool>().prop_map(|b| json!(b)),
+                ".{0,8}".prop_map(|s| json!(s)),
+            ], 0..16),
+            datatype in 0usize..7,
+            shape in proptest::collection::vec(0u64..64, 0..3),
+        ) {
+            let header = json!({"name": "x", "datatype": TYPES[datatype], "shape": shape, "data": data});
+            let mut rest: &[u8] = &[];
+            if let Err(OipError(status, _)) = tensor_from_json(header.as_object().unwrap_or(&Map::new()), 0, &mut rest) {
+                prop_assert_eq!(status, StatusCode::BAD_REQUEST);
+            }
+        }
+    }
+}

@@ -265,3 +265,48 @@ impl ModelSource for RegistryModels {
         Ok(loaded.insert(key, served, bytes, self.bounds))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(name: &str) -> Arc<ServedModel> {
+        let bytes = cairn_serving::build::logistic_regression_onnx(&[1.0, 2.0], 0.5);
+        Arc::new(ServedModel {
+            name: name.to_string(),
+            version: "1".into(),
+            runner: Runner::new(
+                OnnxModel::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}")),
+                RunnerOptions::default(),
+            ),
+        })
+    }
+
+    fn key(name: &str, number: i64, created: i64) -> Identity {
+        (name.to_string(), number, created)
+    }
+
+    #[test]
+    fn least_recently_used_versions_leave_first_and_a_recreated_version_replaces_its_old_self() {
+        let bounds = CacheBounds {
+            max_models: 2,
+            max_bytes: 1000,
+        };
+        let mut cache = LoadedModels::default();
+        cache.insert(key("a", 1, 10), served("a"), 100, bounds);
+        cache.insert(key("b", 1, 10), served("b"), 100, bounds);
+        assert!(cache.get(&key("a", 1, 10)).is_some());
+        cache.insert(key("c", 1, 10), served("c"), 100, bounds);
+        // `b` was used least recently.
+        assert!(cache.get(&key("b", 1, 10)).is_none());
+        assert!(cache.get(&key("a", 1, 10)).is_some() && cache.get(&key("c", 1, 10)).is_some());
+        // Version 1 of `a` created again: the old graph is gone, not just shadowed.
+        cache.insert(key("a", 1, 99), served("a"), 100, bounds);
+        assert!(cache.get(&key("a", 1, 10)).is_none());
+        assert_eq!(cache.entries.len(), 2);
+        // The byte bound: one big graph pushes the others out, but itself stays.
+        cache.insert(key("big", 1, 1), served("big"), 5000, bounds);
+        assert_eq!(cache.entries.len(), 1);
+        assert!(cache.get(&key("big", 1, 1)).is_some());
+    }
+}

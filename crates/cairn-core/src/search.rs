@@ -729,4 +729,40 @@ mod tests {
         let ids: Vec<String> = (0..MAX_IN_VALUES + 1).map(|i| format!("'{i}'")).collect();
         assert!(runs(&format!("run_id IN ({})", ids.join(","))).is_err());
     }
+
+    proptest::proptest! {
+        /// Any text is parsed or refused as a bad parameter: never a panic, never a store error.
+        #[test]
+        fn any_filter_text_parses_or_is_refused_as_invalid(text in "\\PC{0,80}") {
+            for target in [Target::Runs, Target::Experiments, Target::LoggedModels, Target::RegisteredModels, Target::ModelVersions] {
+                if let Err(e) = parse_filter(&text, target) {
+                    proptest::prop_assert!(matches!(e, crate::Error::InvalidParameter(_) | crate::Error::BadRequest(_)), "{e:?}");
+                }
+            }
+            let _ = parse_order_by(&text, Target::Runs);
+            let _ = parse_page_token(&text);
+        }
+
+        /// Filters built from the grammar's own pieces, including odd spacing and quoting.
+        #[test]
+        fn grammar_shaped_filters_never_panic(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just("metrics.a"), proptest::strategy::Just("params.`b c`"),
+                proptest::strategy::Just("tags.\"x\""), proptest::strategy::Just("attributes.status"),
+                proptest::strategy::Just("run_id"), proptest::strategy::Just(">="), proptest::strategy::Just("="),
+                proptest::strategy::Just("LIKE"), proptest::strategy::Just("IN"), proptest::strategy::Just("NOT"),
+                proptest::strategy::Just("IS"), proptest::strategy::Just("NULL"), proptest::strategy::Just("AND"),
+                proptest::strategy::Just("OR"), proptest::strategy::Just("('a', 'b')"), proptest::strategy::Just("'x'"),
+                proptest::strategy::Just("1e400"), proptest::strategy::Just("-0.5"), proptest::strategy::Just("("),
+                proptest::strategy::Just(")"), proptest::strategy::Just("'"), proptest::strategy::Just("`"),
+            ], 0..12),
+        ) {
+            let text = parts.join(" ");
+            for target in [Target::Runs, Target::Experiments, Target::LoggedModels, Target::RegisteredModels, Target::ModelVersions] {
+                if let Err(e) = parse_filter(&text, target) {
+                    proptest::prop_assert!(matches!(e, crate::Error::InvalidParameter(_) | crate::Error::BadRequest(_)), "{e:?}");
+                }
+            }
+        }
+    }
 }

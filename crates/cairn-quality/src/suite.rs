@@ -500,4 +500,35 @@ mod tests {
             assert!(err.starts_with("s.yaml"), "{err}");
         }
     }
+
+    proptest::proptest! {
+        /// Any text, YAML- or JSON-shaped or not, is a suite or an error naming the problem.
+        #[test]
+        fn any_suite_text_parses_or_is_refused(text in "\\PC{0,200}") {
+            let _ = Suite::parse(&text, "fuzz.yaml");
+            let _ = Suite::parse(&text, "fuzz.json");
+        }
+
+        /// Suites assembled from real keys with arbitrary values.
+        #[test]
+        fn suites_with_arbitrary_values_never_panic(
+            kind in proptest::sample::select(vec![
+                "expect_column_values_to_not_be_null", "expect_column_values_to_be_between",
+                "expect_column_values_to_be_in_set", "expect_table_row_count_to_be_between",
+                "expect_column_mean_to_be_between", "expect_column_values_to_match_regex",
+                "no_such_expectation",
+            ]),
+            value in proptest::prop_oneof![
+                proptest::strategy::Just("null".to_string()), proptest::strategy::Just("[1, 2]".to_string()),
+                proptest::strategy::Just("{a: 1}".to_string()), proptest::strategy::Just("'(['".to_string()),
+                proptest::strategy::Just("1e400".to_string()), proptest::strategy::Just("-5".to_string()),
+                "[a-z]{0,6}",
+            ],
+        ) {
+            let yaml = format!(
+                "expectations:\n  - type: {kind}\n    kwargs:\n      column: {value}\n      min_value: {value}\n      max_value: {value}\n      value_set: {value}\n      regex: {value}\n      mostly: {value}\n"
+            );
+            let _ = Suite::parse(&yaml, "fuzz.yaml");
+        }
+    }
 }

@@ -94,7 +94,7 @@ fn models_and_versions(r: &Registry) {
     assert!(matches!(
         r.create_version(NewModelVersion {
             name: "missing".into(),
-            source: "x".into(),
+            source: "s3://bucket/x".into(),
             ..Default::default()
         }),
         Err(Error::NotFound(_))
@@ -136,7 +136,7 @@ fn sources_resolve_to_storage(r: &Registry) {
 fn stages_and_latest_versions(r: &Registry) {
     r.create_model("s", None, vec![]).unwrap();
     for _ in 0..3 {
-        version(r, "s", "x");
+        version(r, "s", "s3://bucket/x");
     }
     r.transition_stage("s", 1, Stage::Production, false)
         .unwrap();
@@ -176,8 +176,8 @@ fn stages_and_latest_versions(r: &Registry) {
 
 fn aliases(r: &Registry) {
     r.create_model("a", None, vec![]).unwrap();
-    version(r, "a", "x");
-    version(r, "a", "y");
+    version(r, "a", "s3://bucket/x");
+    version(r, "a", "s3://bucket/y");
     r.set_alias("a", "champion", 1).unwrap();
     assert_eq!(r.version_by_alias("a", "champion").unwrap().version, 1);
     r.set_alias("a", "champion", 2).unwrap();
@@ -288,7 +288,7 @@ fn concurrent_registrations_get_distinct_versions(r: &Registry) {
                 let r = r.clone();
                 s.spawn(move || {
                     (0..5)
-                        .map(|_| version(&r, "c", "x").version)
+                        .map(|_| version(&r, "c", "s3://bucket/x").version)
                         .collect::<Vec<_>>()
                 })
             })
@@ -305,7 +305,7 @@ fn concurrent_registrations_get_distinct_versions(r: &Registry) {
 fn rename_and_delete(r: &Registry) {
     r.create_model("old", None, vec![KeyValue::new("k", "v")])
         .unwrap();
-    version(r, "old", "x");
+    version(r, "old", "s3://bucket/x");
     r.set_alias("old", "prod", 1).unwrap();
     r.create_model("taken", None, vec![]).unwrap();
     assert!(matches!(

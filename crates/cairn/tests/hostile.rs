@@ -104,6 +104,7 @@ fn mlflow_cve_vectors_are_refused_and_nothing_outside_the_root_is_touched() {
     std::fs::write(&canary, CANARY).unwrap();
     let server = TestServer::start_in(bin(), home.path(), None, &[]);
     let http = server.http();
+    let rss_at_start = server.rss_kib();
     let long = "x".repeat(300);
     let vectors = [
         "../canary.txt",
@@ -192,6 +193,13 @@ fn mlflow_cve_vectors_are_refused_and_nothing_outside_the_root_is_touched() {
     assert_eq!(std::fs::read_to_string(&canary).unwrap(), CANARY);
     let written = files_holding(home.path(), PAYLOAD);
     assert!(written.is_empty(), "the corpus wrote {written:?}");
+    // The corpus leaves the server's memory where it was, give or take 64 MiB.
+    if let (Some(start), Some(end)) = (rss_at_start, server.rss_kib()) {
+        assert!(
+            end < start + 64 * 1024,
+            "resident memory grew from {start} KiB to {end} KiB over the corpus"
+        );
+    }
 }
 
 #[test]
