@@ -53,7 +53,10 @@ def call(url, method="GET", body=None, creds=None, raw=None):
         req.add_header("Authorization", "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode())
     with urllib.request.urlopen(req, timeout=120) as r:
         text = r.read()
+    try:
         return json.loads(text) if text else {}
+    except ValueError:
+        return text.decode()
 
 
 def wait_healthy(url, proc):

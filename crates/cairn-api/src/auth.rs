@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 
 /// How long a verified password is taken without checking its hash again.
 const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a resolved permission is taken.
+const PERMISSION_CACHE_TTL: Duration = Duration::from_secs(5);
 /// How long a token lookup is taken (revocation reaches other replicas within this).
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Failed attempts allowed per user, and per client address, in [`FAILURE_WINDOW`].
@@ -97,8 +99,13 @@ pub struct Caller(pub User);
 /// Authentication state shared by every request.
 pub struct Authn {
     auth: Auth,
-    passwords: Mutex<HashMap<[u8; 32], (i64, Instant)>>,
+    passwords: Mutex<HashMap<[u8; 32], (User, Instant)>>,
     tokens: Mutex<HashMap<String, TokenEntry>>,
+    /// Effective permissions, for [`PERMISSION_CACHE_TTL`]: a grant or revocation through this
+    /// process clears them at once; other replicas see it within the TTL.
+    permissions: Mutex<HashMap<(i64, ResourceType, String), (Permission, Instant)>>,
+    /// A run's experiment (it never changes).
+    run_experiments: Mutex<HashMap<String, String>>,
     failures: Mutex<Failures>,
 }
 
@@ -158,6 +165,8 @@ impl Authn {
             auth,
             passwords: Mutex::default(),
             tokens: Mutex::default(),
+            permissions: Mutex::default(),
+            run_experiments: Mutex::default(),
             failures: Mutex::default(),
         })
     }
@@ -169,15 +178,16 @@ impl Authn {
 
     /// Forgets remembered credentials (after a password change, a deletion, a revocation).
     pub fn forget(&self) {
+        lock(&self.permissions).clear();
         lock(&self.passwords).clear();
         lock(&self.tokens).clear();
     }
 }
 
 /// A token lookup remembered for [`TOKEN_CACHE_TTL`].
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct TokenEntry {
-    user_id: i64,
+    user: User,
     expires_ms: Option<i64>,
     checked: Instant,
 }
@@ -263,13 +273,10 @@ async fn identify(
             let cached = lock(&authn.passwords)
                 .get(&key)
                 .filter(|(_, at)| at.elapsed() < PASSWORD_CACHE_TTL)
-                .map(|(id, _)| *id);
+                .map(|(user, _)| user.clone());
             let a = authn.clone();
-            if let Some(id) = cached {
-                let user = blocking(move || a.auth.store().get_user_by_id(id))
-                    .await
-                    .map_err(Refusal::Failed)?;
-                return user.ok_or(Refusal::Unauthenticated);
+            if let Some(user) = cached {
+                return Ok(user);
             }
             if lock(&authn.failures).limited(&username, address) {
                 tracing::warn!(username, ?address, "sign-in refused: too many failures");
@@ -285,7 +292,7 @@ async fn identify(
                     if cache.len() > CACHE_CAP {
                         cache.clear();
                     }
-                    cache.insert(key, (user.id, Instant::now()));
+                    cache.insert(key, (user.clone(), Instant::now()));
                     Ok(user)
                 }
                 None => {
@@ -300,47 +307,43 @@ async fn identify(
             let cached = lock(&authn.tokens)
                 .get(&hash)
                 .filter(|e| e.checked.elapsed() < TOKEN_CACHE_TTL)
-                .map(|e| (e.user_id, e.expires_ms));
-            let a = authn.clone();
-            let (user_id, expires) = match cached {
+                .cloned();
+            let entry = match cached {
                 Some(hit) => hit,
                 None => {
-                    let h = hash.clone();
-                    let found = blocking(move || a.auth.store().token_by_hash(&h))
-                        .await
-                        .map_err(Refusal::Failed)?;
-                    match found {
-                        Some(t) if !t.revoked => {
-                            let mut cache = lock(&authn.tokens);
-                            if cache.len() > CACHE_CAP {
-                                cache.clear();
-                            }
-                            cache.insert(
-                                hash,
-                                TokenEntry {
-                                    user_id: t.user_id,
-                                    expires_ms: t.expires_ms,
-                                    checked: Instant::now(),
-                                },
-                            );
-                            (t.user_id, t.expires_ms)
+                    let (a, h) = (authn.clone(), hash.clone());
+                    let found = blocking(move || {
+                        let Some(t) = a.auth.store().token_by_hash(&h)? else {
+                            return Ok(None);
+                        };
+                        if t.revoked {
+                            return Ok(None);
                         }
-                        _ => {
-                            tracing::warn!(?address, "sign-in with an unknown or revoked token");
-                            lock(&authn.failures).record("<token>", address);
-                            return Err(Refusal::Unauthenticated);
-                        }
+                        Ok(a.auth.store().get_user_by_id(t.user_id)?.map(|u| (t, u)))
+                    })
+                    .await
+                    .map_err(Refusal::Failed)?;
+                    let Some((t, user)) = found else {
+                        tracing::warn!(?address, "sign-in with an unknown or revoked token");
+                        return Err(Refusal::Unauthenticated);
+                    };
+                    let entry = TokenEntry {
+                        user,
+                        expires_ms: t.expires_ms,
+                        checked: Instant::now(),
+                    };
+                    let mut cache = lock(&authn.tokens);
+                    if cache.len() > CACHE_CAP {
+                        cache.clear();
                     }
+                    cache.insert(hash, entry.clone());
+                    entry
                 }
             };
-            if expires.is_some_and(|e| e <= now_ms()) {
+            if entry.expires_ms.is_some_and(|e| e <= now_ms()) {
                 return Err(Refusal::Unauthenticated);
             }
-            let a = authn.clone();
-            let user = blocking(move || a.auth.store().get_user_by_id(user_id))
-                .await
-                .map_err(Refusal::Failed)?;
-            user.ok_or(Refusal::Unauthenticated)
+            Ok(entry.user)
         }
     }
 }
@@ -349,35 +352,56 @@ async fn identify(
 /// body is read (within the JSON limit) and put back.
 async fn peek_fields(req: Request) -> Result<(Request, Map<String, Value>), ApiError> {
     let (parts, body) = req.into_parts();
-    let mut map = Map::new();
-    if let Some(query) = parts.uri.query() {
-        if let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(query) {
-            for (k, v) in pairs {
-                match map.get_mut(&k) {
-                    Some(Value::Array(items)) => items.push(Value::String(v)),
-                    Some(existing) => {
-                        let first = existing.take();
-                        *existing = Value::Array(vec![first, Value::String(v)]);
-                    }
-                    None => {
-                        map.insert(k, Value::String(v));
-                    }
-                }
-            }
-        }
-    }
+    // A malformed query is the handler's 400 to give; here it names nothing.
+    let mut map = parts
+        .uri
+        .query()
+        .and_then(|q| crate::request::query_fields(q).ok())
+        .unwrap_or_default();
     let streaming = parts.method == Method::PUT || parts.method == Method::GET;
     if streaming {
         return Ok((Request::from_parts(parts, body), map));
     }
     let probe = Request::from_parts(parts.clone_without_body(), body);
     let bytes = read_limited(probe).await?;
-    if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&bytes) {
-        for (k, v) in obj {
+    // Only the fields that name a resource are kept; the rest of a large body (a log-batch of
+    // thousands of metrics) is skipped without building values.
+    if let Ok(named) = serde_json::from_slice::<NamingFields>(&bytes) {
+        for (k, v) in named.into_pairs() {
             map.entry(k).or_insert(v);
         }
     }
     Ok((Request::from_parts(parts, Body::from(bytes)), map))
+}
+
+/// The fields of a JSON body that name what a request is about.
+#[derive(serde::Deserialize)]
+struct NamingFields {
+    experiment_id: Option<Value>,
+    experiment_ids: Option<Value>,
+    experiment_name: Option<Value>,
+    run_id: Option<Value>,
+    run_uuid: Option<Value>,
+    run_ids: Option<Value>,
+    name: Option<Value>,
+    new_name: Option<Value>,
+}
+
+impl NamingFields {
+    fn into_pairs(self) -> impl Iterator<Item = (String, Value)> {
+        [
+            ("experiment_id", self.experiment_id),
+            ("experiment_ids", self.experiment_ids),
+            ("experiment_name", self.experiment_name),
+            ("run_id", self.run_id),
+            ("run_uuid", self.run_uuid),
+            ("run_ids", self.run_ids),
+            ("name", self.name),
+            ("new_name", self.new_name),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    }
 }
 
 /// Copying request parts (the body is handled apart).
@@ -421,6 +445,7 @@ fn strings_of(map: &Map<String, Value>, key: &str) -> Vec<String> {
 /// The resources a request names, by [`Find`]; empty when it names none.
 fn resources(
     state: &AppState,
+    authn: &Authn,
     find: Find,
     path: &str,
     fields: &Map<String, Value>,
@@ -439,9 +464,9 @@ fn resources(
         },
         Find::RunId => {
             let id = one("run_id").or_else(|| one("run_uuid"));
-            run_experiments(state, id.into_iter())?
+            run_experiments(state, authn, id.into_iter())?
         }
-        Find::RunIds => run_experiments(state, strings_of(fields, "run_ids").into_iter())?,
+        Find::RunIds => run_experiments(state, authn, strings_of(fields, "run_ids").into_iter())?,
         Find::LoggedModelInPath => {
             let id = path
                 .split("/logged-models/")
@@ -482,12 +507,24 @@ fn resources(
 /// The experiments of the runs named (unknown runs name none: the handler answers 404).
 fn run_experiments(
     state: &AppState,
+    authn: &Authn,
     ids: impl Iterator<Item = String>,
 ) -> cairn_core::Result<Vec<String>> {
     let mut out = Vec::new();
     for id in ids {
+        if let Some(exp) = lock(&authn.run_experiments).get(&id) {
+            out.push(exp.clone());
+            continue;
+        }
         match state.tracking.get_run(&id) {
-            Ok(run) => out.push(run.info.experiment_id),
+            Ok(run) => {
+                let mut cache = lock(&authn.run_experiments);
+                if cache.len() > 10 * CACHE_CAP {
+                    cache.clear();
+                }
+                cache.insert(id, run.info.experiment_id.clone());
+                out.push(run.info.experiment_id)
+            }
             Err(Error::NotFound(_) | Error::InvalidParameter(_)) => {}
             Err(e) => return Err(e),
         }
@@ -497,18 +534,76 @@ fn run_experiments(
 
 /// Whether `user` has `level` on every resource named.
 fn allowed(
-    auth: &Auth,
+    authn: &Authn,
     user: &User,
     kind: ResourceType,
     ids: &[String],
     level: Permission,
 ) -> cairn_core::Result<bool> {
     for id in ids {
-        if !auth.permission(user, kind, id)?.allows(level) {
+        if !authn.permission(user, kind, id)?.allows(level) {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+impl Authn {
+    /// The user's permission on a resource, remembered for [`PERMISSION_CACHE_TTL`].
+    fn permission(
+        &self,
+        user: &User,
+        kind: ResourceType,
+        id: &str,
+    ) -> cairn_core::Result<Permission> {
+        if let Some(p) = self.cached_permission(user, kind, id) {
+            return Ok(p);
+        }
+        let p = self.auth.permission(user, kind, id)?;
+        let mut cache = lock(&self.permissions);
+        if cache.len() > CACHE_CAP {
+            cache.clear();
+        }
+        cache.insert((user.id, kind, id.to_string()), (p, Instant::now()));
+        Ok(p)
+    }
+
+    fn cached_permission(&self, user: &User, kind: ResourceType, id: &str) -> Option<Permission> {
+        if user.is_admin {
+            return Some(Permission::Manage);
+        }
+        lock(&self.permissions)
+            .get(&(user.id, kind, id.to_string()))
+            .filter(|(_, at)| at.elapsed() < PERMISSION_CACHE_TTL)
+            .map(|(p, _)| *p)
+    }
+
+    /// The decision from caches alone, when they hold everything it needs.
+    fn decide_cached(
+        &self,
+        user: &User,
+        kind: ResourceType,
+        find: Find,
+        path: &str,
+        fields: &Map<String, Value>,
+        level: Permission,
+    ) -> Option<bool> {
+        let one = |key: &str| fields.get(key).and_then(text_of);
+        let id = match find {
+            Find::ExperimentId => one("experiment_id")?,
+            Find::ModelName => one("name")?,
+            Find::ModelInPath => path
+                .strip_prefix("/v2/models/")
+                .and_then(|rest| rest.split('/').next())?
+                .to_string(),
+            Find::RunId => {
+                let run = one("run_id").or_else(|| one("run_uuid"))?;
+                lock(&self.run_experiments).get(&run)?.clone()
+            }
+            _ => return None,
+        };
+        Some(self.cached_permission(user, kind, &id)?.allows(level))
+    }
 }
 
 /// Whether deciding on (or following up) a request needs its fields. A GET's are its query
@@ -595,16 +690,27 @@ pub async fn guard(
                     path.clone(),
                     fields.clone(),
                 );
-                let verdict = blocking(move || {
-                    let ids = resources(&s, find, &p, &f)?;
-                    if ids.is_empty() {
-                        // Nothing named (a missing field, an unknown run): the handler
-                        // answers 400 or 404, and reveals nothing it could not anyway.
-                        return Ok(true);
+                let fast = authn.decide_cached(&user, kind, find, &path, &fields, level);
+                let verdict = match fast {
+                    Some(v) => Ok(v),
+                    None => {
+                        blocking(move || {
+                            let ids = resources(&s, &a, find, &p, &f)?;
+                            if ids.is_empty() {
+                                // One resource not named, or unknown (a missing field, an unknown
+                                // run): the handler answers 400 or 404 and reveals nothing. A listing
+                                // of many (no experiment ids, the artifact root) would span resources
+                                // the caller may not read: refused.
+                                return Ok(!matches!(
+                                    find,
+                                    Find::ArtifactPath | Find::ExperimentIds | Find::RunIds
+                                ));
+                            }
+                            allowed(&a, &u, kind, &ids, level)
+                        })
+                        .await
                     }
-                    allowed(&a.auth, &u, kind, &ids, level)
-                })
-                .await;
+                };
                 match verdict {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(Refusal::Forbidden(format!(
@@ -668,6 +774,7 @@ async fn after(
                     )
                 })
                 .await;
+                authn.forget();
             }
             response
         }
@@ -678,6 +785,7 @@ async fn after(
                         .delete_grants_on(ResourceType::RegisteredModel, &name)
                 })
                 .await;
+                authn.forget();
             }
             response
         }
@@ -689,6 +797,7 @@ async fn after(
                         .rename_grants(ResourceType::RegisteredModel, &old, &new)
                 })
                 .await;
+                authn.forget();
             }
             response
         }
@@ -924,6 +1033,7 @@ async fn update_password(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
 
 async fn update_admin(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let username = f.str("username")?;
     let is_admin = match f.map_get("is_admin") {
@@ -936,6 +1046,7 @@ async fn update_admin(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
         authn.auth.store().set_admin(target.id, is_admin)
     })
     .await?;
+    keep.forget();
     reply(json!({}))
 }
 
@@ -960,6 +1071,7 @@ fn may_manage(auth: &Auth, user: &User, kind: ResourceType, id: &str) -> cairn_c
 
 async fn grant_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     let (username, kind, id, level) = (
         f.str("username")?,
         ResourceType::parse(&f.str("resource_type")?)?,
@@ -975,11 +1087,13 @@ async fn grant_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     })
     .await
     .map_err(forbidden_marker)?;
+    keep.forget();
     reply(json!({}))
 }
 
 async fn revoke_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     let (username, kind, id) = (
         f.str("username")?,
         ResourceType::parse(&f.str("resource_type")?)?,
@@ -994,6 +1108,7 @@ async fn revoke_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     })
     .await
     .map_err(forbidden_marker)?;
+    keep.forget();
     reply(json!({}))
 }
 
@@ -1147,6 +1262,7 @@ async fn update_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
 
 async fn delete_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let id = int_field(&f, "role_id")?;
     blocking(move || {
@@ -1154,11 +1270,13 @@ async fn delete_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
         authn.auth.store().delete_role(id)
     })
     .await?;
+    keep.forget();
     reply(json!({}))
 }
 
 async fn add_role_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let id = int_field(&f, "role_id")?;
     let kind = ResourceType::parse(&f.str("resource_type")?)?;
@@ -1172,11 +1290,13 @@ async fn add_role_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult 
             .upsert_role_permission(id, kind, &pattern, level)
     })
     .await?;
+    keep.forget();
     reply(json!({"role_permission": grant_json(&grant)}))
 }
 
 async fn remove_role_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let id = int_field(&f, "role_permission_id")?;
     blocking(move || {
@@ -1188,6 +1308,7 @@ async fn remove_role_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResu
         authn.auth.store().delete_role_permission(id)
     })
     .await?;
+    keep.forget();
     reply(json!({}))
 }
 
@@ -1201,6 +1322,7 @@ async fn list_role_permissions(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResul
 
 async fn update_role_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let id = int_field(&f, "role_permission_id")?;
     let level = Permission::parse(&f.str("permission")?)?;
@@ -1215,11 +1337,13 @@ async fn update_role_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResu
             .ok_or_else(|| Error::not_found(format!("Role permission with id={id} not found")))
     })
     .await?;
+    keep.forget();
     reply(json!({"role_permission": grant_json(&grant)}))
 }
 
 async fn assign_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let (username, id) = (f.str("username")?, int_field(&f, "role_id")?);
     let assigned = blocking(move || {
@@ -1228,11 +1352,13 @@ async fn assign_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
         authn.auth.store().assign_role(target.id, id)
     })
     .await?;
+    keep.forget();
     reply(json!({"assignment": assignment_json(&assigned)}))
 }
 
 async fn unassign_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
+    let keep = authn.clone();
     require_admin(&user)?;
     let (username, id) = (f.str("username")?, int_field(&f, "role_id")?);
     blocking(move || {
@@ -1240,6 +1366,7 @@ async fn unassign_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
         authn.auth.store().unassign_role(target.id, id)
     })
     .await?;
+    keep.forget();
     reply(json!({}))
 }
 

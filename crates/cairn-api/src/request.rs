@@ -47,6 +47,26 @@ pub fn missing(name: &str) -> ApiError {
     ))
 }
 
+/// A query string as fields: a repeated key becomes an array of its values.
+pub(crate) fn query_fields(query: &str) -> Result<Map<String, Value>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| ApiError::bad_request(format!("Malformed query string: {e}")))?;
+    let mut map = Map::new();
+    for (k, v) in pairs {
+        match map.get_mut(&k) {
+            Some(Value::Array(items)) => items.push(Value::String(v)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(v)]);
+            }
+            None => {
+                map.insert(k, Value::String(v));
+            }
+        }
+    }
+    Ok(map)
+}
+
 /// Reads a request body up to the router's JSON limit: 413 when it is larger, 400 when it
 /// cannot be read whole (shorter than its `Content-Length`, cut off, timed out).
 pub async fn read_limited(req: Request) -> Result<axum::body::Bytes, ApiError> {
@@ -88,23 +108,10 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut map = Map::new();
-        if let Some(query) = req.uri().query() {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-                .map_err(|e| ApiError::bad_request(format!("Malformed query string: {e}")))?;
-            for (k, v) in pairs {
-                match map.get_mut(&k) {
-                    Some(Value::Array(items)) => items.push(Value::String(v)),
-                    Some(existing) => {
-                        let first = existing.take();
-                        *existing = Value::Array(vec![first, Value::String(v)]);
-                    }
-                    None => {
-                        map.insert(k, Value::String(v));
-                    }
-                }
-            }
-        }
+        let mut map = match req.uri().query() {
+            Some(query) => query_fields(query)?,
+            None => Map::new(),
+        };
         let method = req.method().clone();
         let bytes = read_limited(req).await?;
         let body_len = bytes.len();

@@ -145,6 +145,10 @@ fn permissions_hold(backend: Option<&str>) {
             .0,
         200
     );
+    // Listings that span experiments are not for users: the artifact root, runs of no
+    // experiment in particular.
+    assert_eq!(bob.get("/api/2.0/mlflow-artifacts/artifacts").0, 403);
+    assert_eq!(bob.post("runs/search", &json!({})).0, 403);
 
     // Only MANAGE grants: bob cannot, alice can; with EDIT bob logs.
     assert_eq!(grant(&bob, "bob", "experiment", &exp, "EDIT").0, 403);

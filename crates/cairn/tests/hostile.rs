@@ -476,24 +476,26 @@ fn infer_x(http: &cairn_test::Http, path: &str, x: Value) -> (u16, Value) {
     )
 }
 
+/// Creates model `name` with `onnx` as its version 1.
+fn register(http: &cairn_test::Http, name: &str, onnx: &[u8]) {
+    assert_eq!(
+        http.post("registered-models/create", &json!({"name": name}))
+            .0,
+        200
+    );
+    let source = http.run_with_model_file("model.onnx", onnx);
+    let (status, body) = http.post(
+        "model-versions/create",
+        &json!({"name": name, "source": source}),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
 #[test]
 fn models_are_served_by_identity_and_hostile_graphs_are_refused_whole() {
     let server = TestServer::start(bin(), None);
     let http = server.http();
-    assert_eq!(
-        http.post("registered-models/create", &json!({"name": "m"}))
-            .0,
-        200
-    );
-    let source = http.run_with_model_file("model.onnx", &tiny_mlp_onnx());
-    assert_eq!(
-        http.post(
-            "model-versions/create",
-            &json!({"name": "m", "source": source})
-        )
-        .0,
-        200
-    );
+    register(&http, "m", &tiny_mlp_onnx());
     let (status, body) = infer_x(
         &http,
         "/v2/models/m/versions/1/infer",
@@ -518,20 +520,7 @@ fn models_are_served_by_identity_and_hostile_graphs_are_refused_whole() {
             .0,
         200
     );
-    assert_eq!(
-        http.post("registered-models/create", &json!({"name": "m"}))
-            .0,
-        200
-    );
-    let source = http.run_with_model_file("model.onnx", &doubling_onnx());
-    assert_eq!(
-        http.post(
-            "model-versions/create",
-            &json!({"name": "m", "source": source})
-        )
-        .0,
-        200
-    );
+    register(&http, "m", &doubling_onnx());
     let (status, body) = http.post_json(
         "/v2/models/m/versions/1/infer",
         &json!({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]}),
