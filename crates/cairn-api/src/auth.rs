@@ -96,6 +96,9 @@ fn now_ms() -> i64 {
 #[derive(Debug, Clone)]
 pub struct Caller(pub User);
 
+/// (user id, resource type, resource id).
+type PermissionKey = (i64, ResourceType, String);
+
 /// Authentication state shared by every request.
 pub struct Authn {
     auth: Auth,
@@ -103,7 +106,7 @@ pub struct Authn {
     tokens: Mutex<HashMap<String, TokenEntry>>,
     /// Effective permissions, for [`PERMISSION_CACHE_TTL`]: a grant or revocation through this
     /// process clears them at once; other replicas see it within the TTL.
-    permissions: Mutex<HashMap<(i64, ResourceType, String), (Permission, Instant)>>,
+    permissions: Mutex<HashMap<PermissionKey, (Permission, Instant)>>,
     /// A run's experiment (it never changes).
     run_experiments: Mutex<HashMap<String, String>>,
     failures: Mutex<Failures>,
