@@ -369,9 +369,11 @@ async fn peek_fields(req: Request) -> Result<(Request, Map<String, Value>), ApiE
     let bytes = read_limited(probe).await?;
     // Only the fields that name a resource are kept; the rest of a large body (a log-batch of
     // thousands of metrics) is skipped without building values.
+    // As in `Fields`, a body's field wins over the query's: the guard must check the very
+    // resource the handler will act on.
     if let Ok(named) = serde_json::from_slice::<NamingFields>(&bytes) {
         for (k, v) in named.into_pairs() {
-            map.entry(k).or_insert(v);
+            map.insert(k, v);
         }
     }
     Ok((Request::from_parts(parts, Body::from(bytes)), map))
@@ -429,9 +431,11 @@ impl CloneParts for axum::http::request::Parts {
     }
 }
 
+/// A field's text; an empty string counts as absent, as `Fields` treats it (so `run_id: ""`
+/// with `run_uuid` names the run the handler will use).
 fn text_of(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -471,40 +475,52 @@ fn resources(
         }
         Find::RunIds => run_experiments(state, authn, strings_of(fields, "run_ids").into_iter())?,
         Find::LoggedModelInPath => {
-            let id = path
-                .split("/logged-models/")
-                .nth(1)
-                .and_then(|rest| rest.split('/').next())
-                .unwrap_or("");
-            match state.tracking.get_logged_model(id) {
+            let Some(id) = logged_model_in_path(path) else {
+                return Ok(vec![]);
+            };
+            match state.tracking.get_logged_model(&id) {
                 Ok(m) => vec![m.experiment_id],
                 Err(Error::NotFound(_) | Error::InvalidParameter(_)) => vec![],
                 Err(e) => return Err(e),
             }
         }
-        Find::ArtifactPath => {
-            let artifact = path
-                .split("/mlflow-artifacts/artifacts")
-                .nth(1)
-                .map(|p| p.trim_start_matches('/').to_string())
-                .filter(|p| !p.is_empty())
-                .or_else(|| one("path"))
-                .unwrap_or_default();
-            artifact
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .filter(|first| !first.is_empty())
-                .map(|first| vec![first.to_string()])
-                .unwrap_or_default()
-        }
+        Find::ArtifactPath => artifact_experiment(path, one("path")).into_iter().collect(),
         Find::ModelName => one("name").into_iter().collect(),
-        Find::ModelInPath => path
-            .strip_prefix("/v2/models/")
-            .and_then(|rest| rest.split('/').next())
-            .map(|name| vec![name.to_string()])
-            .unwrap_or_default(),
+        Find::ModelInPath => model_in_path(path).into_iter().collect(),
     })
+}
+
+/// A path segment decoded as the router decodes its parameters: what the handler will see.
+fn decoded(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The model an OIP path names (`/v2/models/{name}/...`), decoded.
+fn model_in_path(path: &str) -> Option<String> {
+    path.strip_prefix("/v2/models/")
+        .and_then(|rest| rest.split('/').next())
+        .map(decoded)
+}
+
+/// The logged model a path names (`.../logged-models/{model_id}/...`), decoded.
+fn logged_model_in_path(path: &str) -> Option<String> {
+    path.split("/logged-models/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(decoded)
+}
+
+/// The experiment an artifact path belongs to: the first component of the path the handler
+/// will use (decoded and normalised by `ArtifactPath`, so `./1/x` and `%31/x` name `1`).
+fn artifact_experiment(path: &str, listing: Option<String>) -> Option<String> {
+    let raw = match path.split_once("/mlflow-artifacts/artifacts/") {
+        Some((_, rest)) if !rest.is_empty() => decoded(rest),
+        _ => listing.unwrap_or_default(),
+    };
+    let parsed = cairn_core::paths::ArtifactPath::parse(&raw).ok()?;
+    parsed.components().first().cloned()
 }
 
 /// The experiments of the runs named (unknown runs name none: the handler answers 404).
@@ -595,10 +611,7 @@ impl Authn {
         let id = match find {
             Find::ExperimentId => one("experiment_id")?,
             Find::ModelName => one("name")?,
-            Find::ModelInPath => path
-                .strip_prefix("/v2/models/")
-                .and_then(|rest| rest.split('/').next())?
-                .to_string(),
+            Find::ModelInPath => model_in_path(path)?,
             Find::RunId => {
                 let run = one("run_id").or_else(|| one("run_uuid"))?;
                 lock(&self.run_experiments).get(&run)?.clone()

@@ -117,6 +117,29 @@ fn permissions_hold(backend: Option<&str>) {
         bob.post("runs/create", &json!({"experiment_id": exp})).0,
         403
     );
+    // The guard checks what the handler acts on: no smuggling a second id past it, in the
+    // query beside the body or behind an empty `run_id`.
+    let (_, bobs) = bob.post("experiments/create", &json!({"name": "bobs"}));
+    let bobs = bobs["experiment_id"].as_str().unwrap().to_string();
+    let (_, bobs_run) = bob.post("runs/create", &json!({"experiment_id": bobs}));
+    let bobs_run = bobs_run["run"]["info"]["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let smuggled_delete = bob.post_json(
+        &format!("/api/2.0/mlflow/experiments/delete?experiment_id={bobs}"),
+        &json!({"experiment_id": exp}),
+    );
+    assert_eq!(smuggled_delete.0, 403, "{}", smuggled_delete.1);
+    let metric = |id: &str| json!({"run_id": id, "key": "k", "value": 1.0, "timestamp": 1});
+    let mut behind_empty = metric("");
+    behind_empty["run_uuid"] = json!(run_id);
+    assert_eq!(bob.post("runs/log-metric", &behind_empty).0, 403);
+    let smuggled_log = bob.post_json(
+        &format!("/api/2.0/mlflow/runs/log-metric?run_id={bobs_run}"),
+        &metric(&run_id),
+    );
+    assert_eq!(smuggled_log.0, 403, "{}", smuggled_log.1);
     // Artifacts inherit the experiment's permission.
     let root = run["run"]["info"]["artifact_uri"]
         .as_str()
@@ -195,6 +218,18 @@ fn permissions_hold(backend: Option<&str>) {
         !names.contains(&"alices"),
         "a denied experiment was listed: {names:?}"
     );
+    // Nor through an artifact path written otherwise than the handler reads it.
+    let first = root.as_bytes()[0];
+    for disguised in [
+        format!("%{first:02X}{}/a.txt", &root[1..]),
+        format!("./{root}/a.txt"),
+        format!("/{root}/a.txt"),
+    ] {
+        let status = bob
+            .get(&format!("/api/2.0/mlflow-artifacts/artifacts/{disguised}"))
+            .0;
+        assert!(status == 403 || status == 400, "{disguised}: {status}");
+    }
 
     // Models: USE may infer, not register; the creator manages.
     assert_eq!(
@@ -215,6 +250,16 @@ fn permissions_hold(backend: Option<&str>) {
     ]});
     assert_eq!(
         bob.post_json("/v2/models/m/versions/1/infer", &infer).0,
+        403
+    );
+    // A model of bob's whose name decodes to alice's model's name does not open it.
+    assert_eq!(
+        bob.post("registered-models/create", &json!({"name": "%6D"}))
+            .0,
+        200
+    );
+    assert_eq!(
+        bob.post_json("/v2/models/%6D/versions/1/infer", &infer).0,
         403
     );
     assert_eq!(grant(&alice, "bob", "registered_model", "m", "USE").0, 200);
