@@ -188,7 +188,7 @@ impl Monitoring {
                     continue;
                 }
             };
-            let predictions = window.keys.len() as u64;
+            let predictions = window.rows;
             let drift = self
                 .monitor
                 .window_drift(model, version, &window, &DriftOptions::default())
@@ -429,8 +429,11 @@ pub fn window_drift_json(model: &str, version: &str, d: &WindowDrift) -> Value {
     let mut body = cairn_quality::report::drift_json(&d.report);
     body["model"] = json!(model);
     body["version"] = json!(version);
-    body["window"] =
-        json!({"seconds": (d.to_ms - d.from_ms) / 1000, "from_ms": d.from_ms, "to_ms": d.to_ms});
+    body["window"] = json!({
+        "seconds": (d.to_ms - d.from_ms) / 1000, "from_ms": d.from_ms, "to_ms": d.to_ms,
+        // Past the sample size, drift is computed on a uniform sample of the rows.
+        "rows": d.rows, "sampled_rows": d.rows.min(cairn_quality::monitor::WINDOW_SAMPLE_ROWS as u64),
+    });
     body
 }
 

@@ -553,13 +553,22 @@ pub struct Label {
 /// Recorded labels by (request id, row).
 pub type Labels = HashMap<(String, i64), serde_json::Value>;
 
-/// Logged predictions of one model version in a time window.
+/// The most rows of a window kept for drift: beyond it, a uniform random sample of this size
+/// (reservoir sampling) stands for the window, so a query's memory is bounded by the sample,
+/// not by the traffic logged (a KS or chi-squared test on 200,000 rows is as decisive as on
+/// millions).
+pub const WINDOW_SAMPLE_ROWS: usize = 200_000;
+
+/// Logged predictions of one model version in a time window: every row, or a uniform sample
+/// of [`WINDOW_SAMPLE_ROWS`] of them when there are more ([`Window::rows`] counts them all).
 #[derive(Debug, Clone, Default)]
 pub struct Window {
     /// Start (inclusive) and end (exclusive), in ms since the epoch.
     pub from_ms: i64,
     /// End of the window.
     pub to_ms: i64,
+    /// Rows logged in the window (more than `keys.len()` when sampled).
+    pub rows: u64,
     /// (request id, row) of each logged row.
     pub keys: Vec<(String, i64)>,
     /// When each row was answered.
@@ -579,7 +588,38 @@ pub enum Column {
     Text(Vec<Option<String>>),
 }
 
+/// One value of a [`Column`].
+enum Cell {
+    Number(f64),
+    Text(Option<String>),
+}
+
 impl Column {
+    fn cell(&self, i: usize) -> Cell {
+        match self {
+            Column::Numbers(v, _) => Cell::Number(v.get(i).copied().unwrap_or(f64::NAN)),
+            Column::Text(v) => Cell::Text(v.get(i).cloned().flatten()),
+        }
+    }
+
+    /// Sets row `i` (within the column's length) to `cell`, or to missing when the kinds
+    /// differ.
+    fn set(&mut self, i: usize, cell: Option<Cell>) {
+        match (self, cell) {
+            (Column::Numbers(v, _), Some(Cell::Number(x))) => v[i] = x,
+            (Column::Numbers(v, _), _) => v[i] = f64::NAN,
+            (Column::Text(v), Some(Cell::Text(t))) => v[i] = t,
+            (Column::Text(v), _) => v[i] = None,
+        }
+    }
+
+    fn empty_like(&self) -> Column {
+        match self {
+            Column::Numbers(_, integer) => Column::Numbers(Vec::new(), *integer),
+            Column::Text(_) => Column::Text(Vec::new()),
+        }
+    }
+
     fn pad(&mut self, len: usize) {
         match self {
             Column::Numbers(v, _) => v.resize(len, f64::NAN),
@@ -625,6 +665,9 @@ pub struct WindowDrift {
     pub from_ms: i64,
     /// End of the window.
     pub to_ms: i64,
+    /// Rows logged in the window; the report compares a uniform sample of
+    /// [`WINDOW_SAMPLE_ROWS`] of them when there are more.
+    pub rows: u64,
     /// The column-by-column report.
     pub report: DriftReport,
 }
@@ -827,18 +870,30 @@ impl Monitor {
 
     /// The predictions of `model` `version` answered in `[from_ms, to_ms)`.
     pub fn window(&self, model: &str, version: &str, from_ms: i64, to_ms: i64) -> Result<Window> {
-        let dir = self
-            .root
-            .join("predictions")
-            .join(path_component(model))
-            .join(path_component(version));
         let mut window = Window {
             from_ms,
             to_ms,
             ..Window::default()
         };
+        let mut sampler = Sampler::new(from_ms, to_ms);
+        for file in self.window_files(model, version, from_ms, to_ms) {
+            read_window_file(&file, from_ms, to_ms, |batch| {
+                sampler.add(&mut window, batch);
+                Ok(())
+            })?;
+        }
+        Ok(window)
+    }
+
+    /// The files of a version's log that may hold rows of `[from_ms, to_ms)`, oldest first.
+    fn window_files(&self, model: &str, version: &str, from_ms: i64, to_ms: i64) -> Vec<PathBuf> {
+        let dir = self
+            .root
+            .join("predictions")
+            .join(path_component(model))
+            .join(path_component(version));
         let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(window);
+            return Vec::new();
         };
         let mut files: Vec<PathBuf> = entries
             .flatten()
@@ -846,10 +901,7 @@ impl Monitor {
             .filter(|p| file_span(p).is_some_and(|(first, last)| last >= from_ms && first < to_ms))
             .collect();
         files.sort();
-        for file in files {
-            read_window_file(&file, &mut window)?;
-        }
-        Ok(window)
+        files
     }
 
     /// Deletes prediction log files whose every row is older than `before_ms`; returns how
@@ -911,6 +963,7 @@ impl Monitor {
         Ok(WindowDrift {
             from_ms: window.from_ms,
             to_ms: window.to_ms,
+            rows: window.rows,
             report,
         })
     }
@@ -951,8 +1004,15 @@ impl Monitor {
         to_ms: i64,
         bucket_ms: i64,
     ) -> Result<Vec<MetricBucket>> {
-        let window = self.window(model, version, from_ms, to_ms)?;
-        window_metrics(&window, bucket_ms, &self.labels()?)
+        let labels = self.labels()?;
+        let mut buckets = MetricBuckets::new(from_ms, to_ms, bucket_ms)?;
+        for file in self.window_files(model, version, from_ms, to_ms) {
+            read_window_file(&file, from_ms, to_ms, |batch| {
+                buckets.add(&batch, &labels);
+                Ok(())
+            })?;
+        }
+        Ok(buckets.finish())
     }
 
     fn rules_path(&self) -> PathBuf {
@@ -1001,69 +1061,201 @@ impl Monitor {
 }
 
 /// Accuracy (classification) or MAE/RMSE (regression) of a window's labelled predictions, in
-/// buckets of `bucket_ms`.
+/// buckets of `bucket_ms`. (For a sampled window, of its sample; [`Monitor::metrics`] streams
+/// every row.)
 pub fn window_metrics(
     window: &Window,
     bucket_ms: i64,
     labels: &Labels,
 ) -> Result<Vec<MetricBucket>> {
-    let (from_ms, to_ms) = (window.from_ms, window.to_ms);
-    if bucket_ms <= 0 || to_ms <= from_ms {
-        return Err(Error::Invalid(
-            "a metrics window needs a positive bucket and an end after its start".into(),
-        ));
-    }
-    let predicted = predictions_of(window);
-    let buckets = ((to_ms - from_ms + bucket_ms - 1) / bucket_ms).min(100_000) as usize;
-    let mut pairs: Vec<Vec<(&Predicted, &serde_json::Value)>> = vec![Vec::new(); buckets];
-    let mut counts = vec![0u64; buckets];
-    for (i, key) in window.keys.iter().enumerate() {
-        let b = ((window.timestamps[i] - from_ms) / bucket_ms) as usize;
-        if b >= buckets {
-            continue;
-        }
-        counts[b] += 1;
-        if let (Some(label), Some(p)) = (labels.get(key), predicted.get(i)) {
-            pairs[b].push((p, label));
-        }
-    }
-    let classification = pairs.iter().flatten().all(|(_, l)| is_class(l));
-    Ok(pairs
-        .into_iter()
-        .zip(counts)
-        .enumerate()
-        .map(|(b, (pairs, predictions))| {
-            let from = from_ms + b as i64 * bucket_ms;
-            let mut bucket = MetricBucket {
-                from_ms: from,
-                to_ms: (from + bucket_ms).min(to_ms),
-                predictions,
-                labeled: pairs.len() as u64,
-                accuracy: None,
-                mae: None,
-                rmse: None,
-            };
-            if pairs.is_empty() {
-                return bucket;
-            }
-            let n = pairs.len() as f64;
-            if classification {
-                let right = pairs.iter().filter(|(p, l)| p.matches_class(l)).count();
-                bucket.accuracy = Some(right as f64 / n);
-            } else {
-                let errors: Vec<f64> = pairs
-                    .iter()
-                    .map(|(p, l)| p.value() - l.as_f64().unwrap_or(f64::NAN))
-                    .collect();
-                bucket.mae = Some(errors.iter().map(|e| e.abs()).sum::<f64>() / n);
-                bucket.rmse = Some((errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt());
-            }
-            bucket
-        })
-        .collect())
+    let mut buckets = MetricBuckets::new(window.from_ms, window.to_ms, bucket_ms)?;
+    buckets.add(window, labels);
+    Ok(buckets.finish())
 }
 
-fn read_window_file(path: &Path, window: &mut Window) -> Result<()> {
+/// What the metrics of one bucket need, accumulated row by row: classification and regression
+/// sums both, since which one applies is known only when every label has been seen.
+#[derive(Clone, Default)]
+struct BucketSums {
+    predictions: u64,
+    labeled: u64,
+    right: u64,
+    abs_error: f64,
+    squared_error: f64,
+}
+
+/// Metric buckets filled batch by batch: memory is the buckets, not the rows.
+struct MetricBuckets {
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    sums: Vec<BucketSums>,
+    /// Whether every label seen so far names a class.
+    classification: bool,
+}
+
+impl MetricBuckets {
+    fn new(from_ms: i64, to_ms: i64, bucket_ms: i64) -> Result<Self> {
+        if bucket_ms <= 0 || to_ms <= from_ms {
+            return Err(Error::Invalid(
+                "a metrics window needs a positive bucket and an end after its start".into(),
+            ));
+        }
+        let buckets = ((to_ms - from_ms + bucket_ms - 1) / bucket_ms).min(100_000) as usize;
+        Ok(MetricBuckets {
+            from_ms,
+            to_ms,
+            bucket_ms,
+            sums: vec![BucketSums::default(); buckets],
+            classification: true,
+        })
+    }
+
+    fn add(&mut self, window: &Window, labels: &Labels) {
+        let predicted = predictions_of(window);
+        for (i, key) in window.keys.iter().enumerate() {
+            let b = ((window.timestamps[i] - self.from_ms) / self.bucket_ms) as usize;
+            let Some(sums) = self.sums.get_mut(b) else {
+                continue;
+            };
+            sums.predictions += 1;
+            if let (Some(label), Some(p)) = (labels.get(key), predicted.get(i)) {
+                sums.labeled += 1;
+                self.classification &= is_class(label);
+                sums.right += u64::from(p.matches_class(label));
+                let error = p.value() - label.as_f64().unwrap_or(f64::NAN);
+                sums.abs_error += error.abs();
+                sums.squared_error += error * error;
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<MetricBucket> {
+        let (from_ms, to_ms, bucket_ms) = (self.from_ms, self.to_ms, self.bucket_ms);
+        let classification = self.classification;
+        self.sums
+            .into_iter()
+            .enumerate()
+            .map(|(b, s)| {
+                let from = from_ms + b as i64 * bucket_ms;
+                let mut bucket = MetricBucket {
+                    from_ms: from,
+                    to_ms: (from + bucket_ms).min(to_ms),
+                    predictions: s.predictions,
+                    labeled: s.labeled,
+                    accuracy: None,
+                    mae: None,
+                    rmse: None,
+                };
+                if s.labeled > 0 {
+                    let n = s.labeled as f64;
+                    if classification {
+                        bucket.accuracy = Some(s.right as f64 / n);
+                    } else {
+                        bucket.mae = Some(s.abs_error / n);
+                        bucket.rmse = Some((s.squared_error / n).sqrt());
+                    }
+                }
+                bucket
+            })
+            .collect()
+    }
+}
+
+/// Keeps a uniform random sample of at most `capacity` ([`WINDOW_SAMPLE_ROWS`]) rows of a window read
+/// batch by batch (Vitter's algorithm R), seeded by the window so a query repeats.
+struct Sampler {
+    state: u64,
+    capacity: usize,
+}
+
+impl Sampler {
+    fn new(from_ms: i64, to_ms: i64) -> Self {
+        Sampler {
+            state: (from_ms as u64).rotate_left(17) ^ (to_ms as u64) ^ 0x9e37_79b9_7f4a_7c15,
+            capacity: WINDOW_SAMPLE_ROWS,
+        }
+    }
+
+    /// splitmix64: a uniform number below `n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((u128::from(z) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Adds `batch`'s rows to `window`: appended while there is room, then each replacing a
+    /// random kept row with the probability that keeps the sample uniform.
+    fn add(&mut self, window: &mut Window, batch: Window) {
+        // Which of the batch's columns feeds each of the window's (by name), found once.
+        let mut feeds: Vec<Vec<Option<usize>>> = Vec::with_capacity(2);
+        for (lists, batch_lists) in [
+            (&mut window.inputs, &batch.inputs),
+            (&mut window.outputs, &batch.outputs),
+        ] {
+            for (name, column) in batch_lists {
+                match lists.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, kept)) => {
+                        // Integers only while every file stored them as integers.
+                        if let (Column::Numbers(_, integer), Column::Numbers(_, false)) =
+                            (kept, column)
+                        {
+                            *integer = false;
+                        }
+                    }
+                    None => lists.push((name.clone(), column.empty_like())),
+                }
+            }
+            feeds.push(
+                lists
+                    .iter()
+                    .map(|(name, _)| batch_lists.iter().position(|(n, _)| n == name))
+                    .collect(),
+            );
+        }
+        for i in 0..batch.keys.len() {
+            window.rows += 1;
+            let at = if window.keys.len() < self.capacity {
+                window.keys.push(batch.keys[i].clone());
+                window.timestamps.push(batch.timestamps[i]);
+                window.keys.len() - 1
+            } else {
+                let r = self.below(window.rows) as usize;
+                if r >= self.capacity {
+                    continue;
+                }
+                window.keys[r] = batch.keys[i].clone();
+                window.timestamps[r] = batch.timestamps[i];
+                r
+            };
+            let len = window.keys.len();
+            for ((lists, batch_lists), feed) in [
+                (&mut window.inputs, &batch.inputs),
+                (&mut window.outputs, &batch.outputs),
+            ]
+            .into_iter()
+            .zip(&feeds)
+            {
+                for ((_, column), from) in lists.iter_mut().zip(feed) {
+                    column.pad(len);
+                    column.set(at, from.map(|b| batch_lists[b].1.cell(i)));
+                }
+            }
+        }
+    }
+}
+
+/// Reads one log file batch by batch, handing each batch's rows in `[from_ms, to_ms)` to
+/// `each` as a small window of its own (the file is never held whole).
+fn read_window_file(
+    path: &Path,
+    from_ms: i64,
+    to_ms: i64,
+    mut each: impl FnMut(Window) -> Result<()>,
+) -> Result<()> {
     let mut table = Table::open(path)?;
     let names = table.column_names();
     let find = |n: &str| names.iter().position(|c| c == n);
@@ -1076,6 +1268,11 @@ fn read_window_file(path: &Path, window: &mut Window) -> Result<()> {
         )));
     };
     while let Some(batch) = table.next_batch()? {
+        let mut window = Window {
+            from_ms,
+            to_ms,
+            ..Window::default()
+        };
         let ids = batch.column(id_at).as_string::<i32>();
         let rows = batch.column(row_at).as_primitive::<Int64Type>();
         let stamps = batch.column(ts_at).as_primitive::<Int64Type>();
@@ -1152,6 +1349,8 @@ fn read_window_file(path: &Path, window: &mut Window) -> Result<()> {
         for (_, c) in window.inputs.iter_mut().chain(window.outputs.iter_mut()) {
             c.pad(len);
         }
+        window.rows = len as u64;
+        each(window)?;
     }
     Ok(())
 }
@@ -1695,6 +1894,79 @@ mod tests {
                 values: Values::Float(probability),
             }],
         }
+    }
+
+    /// A batch of `n` rows numbered from `start`: input `x` and key row both the number, a
+    /// text input only in odd batches (columns that come and go between files).
+    fn numbered_batch(start: i64, n: i64, with_text: bool) -> Window {
+        let mut inputs = vec![(
+            "x".to_string(),
+            Column::Numbers((start..start + n).map(|v| v as f64).collect(), true),
+        )];
+        if with_text {
+            inputs.push((
+                "t".to_string(),
+                Column::Text((start..start + n).map(|v| Some(v.to_string())).collect()),
+            ));
+        }
+        Window {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            rows: n as u64,
+            keys: (start..start + n).map(|v| ("r".to_string(), v)).collect(),
+            timestamps: (start..start + n).collect(),
+            inputs,
+            outputs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_large_window_keeps_a_uniform_aligned_sample_of_bounded_size() {
+        let mut sampler = Sampler::new(0, 1);
+        sampler.capacity = 1000;
+        let mut window = Window::default();
+        for b in 0..50 {
+            sampler.add(&mut window, numbered_batch(b * 1000, 1000, b % 2 == 1));
+        }
+        assert_eq!(window.rows, 50_000);
+        assert_eq!(window.keys.len(), 1000);
+        for (_, column) in &window.inputs {
+            match column {
+                Column::Numbers(v, _) => assert_eq!(v.len(), 1000),
+                Column::Text(v) => assert_eq!(v.len(), 1000),
+            }
+        }
+        // Every kept row's values are that row's: keys, timestamps and columns stay aligned.
+        let Column::Numbers(x, _) = &window.inputs[0].1 else {
+            panic!("x is numeric")
+        };
+        let Column::Text(t) = &window.inputs[1].1 else {
+            panic!("t is text")
+        };
+        for (i, (_, row)) in window.keys.iter().enumerate() {
+            assert_eq!(x[i], *row as f64);
+            assert_eq!(window.timestamps[i], *row);
+            let odd_batch = (row / 1000) % 2 == 1;
+            assert_eq!(t[i].is_some(), odd_batch, "row {row}");
+        }
+        // Uniform: the sample's mean is near the population's (24,999.5; sd of the mean of
+        // 1,000 draws about 456), and every fifth of the rows is represented.
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        assert!((mean - 24_999.5).abs() < 2_500.0, "mean {mean}");
+        for fifth in 0..5 {
+            let n = x.iter().filter(|v| (**v as i64) / 10_000 == fifth).count();
+            assert!((120..=280).contains(&n), "fifth {fifth}: {n}");
+        }
+        // Below the capacity, every row is kept in order.
+        let mut small = Window::default();
+        let mut sampler = Sampler::new(0, 1);
+        sampler.add(&mut small, numbered_batch(0, 10, false));
+        sampler.add(&mut small, numbered_batch(10, 5, true));
+        assert_eq!(small.rows, 15);
+        assert_eq!(
+            small.keys.iter().map(|k| k.1).collect::<Vec<_>>(),
+            (0..15).collect::<Vec<_>>()
+        );
     }
 
     #[test]
