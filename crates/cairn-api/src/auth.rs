@@ -187,6 +187,105 @@ impl Authn {
     }
 }
 
+/// The cookie that carries a browser's session: an access token of the signed-in user named
+/// [`SESSION_TOKEN_NAME`], `HttpOnly` and `SameSite=Strict`.
+pub const SESSION_COOKIE: &str = "cairn_session";
+/// How long a UI session lasts.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// The name session tokens carry in a user's token list (where they can be revoked).
+pub const SESSION_TOKEN_NAME: &str = "web session";
+
+/// The session token a browser sent, if any.
+pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().find_map(|v| {
+        v.to_str().ok()?.split(';').find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == SESSION_COOKIE && !v.is_empty() && v.len() <= 128).then(|| v.to_string())
+        })
+    })
+}
+
+/// Why signing in through the UI failed.
+#[derive(Debug)]
+pub enum SignInError {
+    /// Unknown user or wrong password (which of the two is not said).
+    Wrong,
+    /// Too many recent failures for this user or address.
+    TooManyAttempts,
+    /// The store failed.
+    Failed(ApiError),
+}
+
+impl Authn {
+    /// Checks a username and password as HTTP Basic is checked (same rate limits, same log
+    /// lines) and opens a session: a new token of [`SESSION_SECONDS`], returned once.
+    pub async fn sign_in(
+        self: &Arc<Self>,
+        username: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<(User, String), SignInError> {
+        let given = Credentials::Basic(username.to_string(), password.to_string());
+        let user = match identify(self, Some(given), address).await {
+            Ok(user) => user,
+            Err(Refusal::TooManyAttempts) => return Err(SignInError::TooManyAttempts),
+            Err(Refusal::Failed(e)) => return Err(SignInError::Failed(e)),
+            Err(_) => return Err(SignInError::Wrong),
+        };
+        let token = new_token();
+        let hash = token_hash(&token);
+        let (a, id) = (self.clone(), user.id);
+        let now = now_ms();
+        blocking(move || {
+            a.auth.store().create_token(
+                id,
+                SESSION_TOKEN_NAME,
+                &hash,
+                now,
+                Some(now + SESSION_SECONDS * 1000),
+            )
+        })
+        .await
+        .map_err(SignInError::Failed)?;
+        tracing::info!(username = user.username, ?address, "signed in to the UI");
+        Ok((user, token))
+    }
+
+    /// Ends the session `token` opens (revokes it), if it is one.
+    pub async fn sign_out(self: &Arc<Self>, token: &str) -> Result<(), ApiError> {
+        let (a, hash) = (self.clone(), token_hash(token));
+        blocking(move || {
+            if let Some(t) = a.auth.store().token_by_hash(&hash)? {
+                a.auth.store().revoke_token(t.user_id, t.id)?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.forget();
+        Ok(())
+    }
+
+    /// Whether `user` holds `level` on a resource (cached as the guard's checks are).
+    pub fn may(
+        &self,
+        user: &User,
+        kind: ResourceType,
+        id: &str,
+        level: Permission,
+    ) -> cairn_core::Result<bool> {
+        Ok(self.permission(user, kind, id)?.allows(level))
+    }
+
+    /// Records that `user` created a resource: creators get MANAGE, as through the API.
+    pub fn created(&self, user: &User, kind: ResourceType, id: &str) -> cairn_core::Result<()> {
+        if !user.is_admin {
+            self.auth.grant(user, kind, id, Permission::Manage)?;
+            self.forget();
+        }
+        Ok(())
+    }
+}
+
 /// A token lookup remembered for [`TOKEN_CACHE_TTL`].
 #[derive(Clone)]
 struct TokenEntry {
@@ -247,7 +346,12 @@ enum Credentials {
 }
 
 fn credentials(req: &Request) -> Option<Credentials> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        // A browser signed in to the UI: its session token, sent only to this site
+        // (SameSite=Strict), so a cross-site request carries no credentials at all.
+        return session_token(req.headers()).map(Credentials::Bearer);
+    };
+    let value = value.to_str().ok()?;
     let (scheme, rest) = value.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -487,7 +591,37 @@ fn resources(
         Find::ArtifactPath => artifact_experiment(path, one("path")).into_iter().collect(),
         Find::ModelName => one("name").into_iter().collect(),
         Find::ModelInPath => model_in_path(path).into_iter().collect(),
+        Find::PageExperiment => page_segment(path, "/experiments/").into_iter().collect(),
+        Find::PageExperiments => page_list(fields, "experiments"),
+        Find::PageRun => run_experiments(state, authn, page_segment(path, "/runs/").into_iter())?,
+        Find::PageRuns => run_experiments(state, authn, page_list(fields, "run").into_iter())?,
+        Find::PageModel => page_segment(path, "/models/")
+            .or_else(|| page_segment(path, "/monitoring/"))
+            .into_iter()
+            .collect(),
     })
+}
+
+/// The first segment after `prefix` in a UI page's path, decoded as the router decodes it.
+fn page_segment(path: &str, prefix: &str) -> Option<String> {
+    path.strip_prefix(prefix)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|s| !s.is_empty())
+        .map(decoded)
+}
+
+/// Every value a UI page reads from a repeatable, comma-separated query parameter, trimmed
+/// as the page trims them: the guard checks each one the page could use.
+fn page_list(fields: &Map<String, Value>, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in strings_of(fields, key) {
+        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if !out.iter().any(|o| o == part) {
+                out.push(part.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// A path segment decoded as the router decodes its parameters: what the handler will see.
@@ -612,6 +746,10 @@ impl Authn {
             Find::ExperimentId => one("experiment_id")?,
             Find::ModelName => one("name")?,
             Find::ModelInPath => model_in_path(path)?,
+            Find::PageExperiment => page_segment(path, "/experiments/")?,
+            Find::PageModel => {
+                page_segment(path, "/models/").or_else(|| page_segment(path, "/monitoring/"))?
+            }
             Find::RunId => {
                 let run = one("run_id").or_else(|| one("run_uuid"))?;
                 lock(&self.run_experiments).get(&run)?.clone()
@@ -629,7 +767,12 @@ fn wants_fields(method: &Method, need: Option<Need>, path: &str) -> bool {
     let in_body = match need {
         Some(Need::Experiment(_, find)) | Some(Need::Model(_, find)) => !matches!(
             find,
-            Find::ArtifactPath | Find::LoggedModelInPath | Find::ModelInPath
+            Find::ArtifactPath
+                | Find::LoggedModelInPath
+                | Find::ModelInPath
+                | Find::PageExperiment
+                | Find::PageModel
+                | Find::PageRun
         ),
         _ => false,
     };
@@ -649,8 +792,22 @@ pub async fn guard(
     let path = req.uri().path().to_string();
     let need = crate::authz::need(&method, &path);
     if need == Some(Need::Public) {
+        let mut req = req;
+        // The sign-in page signs in through it.
+        req.extensions_mut().insert(authn.clone());
         return next.run(req).await;
     }
+    let page = crate::authz::is_page(&path);
+    let browser_get = page && method == Method::GET;
+    // Where to come back to after signing in (built only for a page: the hot API paths
+    // never pay for it).
+    let target = if browser_get {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| path.clone(), |p| p.as_str().to_string())
+    } else {
+        String::new()
+    };
     let given = credentials(&req);
     let address = crate::listen::peer(&req).map(|a| a.ip());
     // A refusal leaves the body unread: the connection cannot carry another request, and a
@@ -661,7 +818,15 @@ pub async fn guard(
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     let refuse = move |refusal: Refusal| {
-        let mut response = refusal.into_response();
+        let mut response = match refusal {
+            // A browser is sent to sign in (and back here after); an API client gets 401.
+            Refusal::Unauthenticated if browser_get => {
+                let next = url_encoded(&target);
+                axum::response::Redirect::to(&format!("/login?next={next}")).into_response()
+            }
+            Refusal::Forbidden(why) if page => page_refusal(&why),
+            other => other.into_response(),
+        };
         if unread_body {
             response
                 .headers_mut()
@@ -719,7 +884,11 @@ pub async fn guard(
                                 // the caller may not read: refused.
                                 return Ok(!matches!(
                                     find,
-                                    Find::ArtifactPath | Find::ExperimentIds | Find::RunIds
+                                    Find::ArtifactPath
+                                        | Find::ExperimentIds
+                                        | Find::RunIds
+                                        | Find::PageExperiments
+                                        | Find::PageRuns
                                 ));
                             }
                             allowed(&a, &u, kind, &ids, level)
@@ -748,6 +917,35 @@ pub async fn guard(
         return response;
     }
     after(&authn, &user, &path, &fields, response).await
+}
+
+/// A query-string value, percent-encoded.
+fn url_encoded(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A 403 a browser shows: what was refused, and a way to sign in as someone else.
+fn page_refusal(why: &str) -> Response {
+    let escaped = why
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not allowed · Cairn</title>\
+         <link rel=\"stylesheet\" href=\"/static/cairn.css\"></head><body>\
+         <header class=\"top\"><a class=\"brand\" href=\"/\">Cairn</a><nav><a href=\"/experiments\">Experiments</a>\
+         <a href=\"/models\">Models</a><a href=\"/datasets\">Data</a><a href=\"/monitoring\">Monitoring</a></nav></header>\
+         <main><h1>Not allowed</h1>\
+         <p class=\"error\">{escaped}</p><p>Ask someone with MANAGE on it, or an admin, to grant you access, \
+         or <a href=\"/login\">sign in as someone else</a>. <a href=\"/\">Back to the start</a>.</p></main></body></html>"
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// What happens after a successful request: creators get MANAGE, deleted or renamed models
@@ -825,7 +1023,7 @@ async fn after(
                     let id = item.get("experiment_id").and_then(text_of)?;
                     Some((ResourceType::Experiment, id))
                 },
-                auth,
+                authn.clone(),
                 user,
             )
             .await
@@ -843,7 +1041,7 @@ async fn after(
                     let name = item.get("name").and_then(text_of)?;
                     Some((ResourceType::RegisteredModel, name))
                 },
-                auth,
+                authn.clone(),
                 user,
             )
             .await
@@ -869,7 +1067,7 @@ async fn filtered(
     response: Response,
     key: &'static str,
     resource: impl Fn(&Value) -> Option<(ResourceType, String)> + Send + 'static,
-    auth: Auth,
+    authn: Arc<Authn>,
     user: User,
 ) -> Response {
     let (response, mut body) = buffered(response).await;
@@ -881,7 +1079,7 @@ async fn filtered(
         let mut kept = Vec::with_capacity(taken.len());
         for item in taken {
             let readable = match resource(&item) {
-                Some((kind, id)) => auth.permission(&user, kind, &id)?.can_read(),
+                Some((kind, id)) => authn.permission(&user, kind, &id)?.can_read(),
                 None => false,
             };
             if readable {
@@ -1096,13 +1294,14 @@ async fn grant_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     );
     blocking(move || {
         if !may_manage(&authn.auth, &user, kind, &id)? {
-            return Err(Error::InvalidParameter("forbidden".into()));
+            return Ok(Checked::Refused);
         }
         let target = authn.auth.user(&username)?;
-        authn.auth.grant(&target, kind, &id, level)
+        authn.auth.grant(&target, kind, &id, level)?;
+        Ok(Checked::Done(()))
     })
-    .await
-    .map_err(forbidden_marker)?;
+    .await?
+    .or_forbidden(NEEDS_MANAGE)?;
     keep.forget();
     reply(json!({}))
 }
@@ -1117,25 +1316,35 @@ async fn revoke_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     );
     blocking(move || {
         if !may_manage(&authn.auth, &user, kind, &id)? {
-            return Err(Error::InvalidParameter("forbidden".into()));
+            return Ok(Checked::Refused);
         }
         let target = authn.auth.user(&username)?;
-        authn.auth.revoke(&target, kind, &id)
+        authn.auth.revoke(&target, kind, &id)?;
+        Ok(Checked::Done(()))
     })
-    .await
-    .map_err(forbidden_marker)?;
+    .await?
+    .or_forbidden(NEEDS_MANAGE)?;
     keep.forget();
     reply(json!({}))
 }
 
-/// Turns the `forbidden` marker the blocking closures use into a 403.
-fn forbidden_marker(e: ApiError) -> ApiError {
-    if e.status() == StatusCode::BAD_REQUEST && e.message() == "forbidden" {
-        forbidden("Permission denied: granting needs MANAGE on the resource")
-    } else {
-        e
+/// What a store-side check decided: the work's result, or a refusal the handler turns into
+/// a 403 (the check and the work run together on the blocking pool).
+enum Checked<T> {
+    Done(T),
+    Refused,
+}
+
+impl<T> Checked<T> {
+    fn or_forbidden(self, why: &str) -> Result<T, ApiError> {
+        match self {
+            Checked::Done(t) => Ok(t),
+            Checked::Refused => Err(forbidden(why)),
+        }
     }
 }
+
+const NEEDS_MANAGE: &str = "Permission denied: granting needs MANAGE on the resource";
 
 async fn get_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     let (user, authn) = who(c, a)?;
@@ -1146,13 +1355,15 @@ async fn get_permission(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
     );
     let level = blocking(move || {
         if user.username != username && !may_manage(&authn.auth, &user, kind, &id)? {
-            return Err(Error::InvalidParameter("forbidden".into()));
+            return Ok(Checked::Refused);
         }
         let target = authn.auth.user(&username)?;
-        authn.auth.permission(&target, kind, &id)
+        Ok(Checked::Done(authn.auth.permission(&target, kind, &id)?))
     })
-    .await
-    .map_err(forbidden_marker)?;
+    .await?
+    .or_forbidden(
+        "Permission denied: reading another user's permission needs MANAGE on the resource",
+    )?;
     reply(json!({"allowed": level.can_use(), "permission": level.as_str()}))
 }
 
@@ -1225,18 +1436,12 @@ async fn get_role(c: CallerExt, a: AuthnExt, f: Fields) -> ApiResult {
             .iter()
             .any(|r| r.id == id);
         if !user.is_admin && !holds {
-            return Err(Error::InvalidParameter("forbidden".into()));
+            return Ok(Checked::Refused);
         }
-        Ok(role)
+        Ok(Checked::Done(role))
     })
-    .await
-    .map_err(|e| {
-        if e.message() == "forbidden" {
-            forbidden("Permission denied: you may read only roles you hold")
-        } else {
-            e
-        }
-    })?;
+    .await?
+    .or_forbidden("Permission denied: you may read only roles you hold")?;
     reply(json!({"role": role_json(&role)}))
 }
 

@@ -27,6 +27,16 @@ pub enum Find {
     ModelName,
     /// The model name in an OIP path (`/v2/models/{name}/...`).
     ModelInPath,
+    /// The experiment of a UI page (`/experiments/{id}/...`).
+    PageExperiment,
+    /// The experiments a UI page lists (`?experiments=1,2`, repeatable; every one must allow).
+    PageExperiments,
+    /// The run of a UI page (`/runs/{run}`).
+    PageRun,
+    /// The runs a UI page draws or compares (`?run=`, repeatable; every one must allow).
+    PageRuns,
+    /// The model of a UI page (`/models/{name}/...`, `/monitoring/{name}/...`).
+    PageModel,
 }
 
 /// What a caller needs for a route.
@@ -55,6 +65,24 @@ fn rest_path(path: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// Whether `path` is one of the web UI's pages (a browser is sent to sign in, not given a
+/// JSON 401).
+pub fn is_page(path: &str) -> bool {
+    path == "/"
+        || [
+            "/experiments",
+            "/runs",
+            "/chart",
+            "/compare",
+            "/models",
+            "/datasets",
+            "/monitoring",
+        ]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+        || path == "/chart.svg"
 }
 
 /// What `method path` needs; `None` for a route not in the table.
@@ -166,18 +194,37 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         "/invocations" => Public,
         // Prometheus gauges name every model.
         "/metrics" => Admin,
-        // The web UI's pages list every experiment and model: admins only until pages
-        // filter by permission.
-        "/" | "/experiments" | "/runs" | "/chart" | "/chart.svg" | "/compare" | "/models"
-        | "/datasets" | "/monitoring" | "/ui-api/keys" | "/playground" => Admin,
-        p if p.starts_with("/experiments/")
-            || p.starts_with("/runs/")
-            || p.starts_with("/models/")
-            || p.starts_with("/datasets/")
-            || p.starts_with("/monitoring/") =>
-        {
-            Admin
+        // The web UI: lists show only what the caller may read (the pages filter); a page
+        // about one resource needs what the same API call needs. Deleting through a page
+        // needs MANAGE, which the edit handlers check on top of EDIT.
+        "/login" | "/logout" => Public,
+        // `cairn serve`'s playground: that server has no users.
+        "/playground" => Admin,
+        "/" | "/models" | "/monitoring" => Authenticated,
+        "/experiments" => Authenticated,
+        "/runs" | "/ui-api/keys" => Experiment(Read, PageExperiments),
+        "/chart" | "/chart.svg" | "/compare" => Experiment(Read, PageRuns),
+        // Dataset versions are shared by every experiment, as in the API.
+        "/datasets" => Authenticated,
+        p if p.starts_with("/datasets/") => Authenticated,
+        p if p.starts_with("/experiments/") => {
+            if p.ends_with("/edit") {
+                Experiment(Edit, PageExperiment)
+            } else {
+                Experiment(Read, PageExperiment)
+            }
         }
+        p if p.starts_with("/runs/") => Experiment(Read, PageRun),
+        p if p.starts_with("/models/") => {
+            if p.ends_with("/edit") {
+                Model(Edit, PageModel)
+            } else if p.ends_with("/playground") {
+                Model(Use, PageModel)
+            } else {
+                Model(Read, PageModel)
+            }
+        }
+        p if p.starts_with("/monitoring/") => Model(Read, PageModel),
         _ => return None,
     })
 }

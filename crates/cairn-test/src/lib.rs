@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // a harness: a failed setup should stop the test at once
 
 pub mod onnx;
+pub mod raw;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

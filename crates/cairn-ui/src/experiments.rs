@@ -6,11 +6,13 @@ use crate::csrf::{self, CsrfToken};
 use crate::format::{self, enc};
 use crate::layout::{button_form, csrf_field, document, rename_form};
 use crate::params::Params;
+use crate::viewer::Viewer;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
+use cairn_core::auth::{Permission, ResourceType};
 use cairn_core::model::{
     Experiment, ExperimentActivity, LifecycleStage, Run, RunKeyKind, ViewType,
 };
@@ -45,6 +47,7 @@ fn view_of(p: &Params) -> Result<(ViewType, &'static str), PageError> {
 /// searches names.
 pub async fn list(
     State(ui): State<Shared>,
+    viewer: Viewer,
     token: CsrfToken,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
@@ -65,9 +68,15 @@ pub async fn list(
             Some(1000),
             "",
         )?;
-        let ids: Vec<String> = page.items.iter().map(|e| e.experiment_id.clone()).collect();
+        let mut readable = Vec::with_capacity(page.items.len());
+        for e in page.items {
+            if viewer.may(ResourceType::Experiment, &e.experiment_id, Permission::Read)? {
+                readable.push(e);
+            }
+        }
+        let ids: Vec<String> = readable.iter().map(|e| e.experiment_id.clone()).collect();
         let activity = tracking.experiment_activity(&ids)?;
-        Ok((page.items, activity))
+        Ok((readable, activity))
     })
     .await?;
     let body = html! {
@@ -132,19 +141,26 @@ fn experiment_row(e: &Experiment, a: &ExperimentActivity) -> Markup {
 /// `POST /experiments`: creates an experiment and opens it.
 pub async fn create(
     State(ui): State<Shared>,
+    viewer: Viewer,
     token: CsrfToken,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     csrf::check(&token, &form)?;
     let name = form.get("name").cloned().unwrap_or_default();
     let tracking = ui.state.tracking.clone();
-    let id = blocking(move || Ok(tracking.create_experiment(name.trim(), None, vec![])?)).await?;
+    let id = blocking(move || {
+        let id = tracking.create_experiment(name.trim(), None, vec![])?;
+        viewer.created(ResourceType::Experiment, &id)?;
+        Ok(id)
+    })
+    .await?;
     Ok(Redirect::to(&format!("/experiments/{id}")).into_response())
 }
 
 /// `POST /experiments/{id}/edit`: rename, set or delete a tag, delete or restore.
 pub async fn edit(
     State(ui): State<Shared>,
+    viewer: Viewer,
     token: CsrfToken,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
@@ -159,6 +175,14 @@ pub async fn edit(
     let tracking = ui.state.tracking.clone();
     let exp = id.clone();
     blocking(move || {
+        if matches!(action.as_str(), "delete" | "restore") {
+            viewer.require(
+                ResourceType::Experiment,
+                &exp,
+                Permission::Manage,
+                "Deleting or restoring an experiment",
+            )?;
+        }
         match action.as_str() {
             "rename" => tracking.rename_experiment(&exp, &name)?,
             "set_tag" => tracking.set_experiment_tag(&exp, &key, &value)?,

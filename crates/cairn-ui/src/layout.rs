@@ -26,6 +26,13 @@ pub fn document(title: &str, crumbs: &[Crumb], body: Markup) -> Markup {
                         a href="/datasets" { "Data" }
                         a href="/monitoring" { "Monitoring" }
                     }
+                    @if let Some(who) = signed_in() {
+                        form.signed-in method="post" action="/logout" {
+                            input type="hidden" name=(FIELD) value=(who.csrf);
+                            span.muted { (who.username) } " "
+                            button type="submit" { "Sign out" }
+                        }
+                    }
                 }
                 @if !crumbs.is_empty() {
                     nav.crumbs {
@@ -39,6 +46,14 @@ pub fn document(title: &str, crumbs: &[Crumb], body: Markup) -> Markup {
             }
         }
     }
+}
+
+/// Who the page is for, when someone signed in.
+fn signed_in() -> Option<crate::login::SignedIn> {
+    crate::login::SIGNED_IN
+        .try_with(|s| s.clone())
+        .ok()
+        .flatten()
 }
 
 /// The hidden field every state-changing form carries.

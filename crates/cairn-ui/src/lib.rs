@@ -17,11 +17,13 @@ mod error;
 mod experiments;
 mod format;
 mod layout;
+mod login;
 mod models;
 mod monitoring;
 mod params;
 mod playground;
 mod runs;
+mod viewer;
 
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -109,9 +111,12 @@ pub fn routes(state: AppState, serving: &Serving, data_home: Option<std::path::P
         .route("/monitoring", get(monitoring::list))
         .route("/monitoring/{name}/{version}", get(monitoring::version))
         .route("/ui-api/keys", get(experiments::keys_json))
+        .route("/login", get(login::page).post(login::sign_in))
+        .route("/logout", post(login::sign_out))
         .fallback(fallback)
         .with_state(ui)
         .merge(asset_routes())
+        .layer(axum::middleware::from_fn(login::layer))
         .layer(axum::middleware::from_fn(csrf::layer))
 }
 

@@ -5,11 +5,13 @@ use crate::csrf::{self, CsrfToken};
 use crate::format::{self, enc};
 use crate::layout::{button_form, csrf_field, document, kv_table, rename_form};
 use crate::params::Params;
+use crate::viewer::Viewer;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use cairn_api::metrics::VersionSnapshot;
+use cairn_core::auth::{Permission, ResourceType};
 use cairn_core::lineage::ModelLineage;
 use cairn_core::model::{DatasetValidation, ModelVersion, RegisteredModel, Stage};
 use maud::{html, Markup};
@@ -22,6 +24,7 @@ pub const SIGNATURE_TAG: &str = cairn_api::served::SIGNATURE_TAG;
 /// `GET /models?q=`.
 pub async fn list(
     State(ui): State<Shared>,
+    viewer: Viewer,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let p = Params::parse(raw.as_deref())?;
@@ -32,8 +35,16 @@ pub async fn list(
         format!("name ILIKE '%{}%'", q.replace('\'', "''"))
     };
     let registry = ui.state.registry.clone();
-    let models =
-        blocking(move || Ok(registry.search_models(&filter, &[], Some(1000), "")?.items)).await?;
+    let models = blocking(move || {
+        let mut readable = Vec::new();
+        for m in registry.search_models(&filter, &[], Some(1000), "")?.items {
+            if viewer.may(ResourceType::RegisteredModel, &m.name, Permission::Read)? {
+                readable.push(m);
+            }
+        }
+        Ok(readable)
+    })
+    .await?;
     let body = html! {
         h1 { "Models" }
         form.search method="get" action="/models" {
@@ -182,6 +193,7 @@ fn version_number(v: &str) -> Result<i64, PageError> {
 /// `POST /models/{name}/edit`: description, rename, tags, aliases, delete.
 pub async fn edit_model(
     State(ui): State<Shared>,
+    viewer: Viewer,
     token: CsrfToken,
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
@@ -201,6 +213,7 @@ pub async fn edit_model(
             "rename" => {
                 let new_name = field(&form, "name");
                 registry.rename_model(&name, &new_name)?;
+                viewer.model_renamed(&name, &new_name)?;
                 target = format!("/models/{}", enc(&new_name));
             }
             "set_tag" => {
@@ -216,7 +229,14 @@ pub async fn edit_model(
             }
             "delete_alias" => registry.delete_alias(&name, &field(&form, "alias"))?,
             "delete" => {
+                viewer.require(
+                    ResourceType::RegisteredModel,
+                    &name,
+                    Permission::Manage,
+                    "Deleting a model",
+                )?;
                 registry.delete_model(&name)?;
+                viewer.model_deleted(&name)?;
                 target = "/models".into();
             }
             other => {
@@ -234,6 +254,7 @@ pub async fn edit_model(
 /// `POST /models/{name}/versions/{version}/edit`: description, stage, tags, delete.
 pub async fn edit_version(
     State(ui): State<Shared>,
+    viewer: Viewer,
     token: CsrfToken,
     Path((name, version)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
@@ -269,6 +290,12 @@ pub async fn edit_version(
             )?,
             "delete_tag" => registry.delete_version_tag(&name, number, &field(&form, "key"))?,
             "delete" => {
+                viewer.require(
+                    ResourceType::RegisteredModel,
+                    &name,
+                    Permission::Manage,
+                    "Deleting a model version",
+                )?;
                 registry.delete_version(&name, number)?;
                 target = format!("/models/{}", enc(&name));
             }

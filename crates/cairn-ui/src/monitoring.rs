@@ -5,13 +5,16 @@
 use crate::format::{self, enc};
 use crate::layout::document;
 use crate::params::Params;
+use crate::viewer::Viewer;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use cairn_api::monitoring::Monitoring;
+use cairn_core::auth::{Permission, ResourceType};
 use cairn_quality::monitor::parse_duration;
 use maud::{html, Markup};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Windows of drift shown over time.
@@ -76,11 +79,47 @@ fn alerts_table(alerts: &Value, only: Option<(&str, &str)>) -> Markup {
 }
 
 /// `GET /monitoring`: monitored versions, serving counters and alerts.
-pub async fn list(State(ui): State<Shared>) -> Result<Response, PageError> {
+pub async fn list(State(ui): State<Shared>, viewer: Viewer) -> Result<Response, PageError> {
     let m = monitoring(&ui)?;
     let snapshot = ui.serving.metrics.snapshot();
-    let (monitored, alerts) =
-        blocking(move || Ok((m.monitored(), m.alerts_json().map_err(api_error)?))).await?;
+    let (snapshot, monitored, alerts) = blocking(move || {
+        // Only the models the viewer may read (one check per model name).
+        let mut verdicts: HashMap<String, bool> = HashMap::new();
+        let mut readable = |model: &str| -> Result<bool, PageError> {
+            if let Some(v) = verdicts.get(model) {
+                return Ok(*v);
+            }
+            let v = viewer.may(ResourceType::RegisteredModel, model, Permission::Read)?;
+            verdicts.insert(model.to_string(), v);
+            Ok(v)
+        };
+        let mut kept_snapshot = Vec::new();
+        for s in snapshot {
+            if readable(&s.model)? {
+                kept_snapshot.push(s);
+            }
+        }
+        let mut kept_monitored = Vec::new();
+        for entry in m.monitored() {
+            if readable(&entry.0)? {
+                kept_monitored.push(entry);
+            }
+        }
+        let mut alerts = m.alerts_json().map_err(api_error)?;
+        for key in ["rules", "events"] {
+            if let Some(items) = alerts.get_mut(key).and_then(Value::as_array_mut) {
+                let mut kept = Vec::new();
+                for item in std::mem::take(items) {
+                    if readable(item["model"].as_str().unwrap_or_default())? {
+                        kept.push(item);
+                    }
+                }
+                *items = kept;
+            }
+        }
+        Ok((kept_snapshot, kept_monitored, alerts))
+    })
+    .await?;
     let body = html! {
         h1 { "Monitoring" }
         h2 { "Served model versions" }

@@ -5,12 +5,14 @@ use crate::csrf::{self, CsrfToken};
 use crate::format::{self, enc};
 use crate::layout::{self, button_form, csrf_field, kv_table, rename_form};
 use crate::params::Params;
+use crate::viewer::Viewer;
 use crate::{blocking, PageError, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use cairn_api::artifacts::proxied_root;
+use cairn_core::auth::{Permission, ResourceType};
 use cairn_core::model::{LifecycleStage, Run, ViewType};
 use cairn_core::paths::ArtifactPath;
 use cairn_core::ArtifactEntry;
@@ -309,6 +311,7 @@ pub async fn page(
 /// `POST .../runs/{run}/edit`: rename, description, tags, delete and restore.
 pub async fn edit(
     State(ui): State<Shared>,
+    viewer: Viewer,
     token: CsrfToken,
     Path((experiment_id, run_id)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
@@ -328,7 +331,22 @@ pub async fn edit(
     );
     let tracking = ui.state.tracking.clone();
     let id = run_id.clone();
+    let experiment = experiment_id.clone();
     blocking(move || {
+        // The guard checked the experiment in the path: the run must be one of its own.
+        if tracking.get_run(&id)?.info.experiment_id != experiment {
+            return Err(PageError::not_found(format!(
+                "Run {id} is not in experiment {experiment}."
+            )));
+        }
+        if matches!(action.as_str(), "delete" | "restore") {
+            viewer.require(
+                ResourceType::Experiment,
+                &experiment,
+                Permission::Manage,
+                "Deleting or restoring a run",
+            )?;
+        }
         match action.as_str() {
             "rename" => {
                 tracking.update_run(&id, None, None, Some(&name))?;
@@ -620,7 +638,7 @@ pub fn signature_table(specs: &[cairn_serving::TensorSpec]) -> Markup {
 /// a report cannot run script with this origin's rights.
 pub async fn artifact_raw(
     State(ui): State<Shared>,
-    Path((_experiment_id, run_id)): Path<(String, String)>,
+    Path((experiment_id, run_id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
     let p = Params::parse(raw.as_deref())?;
@@ -629,6 +647,12 @@ pub async fn artifact_raw(
         let (ui, rel) = (ui.clone(), rel.clone());
         blocking(move || {
             let run = ui.state.tracking.get_run(&run_id)?;
+            // The guard checked the experiment in the path: the run must be one of its own.
+            if run.info.experiment_id != experiment_id {
+                return Err(PageError::not_found(format!(
+                    "Run {run_id} is not in experiment {experiment_id}."
+                )));
+            }
             let path = artifact_path(&run, &rel)?;
             Ok(ui.state.artifacts.open(&path)?)
         })

@@ -283,8 +283,9 @@ fn permissions_hold(backend: Option<&str>) {
     // Admin-only surfaces.
     assert_eq!(bob.get("/api/2.0/mlflow/users/list").0, 403);
     assert_eq!(bob.get("/metrics").0, 403);
-    assert_eq!(bob.get("/").0, 403);
     assert_eq!(admin.get("/api/2.0/mlflow/users/list").0, 200);
+    // The UI's start page is any user's (it lists what they may read).
+    assert_eq!(bob.get("/").0, 200);
 }
 
 #[test]
@@ -458,5 +459,315 @@ fn mlflows_auth_client_works_unchanged() {
             ("MLFLOW_TRACKING_USERNAME", "admin"),
             ("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD),
         ],
+    );
+}
+
+/// A browser as the UI sees one: cookies kept, redirects not followed.
+struct Browser {
+    base: String,
+    agent: ureq::Agent,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    set_cookie: Vec<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Self {
+        Browser {
+            base: server.url.clone(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build()
+                .new_agent(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> Page {
+        let set_cookie: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        for c in &set_cookie {
+            let pair = c.split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_string(), v.to_string());
+            }
+        }
+        Page {
+            status: resp.status().as_u16(),
+            location: resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+            set_cookie,
+            body: resp.body_mut().read_to_string().unwrap_or_default(),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Page {
+        let resp = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .header("cookie", &self.cookie_header())
+            .call()
+            .unwrap();
+        self.keep(resp)
+    }
+
+    fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let resp = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &self.cookie_header())
+            .send(body.as_bytes())
+            .unwrap();
+        self.keep(resp)
+    }
+
+    fn csrf(&self) -> String {
+        self.cookies
+            .get("cairn_csrf")
+            .cloned()
+            .expect("a CSRF cookie")
+    }
+
+    /// Signs in through the form; the response to the form's POST.
+    fn sign_in(&mut self, user: &str, password: &str, next: &str) -> Page {
+        self.get(&format!("/login?next={}", next.replace('/', "%2F")));
+        let csrf = self.csrf();
+        self.post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password),
+                ("next", next),
+            ],
+        )
+    }
+}
+
+#[test]
+fn the_ui_signs_in_with_a_session_and_shows_only_what_the_user_may_read() {
+    let home = tempfile::tempdir().unwrap();
+    let server = start(
+        home.path(),
+        None,
+        &["--default-permission", "NO_PERMISSIONS"],
+    );
+    let admin = server.http().basic("admin", ADMIN_PASSWORD);
+    let alice = create_user(&admin, "alice");
+    let bob = create_user(&admin, "bob");
+    let made = |who: &Http, name: &str| {
+        let (status, body) = who.post("experiments/create", &json!({"name": name}));
+        assert_eq!(status, 200, "{body}");
+        body["experiment_id"].as_str().unwrap().to_string()
+    };
+    let alice_exp = made(&alice, "alice-exp");
+    let bob_exp = made(&bob, "bob-exp");
+    let (_, run) = bob.post("runs/create", &json!({"experiment_id": bob_exp}));
+    let bob_run = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        bob.post("registered-models/create", &json!({"name": "bob-model"}))
+            .0,
+        200
+    );
+
+    // Without a session a page sends the browser to sign in; the API still answers 401.
+    let mut browser = Browser::new(&server);
+    let first = browser.get("/experiments?view=all");
+    assert_eq!(first.status, 303);
+    assert_eq!(first.location, "/login?next=%2Fexperiments%3Fview%3Dall");
+    let api = browser.get("/api/2.0/mlflow/experiments/search?max_results=5");
+    assert_eq!(api.status, 401);
+    assert!(api.body.contains("UNAUTHENTICATED"), "{}", api.body);
+
+    // The form: a CSRF token is required, a wrong password is refused and says so.
+    let form = browser.get("/login?next=%2Fexperiments");
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("name=\"password\""), "{}", form.body);
+    let no_token = browser.post_form("/login", &[("username", "alice"), ("password", PASSWORD)]);
+    assert_eq!(no_token.status, 403);
+    assert!(!browser.cookies.contains_key("cairn_session"));
+    let wrong = browser.sign_in("alice", "not-her-password-at-all", "/experiments");
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("Wrong username or password"),
+        "{}",
+        wrong.body
+    );
+    assert!(!browser.cookies.contains_key("cairn_session"));
+
+    // Signed in: the session cookie is HttpOnly and SameSite=Strict, and the browser goes
+    // back where it was; a `next` on another site is not followed.
+    let signed = browser.sign_in("alice", PASSWORD, "//evil.example/x");
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    assert_eq!(signed.location, "/");
+    let cookie = signed
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("cairn_session="))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // Lists hold only what alice may read; the header names her.
+    let list = browser.get("/experiments");
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("alice-exp"), "{}", list.body);
+    assert!(!list.body.contains("bob-exp"), "{}", list.body);
+    assert!(list.body.contains("Sign out") && list.body.contains(">alice<"));
+    let models = browser.get("/models");
+    assert_eq!(models.status, 200);
+    assert!(!models.body.contains("bob-model"), "{}", models.body);
+
+    // Pages about one thing need what the API call needs.
+    assert_eq!(
+        browser.get(&format!("/experiments/{alice_exp}")).status,
+        200
+    );
+    let refused = browser.get(&format!("/experiments/{bob_exp}"));
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("READ"), "{}", refused.body);
+    assert_eq!(browser.get(&format!("/runs/{bob_run}")).status, 403);
+    assert_eq!(
+        browser
+            .get(&format!("/runs?experiments={alice_exp},{bob_exp}"))
+            .status,
+        403
+    );
+    assert_eq!(browser.get(&format!("/compare?run={bob_run}")).status, 403);
+    assert_eq!(
+        browser
+            .get(&format!("/chart.svg?run={bob_run}&metric=m"))
+            .status,
+        403
+    );
+    assert_eq!(browser.get("/models/bob-model").status, 403);
+    assert_eq!(browser.get("/monitoring/bob-model/1").status, 403);
+    // Bob's run under alice's experiment in the path is not found there, and its artifacts
+    // are not read through it.
+    assert_eq!(
+        browser
+            .get(&format!("/experiments/{alice_exp}/runs/{bob_run}"))
+            .status,
+        404
+    );
+    assert_eq!(
+        browser
+            .get(&format!(
+                "/experiments/{alice_exp}/runs/{bob_run}/artifact-raw?path=x.txt"
+            ))
+            .status,
+        404
+    );
+    let csrf = browser.csrf();
+    let moved = browser.post_form(
+        &format!("/experiments/{alice_exp}/runs/{bob_run}/edit"),
+        &[("csrf", &csrf), ("action", "delete")],
+    );
+    assert_eq!(moved.status, 404);
+    assert_eq!(
+        bob.get(&format!("/api/2.0/mlflow/runs/get?run_id={bob_run}"))
+            .1["run"]["info"]["lifecycle_stage"],
+        "active"
+    );
+
+    // The session works for the API too, as alice.
+    assert_eq!(
+        browser
+            .get(&format!(
+                "/api/2.0/mlflow/experiments/get?experiment_id={alice_exp}"
+            ))
+            .status,
+        200
+    );
+    // An experiment made in the UI is alice's to manage.
+    let created = browser.post_form("/experiments", &[("csrf", &csrf), ("name", "made-in-ui")]);
+    assert_eq!(created.status, 303);
+    let ui_exp = created.location.rsplit('/').next().unwrap().to_string();
+    let (status, level) = alice.get(&format!(
+        "/api/3.0/mlflow/users/permissions/get?username=alice&resource_type=experiment&resource_id={ui_exp}"
+    ));
+    assert_eq!(status, 200, "{level}");
+    assert_eq!(level["permission"], "MANAGE");
+
+    // EDIT lets bob tag alice's experiment through the UI, not delete it (MANAGE).
+    assert_eq!(
+        grant(&alice, "bob", "experiment", &alice_exp, "EDIT").0,
+        200
+    );
+    let mut bobs = Browser::new(&server);
+    assert_eq!(bobs.sign_in("bob", PASSWORD, "/").status, 303);
+    let bob_csrf = bobs.csrf();
+    let edit = format!("/experiments/{alice_exp}/edit");
+    let tagged = bobs.post_form(
+        &edit,
+        &[
+            ("csrf", &bob_csrf),
+            ("action", "set_tag"),
+            ("key", "team"),
+            ("value", "ml"),
+        ],
+    );
+    assert_eq!(tagged.status, 303);
+    let deleted = bobs.post_form(&edit, &[("csrf", &bob_csrf), ("action", "delete")]);
+    assert_eq!(deleted.status, 403);
+    assert!(deleted.body.contains("MANAGE"), "{}", deleted.body);
+    let (_, exp) = alice.get(&format!(
+        "/api/2.0/mlflow/experiments/get?experiment_id={alice_exp}"
+    ));
+    assert_eq!(exp["experiment"]["lifecycle_stage"], "active");
+    assert!(exp.to_string().contains("\"team\""), "{exp}");
+
+    // A cross-site form post carries no session (SameSite) and no token: refused.
+    let foreign = bobs.post_form(&edit, &[("action", "delete")]);
+    assert_eq!(foreign.status, 403);
+
+    // The session is a token alice can see and revoke; signing out revokes it.
+    let (_, tokens) = alice.get("/api/2.0/cairn/tokens/list");
+    assert!(tokens.to_string().contains("web session"), "{tokens}");
+    let session = browser.cookies.get("cairn_session").cloned().unwrap();
+    let out = browser.post_form("/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location, "/login");
+    assert!(!browser.cookies.contains_key("cairn_session"));
+    browser
+        .cookies
+        .insert("cairn_session".into(), session.clone());
+    assert_eq!(browser.get("/experiments").status, 303);
+    assert_eq!(
+        server
+            .http()
+            .bearer(&session)
+            .get("/api/2.0/mlflow/experiments/search")
+            .0,
+        401
     );
 }

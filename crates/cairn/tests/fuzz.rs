@@ -6,10 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use cairn_test::onnx::tiny_mlp_onnx;
-use cairn_test::TestServer;
+use cairn_test::{raw, TestServer};
 use serde_json::{json, Map, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// xorshift64*: small, seedable, good enough to pick inputs.
@@ -269,20 +267,14 @@ fn concrete_path(rng: &mut Rng, route: &str, known: &Known) -> String {
 /// One request, raw, with the server's Host; the status, or `None` when the connection broke
 /// (the server may close a connection it refuses, never crash).
 fn send(addr: &str, method: &str, target: &str, content_type: &str, body: &[u8]) -> Option<u16> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .ok()?;
-    let head = format!(
+    let mut request = format!(
         "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes()).ok()?;
-    let _ = stream.write_all(body);
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
-    let text = String::from_utf8_lossy(&reply);
-    text.split_whitespace().nth(1)?.parse().ok()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    let reply = raw::exchange(addr, &request, Duration::from_secs(120))?;
+    Some(raw::status_and_body(&reply)?.0)
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use cairn_test::onnx::{
     constant_of_shape_bomb_onnx, doubling_onnx, string_raw_initializer_onnx, tiny_mlp_onnx,
 };
-use cairn_test::TestServer;
+use cairn_test::{raw, TestServer};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,28 +24,14 @@ fn addr(server: &TestServer) -> String {
 
 /// Sends `request` as written (no client normalises it) and returns status and body.
 fn raw(server: &TestServer, request: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr(server)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    stream.write_all(request).unwrap();
-    let mut reply = Vec::new();
-    let _ = stream.read_to_end(&mut reply);
+    let reply = raw::exchange(&addr(server), request, Duration::from_secs(60))
+        .expect("connect to the server");
     parse_reply(&reply)
 }
 
 fn parse_reply(reply: &[u8]) -> (u16, String) {
-    let text = String::from_utf8_lossy(reply).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    raw::status_and_body(reply)
+        .unwrap_or_else(|| panic!("no HTTP status in {:?}", String::from_utf8_lossy(reply)))
 }
 
 /// A request with the server's own Host and `Connection: close`.

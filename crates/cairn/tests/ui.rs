@@ -501,27 +501,54 @@ fn mlflow_printed_link(server: &TestServer) -> Option<String> {
     Some(link)
 }
 
-/// A test's browser run: needs `CAIRN_TEST_CHROMIUM` (Debian's chromium) and
-/// `tests/ui/node_modules` (`npm ci` in `tests/ui`); `.ci/run` provides both.
-#[test]
-fn the_ui_works_in_a_real_browser() {
+/// Where a browser test runs from: Debian's chromium (`CAIRN_TEST_CHROMIUM`) and
+/// `tests/ui/node_modules` (`npm ci` in `tests/ui`), which `.ci/run` provides. `None` (a loud
+/// skip, a failure in CI) without them.
+fn browser_setup(test: &str) -> Option<(String, PathBuf, PathBuf)> {
     let Ok(chromium) = std::env::var("CAIRN_TEST_CHROMIUM") else {
         assert!(
             std::env::var("CI").is_err(),
             "CAIRN_TEST_CHROMIUM must be set in CI"
         );
         skip(
-            "the_ui_works_in_a_real_browser",
+            test,
             "CAIRN_TEST_CHROMIUM is not set (Debian's chromium, and `npm ci` in tests/ui)",
         );
-        return;
+        return None;
     };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/ui/ui.test.mjs");
     assert!(
         root.join("tests/ui/node_modules/playwright-core").exists(),
         "run `npm ci` in tests/ui first"
     );
+    let shots: PathBuf = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+        .join("ui-screenshots");
+    Some((chromium, root, shots))
+}
+
+/// Runs one of `tests/ui/`'s scripts with `env`; fails unless it prints `done`.
+fn run_browser_script(script: &Path, env: &[(&str, String)], done: &str) {
+    let out = Command::new("node")
+        .arg(script)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser test failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains(done), "{stdout}");
+}
+
+#[test]
+fn the_ui_works_in_a_real_browser() {
+    let Some((chromium, root, shots)) = browser_setup("the_ui_works_in_a_real_browser") else {
+        return;
+    };
     let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
     let fx = seed(&server);
     // The link the real MLflow client prints after a run, when a Python with mlflow is there.
@@ -532,23 +559,76 @@ fn the_ui_works_in_a_real_browser() {
     // The playground answers through the server's own OIP endpoint.
     let check = Http::new(&server.url).get("/v2/models/ui-model/versions/1");
     assert_eq!(check.0, 200, "{}", check.1);
-    let shots: PathBuf = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
-        .join("ui-screenshots");
-    let out = Command::new("node")
-        .arg(&script)
-        .env("CAIRN_URL", &server.url)
-        .env("CAIRN_UI_FIXTURE", fixture.to_string())
-        .env("CAIRN_CHROMIUM", chromium)
-        .env("CAIRN_SCREENSHOTS", &shots)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser test failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    run_browser_script(
+        &root.join("tests/ui/ui.test.mjs"),
+        &[
+            ("CAIRN_URL", server.url.clone()),
+            ("CAIRN_UI_FIXTURE", fixture.to_string()),
+            ("CAIRN_CHROMIUM", chromium),
+            ("CAIRN_SCREENSHOTS", shots.display().to_string()),
+        ],
+        "ui: all checks passed",
     );
-    assert!(stdout.contains("ui: all checks passed"), "{stdout}");
+}
+
+/// `cairn server --auth`: a user signs in through the form, sees only what they may read,
+/// renames, tags, deletes and restores their experiment, is refused another's, signs out.
+#[test]
+fn signing_in_works_in_a_real_browser() {
+    let Some((chromium, root, shots)) = browser_setup("signing_in_works_in_a_real_browser") else {
+        return;
+    };
+    const ADMIN_PASSWORD: &str = "admin-password-for-the-ui-test";
+    const PASSWORD: &str = "carol-password-for-the-ui-test";
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args(["server", "--port", "0", "--auth"])
+        .args(["--default-permission", "NO_PERMISSIONS"])
+        .env("CAIRN_HOME", home.path())
+        .env("CAIRN_LOG", "warn")
+        .env("CAIRN_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    let server = TestServer::spawn(cmd, home.path());
+    let admin = server.http().basic("admin", ADMIN_PASSWORD);
+    for user in ["carol", "dave"] {
+        let made = admin.post_json(
+            "/api/2.0/mlflow/users/create",
+            &json!({"username": user, "password": PASSWORD}),
+        );
+        assert_eq!(made.0, 200, "{}", made.1);
+    }
+    let carol = server.http().basic("carol", PASSWORD);
+    let dave = server.http().basic("dave", PASSWORD);
+    let own_id = ok(carol.post("experiments/create", &json!({"name": "carols-churn"})))
+        ["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let others_id = ok(dave.post("experiments/create", &json!({"name": "others-secret"})))
+        ["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fixture = json!({
+        "user": "carol",
+        "password": PASSWORD,
+        "own": "carols-churn",
+        "own_id": own_id,
+        "others_id": others_id,
+    });
+    run_browser_script(
+        &root.join("tests/ui/login.test.mjs"),
+        &[
+            ("CAIRN_URL", server.url.clone()),
+            ("CAIRN_LOGIN_FIXTURE", fixture.to_string()),
+            ("CAIRN_CHROMIUM", chromium),
+            ("CAIRN_SCREENSHOTS", shots.display().to_string()),
+        ],
+        "login: all checks passed",
+    );
+    // What the browser did reached the store, as carol.
+    let (_, exp) = carol.get(&format!(
+        "/api/2.0/mlflow/experiments/get?experiment_id={own_id}"
+    ));
+    assert_eq!(exp["experiment"]["name"], "carols-churn-renamed");
+    assert_eq!(exp["experiment"]["lifecycle_stage"], "active");
 }
