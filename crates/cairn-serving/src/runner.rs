@@ -5,7 +5,7 @@
 //! Batching is off by default: a single row never waits.
 
 use crate::{NamedTensor, OnnxModel, ServingError, TensorData};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Semaphore};
@@ -69,36 +69,7 @@ impl Runner {
             let model = model.clone();
             std::thread::Builder::new()
                 .name("cairn-batcher".into())
-                .spawn(move || {
-                    while let Ok(first) = rx.recv() {
-                        let deadline = Instant::now() + options.max_batch_delay;
-                        let mut rows = first.rows;
-                        let mut jobs = vec![first];
-                        while rows < options.max_batch_size {
-                            let now = Instant::now();
-                            if now >= deadline {
-                                break;
-                            }
-                            match rx.recv_timeout(deadline - now) {
-                                Ok(job) => {
-                                    rows = rows.saturating_add(job.rows);
-                                    jobs.push(job);
-                                }
-                                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                                    break
-                                }
-                            }
-                        }
-                        // A panic fails this batch's requests (their reply channels close:
-                        // 500) and leaves the thread serving the next batch.
-                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            run_batch(&model, jobs)
-                        }));
-                        if ran.is_err() {
-                            tracing::error!("a batch panicked; its requests failed");
-                        }
-                    }
-                })
+                .spawn(move || serve_batches(rx, options, |jobs| run_batch(&model, jobs)))
                 .ok()
                 .map(|_| tx)
         });
@@ -176,6 +147,36 @@ fn same_layout(a: &[NamedTensor], b: &[NamedTensor]) -> bool {
                 && x.data.len() == x.shape.iter().product::<usize>()
                 && y.data.len() == y.shape.iter().product::<usize>()
         })
+}
+
+/// The batching thread's loop: gathers requests that arrive within `max_batch_delay` of the
+/// first (up to `max_batch_size` rows) and hands each batch to `run`, until every sender is
+/// gone.
+fn serve_batches(rx: Receiver<Job>, options: RunnerOptions, run: impl Fn(Vec<Job>)) {
+    while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + options.max_batch_delay;
+        let mut rows = first.rows;
+        let mut jobs = vec![first];
+        while rows < options.max_batch_size {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(job) => {
+                    rows = rows.saturating_add(job.rows);
+                    jobs.push(job);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // A panic fails this batch's requests (their reply channels close: 500) and leaves
+        // the thread serving the next batch.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(jobs)));
+        if ran.is_err() {
+            tracing::error!("a batch panicked; its requests failed");
+        }
+    }
 }
 
 fn run_alone(model: &OnnxModel, job: Job) {
@@ -268,5 +269,59 @@ impl TensorData {
             TensorData::Bool(v) => TensorData::Bool(v[start..end].to_vec()),
             TensorData::Bytes(v) => TensorData::Bytes(v[start..end].to_vec()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(
+        rows: usize,
+    ) -> (
+        Job,
+        oneshot::Receiver<Result<Vec<NamedTensor>, ServingError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        (
+            Job {
+                inputs: vec![],
+                rows,
+                reply,
+            },
+            answer,
+        )
+    }
+
+    #[test]
+    fn a_panicking_batch_fails_only_its_own_requests() {
+        let (tx, rx) = sync_channel::<Job>(8);
+        let options = RunnerOptions {
+            max_batch_size: 1,
+            max_batch_delay: Duration::from_millis(1),
+            max_queue: 8,
+        };
+        // A batch whose first request has 13 rows panics (a graph that panics on some
+        // input); any other batch answers.
+        let thread = std::thread::spawn(move || {
+            serve_batches(rx, options, |jobs| {
+                assert_ne!(jobs[0].rows, 13, "a model that panics on this batch");
+                for j in jobs {
+                    let _ = j.reply.send(Ok(vec![]));
+                }
+            })
+        });
+        let (bad, bad_answer) = job(13);
+        tx.send(bad).unwrap();
+        // Its reply channel closes unanswered: the server turns that into a 500.
+        assert!(bad_answer.blocking_recv().is_err());
+        // The thread lives on and answers the next batches.
+        for _ in 0..3 {
+            let (good, good_answer) = job(1);
+            tx.send(good).unwrap();
+            assert!(matches!(good_answer.blocking_recv(), Ok(Ok(_))));
+        }
+        drop(tx);
+        thread.join().unwrap();
     }
 }
