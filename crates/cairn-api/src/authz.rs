@@ -120,7 +120,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
             return Some(AuthApi);
         }
         let need = match rest {
-            "mlflow/server-info" => Public,
+            "mlflow/server-info" | "cairn/version" => Public,
             "mlflow/experiments/create" => Authenticated,
             "mlflow/experiments/search" => Authenticated,
             "mlflow/experiments/get" => Experiment(Read, ExperimentId),

@@ -72,10 +72,33 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The `sqlstate` and `error_class` MLflow 3.17's server adds to an error of this code
+/// (`mlflow/error_classification.py`: derived from the code when the raise site names no
+/// class); codes it does not classify get neither.
+fn classification(code: &str) -> Option<(&'static str, &'static str)> {
+    Some(match code {
+        "BAD_REQUEST" | "INVALID_PARAMETER_VALUE" => ("KAM00", "INVALID_PARAMETER_VALUE"),
+        "CUSTOMER_UNAUTHORIZED" | "PERMISSION_DENIED" => ("KAM00", "PERMISSION_DENIED"),
+        "ENDPOINT_NOT_FOUND" | "NOT_FOUND" | "RESOURCE_DOES_NOT_EXIST" => {
+            ("KAM00", "RESOURCE_NOT_FOUND")
+        }
+        "FEATURE_DISABLED" => ("KAM00", "FEATURE_DISABLED"),
+        "RESOURCE_ALREADY_EXISTS" => ("KAM00", "RESOURCE_ALREADY_EXISTS"),
+        "INTERNAL_ERROR" | "INVALID_STATE" | "TEMPORARILY_UNAVAILABLE" => {
+            ("XXM00", "CLIENT_INTERNAL_ERROR")
+        }
+        _ => return None,
+    })
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = crate::request_id::public_message(self.status, self.message);
-        let body = serde_json::json!({"error_code": self.code, "message": message});
+        let mut body = serde_json::json!({"error_code": self.code, "message": message});
+        if let Some((sqlstate, class)) = classification(self.code) {
+            body["sqlstate"] = sqlstate.into();
+            body["error_class"] = class.into();
+        }
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the oversized body was never read: the connection cannot be reused.

@@ -102,16 +102,28 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The MLflow REST API release Cairn answers as (what `mlflow server` of that release says at
+/// `/version`).
+pub const MLFLOW_API_VERSION: &str = "3.17.2";
+/// Cairn's own version.
+pub const CAIRN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+async fn cairn_version() -> Json<Value> {
+    Json(json!({"cairn": CAIRN_VERSION, "mlflow_api": MLFLOW_API_VERSION}))
+}
+
 async fn server_info() -> Json<Value> {
+    // The keys `mlflow server` 3.17.2 answers with; Cairn's own version is at
+    // `/api/2.0/cairn/version`.
     Json(json!({
         "store_type": "SqlStore",
         "workspaces_enabled": false,
         "trace_archival_enabled": false,
         "multipart_uploads_enabled": false,
         "multipart_downloads_enabled": false,
-        "features": {"gateway": false},
-        "server": "cairn",
-        "version": env!("CARGO_PKG_VERSION"),
+        "presigned_upload_run_id_supported": false,
+        "presigned_upload_model_id_supported": false,
+        "features_enabled": {"gateway": false},
     }))
 }
 
@@ -169,7 +181,12 @@ fn with_common_layers(router: Router, options: ApiOptions) -> Router {
             move |mut req: Request, next: Next| async move {
                 req.extensions_mut().insert(limit);
                 req.extensions_mut().insert(artifact_limit);
-                next.run(req).await
+                let mut response = next.run(req).await;
+                response.headers_mut().insert(
+                    "x-cairn-version",
+                    axum::http::HeaderValue::from_static(CAIRN_VERSION),
+                );
+                response
             },
         ))
         .layer(axum::middleware::from_fn(log_request))
@@ -246,7 +263,10 @@ pub fn router_with_pages(
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
         .route("/health", get(|| async { "OK" }))
-        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        // MLflow's client gates features on this (spans need 3.4): the API version Cairn
+        // speaks. Cairn's own version is in `x-cairn-version` and `/api/2.0/cairn/version`.
+        .route("/version", get(|| async { MLFLOW_API_VERSION }))
+        .route("/api/2.0/cairn/version", get(cairn_version))
         .with_state(state.clone())
         .merge(oip::routes(serving.clone()))
         .merge(observability_routes(&serving));

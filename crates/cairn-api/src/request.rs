@@ -13,6 +13,10 @@ pub const DEFAULT_MAX_JSON_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Debug, Default)]
 pub struct Fields {
     map: Map<String, Value>,
+    /// Whether numbers and booleans count as strings: inside a list of objects (log-batch's
+    /// params and tags), where `mlflow server` converts them; never for a request's own
+    /// fields, which it refuses.
+    lenient: bool,
     /// Size of the JSON body in bytes.
     pub body_len: usize,
 }
@@ -21,21 +25,25 @@ pub struct Fields {
 #[derive(Debug, Clone, Copy)]
 pub struct JsonLimit(pub usize);
 
-fn describe(v: &Value) -> &'static str {
+/// A JSON value's type as MLflow's server (Python) names it in its messages.
+fn python_type(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null",
+        Value::Null => "NoneType",
         Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
         Value::Array(_) => "list",
-        Value::Object(_) => "object",
+        Value::Object(_) => "dict",
     }
 }
 
-fn wrong_type(name: &str, v: &Value, expected: &str) -> ApiError {
+/// A field of the wrong type, in `mlflow server`'s words.
+fn wrong_type(name: &str, v: &Value) -> ApiError {
     ApiError::invalid(format!(
-        "Invalid value {v} for parameter '{name}' supplied: expected {expected}, got a {}",
-        describe(v)
+        "Invalid value {v} for parameter '{name}' supplied:  Hint: Value was of type '{}'. \
+         See the API docs for more information about request parameters.",
+        python_type(v)
     ))
 }
 
@@ -124,19 +132,27 @@ impl<S: Send + Sync> FromRequest<S> for Fields {
                 other => {
                     return Err(ApiError::bad_request(format!(
                         "Request body must be a JSON object, got a {}",
-                        describe(&other)
+                        python_type(&other)
                     )))
                 }
             }
         }
-        Ok(Fields { map, body_len })
+        Ok(Fields {
+            map,
+            lenient: false,
+            body_len,
+        })
     }
 }
 
 impl Fields {
     /// Fields from a JSON object (for tests and internal callers).
     pub fn from_map(map: Map<String, Value>) -> Self {
-        Fields { map, body_len: 0 }
+        Fields {
+            map,
+            lenient: false,
+            body_len: 0,
+        }
     }
 
     fn get(&self, name: &str) -> Option<&Value> {
@@ -155,14 +171,14 @@ impl Fields {
             .ok_or_else(|| missing(name))
     }
 
-    /// An optional string (numbers and booleans are accepted as their text).
+    /// An optional string (numbers and booleans only inside lists of objects, as MLflow).
     pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(v) => Err(wrong_type(name, v, "a string")),
+            Some(Value::Number(n)) if self.lenient => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) if self.lenient => Ok(Some(b.to_string())),
+            Some(v) => Err(wrong_type(name, v)),
         }
     }
 
@@ -181,9 +197,7 @@ impl Fields {
     pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => as_i64(v)
-                .map(Some)
-                .ok_or_else(|| wrong_type(name, v, "an integer")),
+            Some(v) => as_i64(v).map(Some).ok_or_else(|| wrong_type(name, v)),
         }
     }
 
@@ -201,9 +215,7 @@ impl Fields {
     pub fn opt_f64(&self, name: &str) -> Result<Option<f64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => as_f64(v)
-                .map(Some)
-                .ok_or_else(|| wrong_type(name, v, "a double")),
+            Some(v) => as_f64(v).map(Some).ok_or_else(|| wrong_type(name, v)),
         }
     }
 
@@ -216,11 +228,11 @@ impl Fields {
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(n) => Ok(n.to_string()),
-                    other => Err(wrong_type(name, other, "a list of strings")),
+                    other => Err(wrong_type(name, other)),
                 })
                 .collect(),
             Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(v) => Err(wrong_type(name, v, "a list of strings")),
+            Some(v) => Err(wrong_type(name, v)),
         }
     }
 
@@ -231,11 +243,15 @@ impl Fields {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| match v {
-                    Value::Object(o) => Ok(Fields::from_map(o.clone())),
-                    other => Err(wrong_type(name, other, "a list of objects")),
+                    Value::Object(o) => Ok(Fields {
+                        map: o.clone(),
+                        lenient: true,
+                        body_len: 0,
+                    }),
+                    other => Err(wrong_type(name, other)),
                 })
                 .collect(),
-            Some(v) => Err(wrong_type(name, v, "a list of objects")),
+            Some(v) => Err(wrong_type(name, v)),
         }
     }
 
@@ -244,7 +260,7 @@ impl Fields {
         match self.get(name) {
             None => Ok(None),
             Some(Value::Object(o)) => Ok(Some(Fields::from_map(o.clone()))),
-            Some(v) => Err(wrong_type(name, v, "an object")),
+            Some(v) => Err(wrong_type(name, v)),
         }
     }
 
@@ -294,6 +310,42 @@ impl Fields {
     }
 }
 
+/// A typed body's field of the wrong type or missing, in MLflow's words. Found by parsing
+/// again with the field's path tracked: only a refused request pays for it.
+fn typed_body_error<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    first: &serde_json::Error,
+) -> ApiError {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let Err(e) = serde_path_to_error::deserialize::<_, T>(&mut de) else {
+        return ApiError::invalid(format!("Invalid request body: {first}"));
+    };
+    let inner = e.inner().to_string();
+    if let Some(field) = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        return missing(field);
+    }
+    let tree: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let mut at = Some(&tree);
+    let mut name = None;
+    for segment in e.path().iter() {
+        at = match segment {
+            serde_path_to_error::Segment::Map { key } => {
+                name = Some(key.as_str());
+                at.and_then(|v| v.get(key))
+            }
+            serde_path_to_error::Segment::Seq { index } => at.and_then(|v| v.get(*index)),
+            _ => None,
+        };
+    }
+    match (name, at) {
+        (Some(name), Some(value)) => wrong_type(name, value),
+        _ => ApiError::invalid(format!("Invalid request body: {inner}")),
+    }
+}
+
 /// A JSON body parsed straight into a typed request, for hot endpoints where building a
 /// generic tree per request costs more than the work itself. Syntax errors are `BAD_REQUEST`,
 /// wrong field types `INVALID_PARAMETER_VALUE`.
@@ -310,9 +362,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Typed<T>
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_limited(req).await?;
         let body = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                ApiError::invalid(format!("Invalid request body: {e}"))
-            }
+            serde_json::error::Category::Data => typed_body_error::<T>(&bytes, &e),
             _ => ApiError::bad_request(format!("Malformed JSON in request body: {e}")),
         })?;
         Ok(Typed {

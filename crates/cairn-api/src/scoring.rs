@@ -40,7 +40,7 @@ pub fn routes(serving: Serving, name: String) -> Router {
         .route("/invocations", post(invocations))
         .route("/ping", get(|| async { "\n" }))
         .route("/health", get(|| async { "\n" }))
-        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/version", get(|| async { crate::MLFLOW_API_VERSION }))
         .with_state((serving, Arc::new(name)))
 }
 

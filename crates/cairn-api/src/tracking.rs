@@ -241,6 +241,8 @@ fn metric_from(m: &Fields, path: &str) -> Result<Metric, ApiError> {
     let value = match m.opt_f64("value") {
         Ok(Some(v)) => v,
         Ok(None) => return Err(missing(&format!("{path}value"))),
+        // A request's own field: `mlflow server`'s type message.
+        Err(e) if path.is_empty() => return Err(e),
         Err(_) => {
             return Err(ApiError::invalid(format!(
                 "Invalid value for parameter '{path}value' supplied: metric '{key}' must be a \

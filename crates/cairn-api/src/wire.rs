@@ -64,6 +64,8 @@ pub fn experiment(e: &Experiment) -> Value {
     obj.insert("last_update_time".into(), e.last_update_time.into());
     obj.insert("creation_time".into(), e.creation_time.into());
     put_list(&mut obj, "tags", key_values(&e.tags));
+    // MLflow 3.17 names every experiment's workspace; Cairn has the one default.
+    obj.insert("workspace".into(), "default".into());
     Value::Object(obj)
 }
 
@@ -230,12 +232,19 @@ pub fn model_version(v: &ModelVersion) -> Value {
     obj.insert("version".into(), v.version.to_string().into());
     obj.insert("creation_timestamp".into(), v.creation_time.into());
     obj.insert("last_updated_timestamp".into(), v.last_updated_time.into());
-    obj.insert("user_id".into(), v.user_id.clone().into());
+    // As `mlflow server` 3.17 answers: no `user_id` when none was recorded, `run_id` and
+    // `run_link` always (empty when none).
+    if !v.user_id.is_empty() {
+        obj.insert("user_id".into(), v.user_id.clone().into());
+    }
     obj.insert("current_stage".into(), v.current_stage.as_str().into());
     obj.insert("description".into(), v.description.clone().into());
     obj.insert("source".into(), v.source.clone().into());
-    put_opt(&mut obj, "run_id", v.run_id.clone());
-    put_opt(&mut obj, "run_link", v.run_link.clone());
+    obj.insert("run_id".into(), v.run_id.clone().unwrap_or_default().into());
+    obj.insert(
+        "run_link".into(),
+        v.run_link.clone().unwrap_or_default().into(),
+    );
     put_opt(&mut obj, "model_id", v.model_id.clone());
     obj.insert("status".into(), v.status.clone().into());
     put_list(&mut obj, "tags", key_values(&v.tags));

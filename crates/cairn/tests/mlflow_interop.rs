@@ -21,3 +21,12 @@ fn mlflow_client_against_postgres() {
         run_client_script("mlflow_client_against_postgres", Some(&db.url));
     }
 }
+
+/// The same requests to Cairn and to a real `mlflow server` 3.17.2 (started by the script):
+/// status, error code and class, fixed messages and the JSON shape must agree, except where
+/// the script names a case Cairn refuses on purpose.
+#[test]
+fn answers_match_mlflow_server() {
+    let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    run_interop_script("answers_match_mlflow_server", "parity.py", &server.url);
+}

@@ -1,0 +1,236 @@
+"""Answer parity with `mlflow server` 3.17.2: the same requests to Cairn and to a real MLflow
+server started here, compared side by side (status, error_code, error_class, sqlstate, the
+message where MLflow's is fixed text, and the JSON shape of successful answers).
+
+Run by crates/cairn/tests/mlflow_interop.rs with MLFLOW_TRACKING_URI pointing at a fresh
+Cairn server. Prints one line per difference and exits non-zero if any; prints
+{"ok": true, ...} when every case matches (or differs only where the case says Cairn is
+deliberately stricter, and why).
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mlflow(work):
+    port = free_port()
+    log = open(os.path.join(work, "mlflow.log"), "w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{work}/mlflow.db",
+            "--artifacts-destination", f"{work}/artifacts",
+            "--workers", "1",
+        ],
+        stdout=log, stderr=subprocess.STDOUT, cwd=work,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"mlflow server exited: {open(log.name).read()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("mlflow server did not start in 240 s")
+
+
+def call(base, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text), text
+    except ValueError:
+        return status, None, text
+
+
+def shape(v):
+    """A JSON value's shape: keys and value kinds, the first item of lists standing for all."""
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in sorted(v.items())}
+    if isinstance(v, list):
+        return [shape(v[0])] if v else []
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if v is None:
+        return "null"
+    return "str"
+
+
+def setup(base):
+    """The same starting state on each server; returns the ids to fill into cases."""
+    _, exp, _ = call(base, "POST", "/api/2.0/mlflow/experiments/create", {"name": "parity"})
+    exp = exp["experiment_id"]
+    _, run, _ = call(base, "POST", "/api/2.0/mlflow/runs/create",
+                     {"experiment_id": exp, "run_name": "r", "start_time": 1700000000000})
+    run = run["run"]["info"]["run_id"]
+    call(base, "POST", "/api/2.0/mlflow/runs/log-batch", {
+        "run_id": run,
+        "metrics": [{"key": "loss", "value": 0.5, "timestamp": 1700000000000, "step": s}
+                    for s in range(3)],
+        "params": [{"key": "lr", "value": "0.1"}],
+        "tags": [{"key": "team", "value": "ml"}],
+    })
+    call(base, "POST", "/api/2.0/mlflow/registered-models/create", {"name": "parity-model"})
+    return {"exp": exp, "run": run}
+
+
+def fill(value, ids):
+    if isinstance(value, str):
+        return value.format(**ids)
+    if isinstance(value, dict):
+        return {k: fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, ids) for v in value]
+    return value
+
+
+# (label, method, path, body, compare the message too, deliberately different: why)
+CASES = [
+    ("version", "GET", "/version", None, True, None),
+    ("server info", "GET", "/api/3.0/mlflow/server-info", None, False, None),
+    ("experiment name is a number", "POST", "/api/2.0/mlflow/experiments/create",
+     {"name": 123}, True, None),
+    ("experiment name is a bool", "POST", "/api/2.0/mlflow/experiments/create",
+     {"name": True}, True, None),
+    ("experiment name is a list", "POST", "/api/2.0/mlflow/experiments/create",
+     {"name": ["a"]}, False, None),
+    ("experiment name missing", "POST", "/api/2.0/mlflow/experiments/create", {}, True, None),
+    ("experiment exists", "POST", "/api/2.0/mlflow/experiments/create",
+     {"name": "parity"}, False, None),
+    ("unknown experiment", "GET", "/api/2.0/mlflow/experiments/get?experiment_id=987654",
+     None, True, None),
+    ("experiment by name", "GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=parity",
+     None, False, None),
+    ("experiment id is a number", "POST", "/api/2.0/mlflow/runs/create",
+     {"experiment_id": 1}, True, None),
+    ("log-batch run_id is a number", "POST", "/api/2.0/mlflow/runs/log-batch",
+     {"run_id": 12, "metrics": []}, True, None),
+    ("log-batch metrics is a string", "POST", "/api/2.0/mlflow/runs/log-batch",
+     {"run_id": "{run}", "metrics": "zzz"}, True, None),
+    ("log-batch to an unknown run", "POST", "/api/2.0/mlflow/runs/log-batch",
+     {"run_id": "0123456789abcdef0123456789abcdef", "metrics": []}, True, None),
+    ("unknown run", "GET", "/api/2.0/mlflow/runs/get?run_id=0123456789abcdef0123456789abcdef",
+     None, True, None),
+    ("run", "GET", "/api/2.0/mlflow/runs/get?run_id={run}", None, False, None),
+    ("tag value is a number", "POST", "/api/2.0/mlflow/runs/set-tag",
+     {"run_id": "{run}", "key": "k", "value": 5}, True, None),
+    ("param value is a bool", "POST", "/api/2.0/mlflow/runs/log-parameter",
+     {"run_id": "{run}", "key": "k", "value": True}, True, None),
+    ("metric value is text", "POST", "/api/2.0/mlflow/runs/log-metric",
+     {"run_id": "{run}", "key": "k", "value": "x", "timestamp": 1}, True, None),
+    ("metric timestamp is text", "POST", "/api/2.0/mlflow/runs/log-metric",
+     {"run_id": "{run}", "key": "k", "value": 1, "timestamp": "noon"}, True, None),
+    ("max_results is text", "POST", "/api/2.0/mlflow/runs/search",
+     {"experiment_ids": ["{exp}"], "max_results": "abc"}, True, None),
+    ("run search", "POST", "/api/2.0/mlflow/runs/search",
+     {"experiment_ids": ["{exp}"]}, False, None),
+    ("metric history", "GET", "/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=loss",
+     None, False, None),
+    ("model exists", "POST", "/api/2.0/mlflow/registered-models/create",
+     {"name": "parity-model"}, False, None),
+    ("unknown model", "GET", "/api/2.0/mlflow/registered-models/get?name=nope",
+     None, False, None),
+    ("version of an unknown run", "POST", "/api/2.0/mlflow/model-versions/create",
+     {"name": "parity-model", "source": "s3://bucket/m",
+      "run_id": "0123456789abcdef0123456789abcdef"}, False, None),
+    ("version without a run", "POST", "/api/2.0/mlflow/model-versions/create",
+     {"name": "parity-model", "source": "s3://bucket/m2"}, False, None),
+    ("model search", "GET", "/api/2.0/mlflow/registered-models/search", None, False, None),
+    ("relative artifact location", "POST", "/api/2.0/mlflow/experiments/create",
+     {"name": "local-place", "artifact_location": "relative/dir"}, False,
+     "a path on the server's own disk: MLflow stores it (the CVE-2023-1177 family of file "
+     "reads); Cairn refuses it with 400 INVALID_PARAMETER_VALUE"),
+]
+
+
+def compare(label, a, b, same_message):
+    """Differences between Cairn's answer `a` and MLflow's `b`."""
+    (sa, ja, ta), (sb, jb, tb) = a, b
+    out = []
+    if sa != sb:
+        out.append(f"status {sa} vs MLflow {sb}")
+    if ja is None or jb is None:
+        if jb is None and ja is None and same_message and ta.strip() != tb.strip():
+            out.append(f"text {ta!r} vs MLflow {tb!r}")
+        return out
+    if sb >= 400:
+        for key in ("error_code", "error_class", "sqlstate"):
+            if ja.get(key) != jb.get(key):
+                out.append(f"{key} {ja.get(key)!r} vs MLflow {jb.get(key)!r}")
+        if same_message and ja.get("message") != jb.get("message"):
+            out.append(f"message {ja.get('message')!r} vs MLflow {jb.get('message')!r}")
+    elif shape(ja) != shape(jb):
+        out.append(f"shape {json.dumps(shape(ja))} vs MLflow {json.dumps(shape(jb))}")
+    return out
+
+
+def main():
+    cairn = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
+    work = tempfile.mkdtemp(prefix="cairn-parity-")
+    # A running `mlflow server` of a fresh store may be given (while developing), else one
+    # is started here.
+    given = os.environ.get("CAIRN_PARITY_MLFLOW_URL")
+    proc, mlflow_url = (None, given.rstrip("/")) if given else start_mlflow(work)
+    try:
+        ids = {"cairn": setup(cairn), "mlflow": setup(mlflow_url)}
+        failures, deliberate = [], []
+        for label, method, path, body, same_message, why in CASES:
+            answers = {}
+            for side, base in (("cairn", cairn), ("mlflow", mlflow_url)):
+                answers[side] = call(base, method, fill(path, ids[side]),
+                                     None if body is None else fill(body, ids[side]))
+            diffs = compare(label, answers["cairn"], answers["mlflow"], same_message)
+            if why is not None:
+                # Stricter on purpose: Cairn must refuse, with a 4xx naming the problem.
+                status = answers["cairn"][0]
+                if not 400 <= status < 500:
+                    failures.append(f"{label}: expected Cairn to refuse ({why}); got {status}")
+                deliberate.append(label)
+                continue
+            for d in diffs:
+                failures.append(f"{label}: {d}")
+        for f in failures:
+            print(f"DIFF {f}")
+        if failures:
+            sys.exit(1)
+        print(json.dumps({"ok": True, "cases": len(CASES), "deliberate": deliberate}))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
