@@ -69,12 +69,29 @@ def call(base, method, path, body=None):
         return status, None, text
 
 
+def merge(a, b):
+    """The union of two shapes (the keys either has), for the items of one list."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: merge(a[k], b[k]) if k in a and k in b else a.get(k, b.get(k))
+                for k in sorted(set(a) | set(b))}
+    if isinstance(a, list) and isinstance(b, list):
+        return [merge(a[0], b[0])] if a and b else a or b
+    return a if a == b else f"{a}|{b}"
+
+
 def shape(v):
-    """A JSON value's shape: keys and value kinds, the first item of lists standing for all."""
+    """A JSON value's shape: keys and value kinds; a list's items merged into one shape, so
+    the order of items does not matter."""
     if isinstance(v, dict):
         return {k: shape(x) for k, x in sorted(v.items())}
     if isinstance(v, list):
-        return [shape(v[0])] if v else []
+        shapes = [shape(x) for x in v]
+        if not shapes:
+            return []
+        out = shapes[0]
+        for x in shapes[1:]:
+            out = merge(out, x)
+        return [out]
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, (int, float)):
@@ -98,6 +115,13 @@ def setup(base):
         "params": [{"key": "lr", "value": "0.1"}],
         "tags": [{"key": "team", "value": "ml"}],
     })
+    call(base, "POST", "/api/2.0/mlflow/runs/log-inputs", {"run_id": run, "datasets": [
+        {"dataset": {"name": "train", "digest": "abc123", "source_type": "local",
+                     "source": "train.csv"},
+         "tags": [{"key": "mlflow.data.context", "value": "training"}]},
+        {"dataset": {"name": "holdout", "digest": "def456", "source_type": "local",
+                     "source": "holdout.csv"}},
+    ]})
     call(base, "POST", "/api/2.0/mlflow/registered-models/create", {"name": "parity-model"})
     return {"exp": exp, "run": run}
 
@@ -154,6 +178,19 @@ CASES = [
      {"experiment_ids": ["{exp}"]}, False, None),
     ("metric history", "GET", "/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key=loss",
      None, False, None),
+    ("metric history in bulk", "GET",
+     "/ajax-api/2.0/mlflow/metrics/get-history-bulk?run_id={run}&run_id=0123456789abcdef0123456789abcdef&metric_key=loss",
+     None, False, None),
+    ("bulk history without a key", "GET",
+     "/ajax-api/2.0/mlflow/metrics/get-history-bulk?run_id={run}", None, True, None),
+    ("bulk history without runs", "GET",
+     "/ajax-api/2.0/mlflow/metrics/get-history-bulk?metric_key=loss", None, True, None),
+    ("datasets of an experiment", "POST", "/ajax-api/2.0/mlflow/experiments/search-datasets",
+     {"experiment_ids": ["{exp}"]}, False, None),
+    ("datasets of no experiment", "POST", "/ajax-api/2.0/mlflow/experiments/search-datasets",
+     {}, True, None),
+    ("datasets of a bad experiment id", "POST",
+     "/ajax-api/2.0/mlflow/experiments/search-datasets", {"experiment_ids": ["abc"]}, True, None),
     ("model exists", "POST", "/api/2.0/mlflow/registered-models/create",
      {"name": "parity-model"}, False, None),
     ("unknown model", "GET", "/api/2.0/mlflow/registered-models/get?name=nope",

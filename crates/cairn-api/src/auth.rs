@@ -578,6 +578,7 @@ fn resources(
             run_experiments(state, authn, id.into_iter())?
         }
         Find::RunIds => run_experiments(state, authn, strings_of(fields, "run_ids").into_iter())?,
+        Find::RunIdList => run_experiments(state, authn, strings_of(fields, "run_id").into_iter())?,
         Find::LoggedModelInPath => {
             let Some(id) = logged_model_in_path(path) else {
                 return Ok(vec![]);
@@ -887,6 +888,7 @@ pub async fn guard(
                                     Find::ArtifactPath
                                         | Find::ExperimentIds
                                         | Find::RunIds
+                                        | Find::RunIdList
                                         | Find::PageExperiments
                                         | Find::PageRuns
                                 ));

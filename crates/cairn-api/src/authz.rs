@@ -18,6 +18,8 @@ pub enum Find {
     RunId,
     /// `run_ids` (every one must allow).
     RunIds,
+    /// `run_id`, repeatable (every one must allow).
+    RunIdList,
     /// The logged model id in the path (`/logged-models/{model_id}...`).
     LoggedModelInPath,
     /// The artifact path (in the path, or `path=` for listings): its first component is the
@@ -136,6 +138,8 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
                 Experiment(Read, RunId)
             }
             "mlflow/metrics/get-history-bulk-interval" => Experiment(Read, RunIds),
+            "mlflow/metrics/get-history-bulk" => Experiment(Read, RunIdList),
+            "mlflow/experiments/search-datasets" => Experiment(Read, ExperimentIds),
             "mlflow/runs/search" => Experiment(Read, ExperimentIds),
             "mlflow/runs/update"
             | "mlflow/runs/log-metric"

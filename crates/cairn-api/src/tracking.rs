@@ -56,6 +56,14 @@ pub fn routes() -> Router<AppState> {
             "/mlflow/metrics/get-history-bulk-interval",
             get(metrics_bulk_interval),
         )
+        .route(
+            "/mlflow/metrics/get-history-bulk",
+            get(metrics_history_bulk),
+        )
+        .route(
+            "/mlflow/experiments/search-datasets",
+            post(experiments_search_datasets),
+        )
         .route("/mlflow/logged-models", post(logged_models_create))
         .route("/mlflow/logged-models/search", post(logged_models_search))
         .route(
@@ -501,6 +509,50 @@ async fn metrics_history(
         body,
     )
         .into_response())
+}
+
+async fn metrics_history_bulk(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let run_ids = f.strs("run_id")?;
+    let key = f.opt_str("metric_key")?;
+    let max = f.opt_u64("max_results")?;
+    let metrics = blocking(move || {
+        s.tracking
+            .metric_history_bulk(&run_ids, key.as_deref(), max)
+    })
+    .await?;
+    // As MLflow's handler writes it: an empty list stays in the answer.
+    let metrics: Vec<Value> = metrics
+        .iter()
+        .map(|(run_id, m)| {
+            let mut v = wire::metric(m);
+            v["run_id"] = json!(run_id);
+            v
+        })
+        .collect();
+    reply(json!({ "metrics": metrics }))
+}
+
+async fn experiments_search_datasets(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let ids = f.strs("experiment_ids")?;
+    let found = blocking(move || s.tracking.search_datasets(&ids)).await?;
+    let mut out = serde_json::Map::new();
+    if !found.is_empty() {
+        out.insert(
+            "dataset_summaries".into(),
+            found
+                .iter()
+                .map(|d| {
+                    let mut o = json!({"experiment_id": d.experiment_id, "name": d.name,
+                                       "digest": d.digest});
+                    if let Some(c) = &d.context {
+                        o["context"] = json!(c);
+                    }
+                    o
+                })
+                .collect(),
+        );
+    }
+    reply(Value::Object(out))
 }
 
 async fn metrics_bulk_interval(State(s): State<AppState>, f: Fields) -> ApiResult {

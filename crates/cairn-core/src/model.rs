@@ -332,6 +332,20 @@ pub struct ExperimentActivity {
     pub last_activity: Option<i64>,
 }
 
+/// A dataset that runs of an experiment used, and the context they used it in (MLflow's
+/// `DatasetSummary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSummary {
+    /// The experiment.
+    pub experiment_id: String,
+    /// The dataset's name.
+    pub name: String,
+    /// Its digest.
+    pub digest: String,
+    /// The `mlflow.data.context` input tag (`training`, `evaluation`, ...), when given.
+    pub context: Option<String>,
+}
+
 /// Which of a run's key spaces a key listing reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunKeyKind {

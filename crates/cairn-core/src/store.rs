@@ -185,6 +185,14 @@ pub trait TrackingStore: Send + Sync {
     /// left out).
     fn experiment_activity(&self, experiment_ids: &[String]) -> Result<Vec<ExperimentActivity>>;
 
+    /// The distinct (experiment, dataset name, digest, context) the experiments' runs logged
+    /// as inputs, at most `limit`, ordered by experiment, name, digest and context.
+    fn dataset_summaries(
+        &self,
+        experiment_ids: &[String],
+        limit: u64,
+    ) -> Result<Vec<DatasetSummary>>;
+
     /// Distinct keys of one kind logged by the active runs of the experiments, containing
     /// `contains` (case-insensitive; empty for all), sorted, at most `limit` of them.
     fn run_keys(

@@ -523,6 +523,82 @@ impl Tracking {
         self.store.metric_history(run_id, key, offset, limit)
     }
 
+    /// The histories of one metric over several runs (MLflow's `get-history-bulk`, which its
+    /// UI calls): runs in id order, each run's points by (timestamp, step, value), at most
+    /// `max_results` (25,000 at most) per run; runs that do not exist contribute nothing.
+    pub fn metric_history_bulk(
+        &self,
+        run_ids: &[String],
+        key: Option<&str>,
+        max_results: Option<u64>,
+    ) -> Result<Vec<(String, Metric)>> {
+        const MAX_RUNS: usize = 100;
+        const MAX_POINTS: u64 = 25_000;
+        if run_ids.is_empty() {
+            return Err(Error::invalid(
+                "GetMetricHistoryBulk request must specify at least one run_id.",
+            ));
+        }
+        if run_ids.len() > MAX_RUNS {
+            return Err(Error::invalid(format!(
+                "GetMetricHistoryBulk request cannot specify more than {MAX_RUNS} run_ids. \
+                 Received {} run_ids.",
+                run_ids.len()
+            )));
+        }
+        let Some(key) = key else {
+            return Err(Error::invalid(
+                "GetMetricHistoryBulk request must specify a metric_key.",
+            ));
+        };
+        let max = max_results.unwrap_or(MAX_POINTS).min(MAX_POINTS);
+        let mut ids: Vec<&String> = run_ids.iter().collect();
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids {
+            if validate_run_id(id).is_err() {
+                continue;
+            }
+            if self.store.get_run(id)?.is_none() {
+                continue;
+            }
+            let mut points = self.store.metric_history(id, key, 0, max)?.items;
+            points.sort_by(|a, b| {
+                (a.timestamp, a.step)
+                    .cmp(&(b.timestamp, b.step))
+                    .then(a.value.total_cmp(&b.value))
+            });
+            out.extend(points.into_iter().map(|m| (id.clone(), m)));
+        }
+        Ok(out)
+    }
+
+    /// The datasets the experiments' runs logged as inputs, with their contexts (MLflow's
+    /// `experiments/search-datasets`): 1 to 20 experiments, at most 1,000 summaries.
+    pub fn search_datasets(&self, experiment_ids: &[String]) -> Result<Vec<DatasetSummary>> {
+        const MAX_EXPERIMENTS: usize = 20;
+        if experiment_ids.is_empty() {
+            return Err(Error::invalid(
+                "SearchDatasets request must specify at least one experiment_id.",
+            ));
+        }
+        if experiment_ids.len() > MAX_EXPERIMENTS {
+            return Err(Error::invalid(format!(
+                "SearchDatasets request cannot specify more than {MAX_EXPERIMENTS} \
+                 experiment_ids. Received {} experiment_ids.",
+                experiment_ids.len()
+            )));
+        }
+        for id in experiment_ids {
+            if validate_experiment_id(id).is_err() {
+                return Err(Error::invalid(format!(
+                    "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
+                )));
+            }
+        }
+        self.store.dataset_summaries(experiment_ids, 1000)
+    }
+
     /// Sampled histories of one metric over several runs, for charts: for each run, at most
     /// `max_results` points evenly spread over the steps in range, always keeping the first
     /// and last step.

@@ -1285,6 +1285,45 @@ impl TrackingStore for SqlStore {
         })
     }
 
+    fn dataset_summaries(
+        &self,
+        experiment_ids: &[String],
+        limit: u64,
+    ) -> Result<Vec<DatasetSummary>> {
+        let mut params: Vec<Val> = experiment_ids
+            .iter()
+            .map(|e| exp_id(e).map(Val::Int))
+            .collect::<Result<_>>()?;
+        if params.is_empty() {
+            return Ok(vec![]);
+        }
+        params.push(Val::Int(i64::try_from(limit).unwrap_or(i64::MAX)));
+        self.read(|tx| {
+            // The context tag is joined from the left: an input without one is listed too.
+            let rows = tx.query(
+                &format!(
+                    "SELECT DISTINCT d.experiment_id, d.name, d.digest, t.value FROM datasets d \
+                     JOIN run_inputs i ON i.dataset_uuid = d.dataset_uuid \
+                     LEFT JOIN input_tags t ON t.run_uuid = i.run_uuid \
+                     AND t.dataset_uuid = i.dataset_uuid AND t.key = 'mlflow.data.context' \
+                     WHERE d.experiment_id IN {} \
+                     ORDER BY d.experiment_id, d.name, d.digest, t.value LIMIT ?",
+                    placeholders(params.len() - 1)
+                ),
+                &params,
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| DatasetSummary {
+                    experiment_id: r[0].int().to_string(),
+                    name: r[1].text(),
+                    digest: r[2].text(),
+                    context: r[3].opt_text(),
+                })
+                .collect())
+        })
+    }
+
     fn run_keys(
         &self,
         experiment_ids: &[String],

@@ -47,6 +47,7 @@ conformance!(
     search_runs_filters,
     search_runs_order_and_pages,
     inputs_and_outputs,
+    dataset_summaries_of_experiments,
     concurrent_writers_to_one_run,
     logged_models,
     reopening_keeps_everything,
@@ -580,6 +581,72 @@ fn search_runs_order_and_pages(t: &Tracking) {
             "garbage"
         )
         .is_err());
+}
+
+fn dataset_summaries_of_experiments(t: &Tracking) {
+    let input = |name: &str, digest: &str, context: Option<&str>| DatasetInput {
+        tags: context
+            .map(|c| vec![KeyValue::new("mlflow.data.context", c)])
+            .unwrap_or_default(),
+        dataset: Dataset {
+            name: name.into(),
+            digest: digest.into(),
+            source_type: "local".into(),
+            source: "{}".into(),
+            schema: None,
+            profile: None,
+        },
+    };
+    let exp = t.create_experiment("with-datasets", None, vec![]).unwrap();
+    let other = t.create_experiment("other", None, vec![]).unwrap();
+    let a = new_run(t, &exp, "a");
+    let b = new_run(t, &exp, "b");
+    let c = new_run(t, &other, "c");
+    t.log_inputs(&a, vec![input("train", "d1", Some("training"))], vec![])
+        .unwrap();
+    // The same dataset in another context, and one without a context.
+    t.log_inputs(
+        &b,
+        vec![
+            input("train", "d1", Some("evaluation")),
+            input("holdout", "d2", None),
+        ],
+        vec![],
+    )
+    .unwrap();
+    t.log_inputs(&c, vec![input("elsewhere", "d3", Some("training"))], vec![])
+        .unwrap();
+    let found = t.search_datasets(std::slice::from_ref(&exp)).unwrap();
+    let seen: Vec<(&str, &str, Option<&str>)> = found
+        .iter()
+        .map(|d| {
+            assert_eq!(d.experiment_id, exp);
+            (d.name.as_str(), d.digest.as_str(), d.context.as_deref())
+        })
+        .collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for want in [
+        ("train", "d1", Some("training")),
+        ("train", "d1", Some("evaluation")),
+        ("holdout", "d2", None),
+    ] {
+        assert!(seen.contains(&want), "{want:?} not in {seen:?}");
+    }
+    assert_eq!(
+        t.search_datasets(&[other.clone(), exp.clone()])
+            .unwrap()
+            .len(),
+        4
+    );
+    assert!(t.search_datasets(&["987654".into()]).unwrap().is_empty());
+    assert!(matches!(
+        t.search_datasets(&[]),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        t.search_datasets(&["abc".into()]),
+        Err(Error::InvalidParameter(_))
+    ));
 }
 
 fn inputs_and_outputs(t: &Tracking) {
