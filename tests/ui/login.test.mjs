@@ -7,32 +7,15 @@
 //   CAIRN_SCREENSHOTS    where screenshots go (login-*.png)
 // Prints one "ok - ..." line per check and exits non-zero on the first failure.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { openSession } from "./session.mjs";
 
 const base = process.env.CAIRN_URL;
 const fx = JSON.parse(process.env.CAIRN_LOGIN_FIXTURE);
-const shots = process.env.CAIRN_SCREENSHOTS;
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CAIRN_CHROMIUM,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+const { browser, page, check, scriptErrors } = await openSession({
+  width: 1200, height: 700, prefix: "login-",
 });
-const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
-const consoleErrors = [];
-page.on("pageerror", (e) => consoleErrors.push(String(e)));
-page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
 // The delete button asks first; the user says yes.
 page.on("dialog", (d) => d.accept());
-page.setDefaultTimeout(20000);
-
-async function check(name, body) {
-  await body();
-  await page.screenshot({ path: `${shots}/login-${name}.png`, fullPage: true });
-  console.log(`ok - ${name}`);
-}
 
 async function submit(locator) {
   const [resp] = await Promise.all([page.waitForNavigation(), locator.click()]);
@@ -103,7 +86,7 @@ try {
     await page.waitForURL(/\/login\?next=/);
   });
 
-  assert.deepEqual(consoleErrors.filter((e) => !e.includes("Failed to load resource")), [], "no script errors");
+  assert.deepEqual(scriptErrors(), [], "no script errors");
   console.log("login: all checks passed");
 } finally {
   await browser.close();

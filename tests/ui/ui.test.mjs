@@ -6,30 +6,11 @@
 //   CAIRN_SCREENSHOTS  where screenshots go
 // Prints one "ok - ..." line per check and exits non-zero on the first failure.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { openSession } from "./session.mjs";
 
 const base = process.env.CAIRN_URL;
 const fx = JSON.parse(process.env.CAIRN_UI_FIXTURE);
-const shots = process.env.CAIRN_SCREENSHOTS;
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CAIRN_CHROMIUM,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-const consoleErrors = [];
-page.on("pageerror", (e) => consoleErrors.push(String(e)));
-page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-page.setDefaultTimeout(20000);
-
-async function check(name, body) {
-  await body();
-  await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
-  console.log(`ok - ${name}`);
-}
+const { browser, page, check, scriptErrors } = await openSession({ width: 1400, height: 900 });
 
 try {
   await check("experiments", async () => {
@@ -211,7 +192,7 @@ try {
     assert.ok((await page.locator("#served").innerText()).includes(fx.model));
   });
 
-  assert.deepEqual(consoleErrors.filter((e) => !e.includes("Failed to load resource")), [], "no script errors");
+  assert.deepEqual(scriptErrors(), [], "no script errors");
   console.log("ui: all checks passed");
 } finally {
   await browser.close();
