@@ -301,17 +301,19 @@ fn permissions_follow_mlflows_rules_on_postgresql() {
     permissions_hold(Some(&db.url));
 }
 
-#[test]
-fn search_shows_only_what_the_caller_may_read() {
-    let home = tempfile::tempdir().unwrap();
-    let server = start(
-        home.path(),
-        None,
-        &["--default-permission", "NO_PERMISSIONS"],
-    );
+/// A server where nobody may do anything by default, its admin, and two users.
+fn alice_and_bob(home: &Path) -> (TestServer, Http, Http, Http) {
+    let server = start(home, None, &["--default-permission", "NO_PERMISSIONS"]);
     let admin = server.http().basic("admin", ADMIN_PASSWORD);
     let alice = create_user(&admin, "alice");
     let bob = create_user(&admin, "bob");
+    (server, admin, alice, bob)
+}
+
+#[test]
+fn search_shows_only_what_the_caller_may_read() {
+    let home = tempfile::tempdir().unwrap();
+    let (_server, _admin, alice, bob) = alice_and_bob(home.path());
     assert_eq!(
         alice
             .post("experiments/create", &json!({"name": "private"}))
@@ -574,14 +576,7 @@ impl Browser {
 #[test]
 fn the_ui_signs_in_with_a_session_and_shows_only_what_the_user_may_read() {
     let home = tempfile::tempdir().unwrap();
-    let server = start(
-        home.path(),
-        None,
-        &["--default-permission", "NO_PERMISSIONS"],
-    );
-    let admin = server.http().basic("admin", ADMIN_PASSWORD);
-    let alice = create_user(&admin, "alice");
-    let bob = create_user(&admin, "bob");
+    let (server, _admin, alice, bob) = alice_and_bob(home.path());
     let made = |who: &Http, name: &str| {
         let (status, body) = who.post("experiments/create", &json!({"name": name}));
         assert_eq!(status, 200, "{body}");
