@@ -194,7 +194,14 @@ impl Monitoring {
                 .window_drift(model, version, &window, &DriftOptions::default())
                 .ok()
                 .map(|d| d.report);
-            let metrics = window_metrics(&window, to - from, &labels)
+            // A sampled window holds only some rows: metrics then stream every row again.
+            let metrics = if window.rows > window.keys.len() as u64 {
+                self.monitor
+                    .metrics_with_labels(model, version, from, to, to - from, &labels)
+            } else {
+                window_metrics(&window, to - from, &labels)
+            };
+            let metrics = metrics
                 .ok()
                 .and_then(|b| b.into_iter().next())
                 .filter(|b| b.labeled > 0);

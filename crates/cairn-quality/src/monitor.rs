@@ -1004,11 +1004,24 @@ impl Monitor {
         to_ms: i64,
         bucket_ms: i64,
     ) -> Result<Vec<MetricBucket>> {
-        let labels = self.labels()?;
+        self.metrics_with_labels(model, version, from_ms, to_ms, bucket_ms, &self.labels()?)
+    }
+
+    /// [`Monitor::metrics`] with labels already read (an evaluation reads them once for every
+    /// version).
+    pub fn metrics_with_labels(
+        &self,
+        model: &str,
+        version: &str,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+        labels: &Labels,
+    ) -> Result<Vec<MetricBucket>> {
         let mut buckets = MetricBuckets::new(from_ms, to_ms, bucket_ms)?;
         for file in self.window_files(model, version, from_ms, to_ms) {
             read_window_file(&file, from_ms, to_ms, |batch| {
-                buckets.add(&batch, &labels);
+                buckets.add(&batch, labels);
                 Ok(())
             })?;
         }
