@@ -89,9 +89,11 @@ def stop(proc):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["runs", "traces"], help="one of the two workloads")
     ap.add_argument("--mlflow", default=os.environ.get("MLFLOW_BIN", os.path.join(ROOT, ".venv", "bin", "mlflow")))
     args = ap.parse_args()
     runs, steps, seconds, repeats = (1000, 20000, 5, 5) if args.quick else (10000, 100000, 20, 11)
+    traces = 5000 if args.quick else 100000
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn", "-p", "cairn-bench"], cwd=ROOT, check=True)
     cairn = os.path.join(ROOT, "target", "release", "cairn")
@@ -117,10 +119,17 @@ def main():
             time.sleep(3)
             rest = tree_rss_kib(proc.pid)
             print(f"[{name}] healthy after {ready:.2f}s, RSS at rest {rest / 1024:.1f} MiB; running the workload...", file=sys.stderr)
-            out = subprocess.run([loadgen, "tracking", "--url", url, "--runs", str(runs), "--steps", str(steps),
-                                  "--seconds", str(seconds), "--repeats", str(repeats)],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout)
+            r = {}
+            if args.only != "traces":
+                out = subprocess.run([loadgen, "tracking", "--url", url, "--runs", str(runs), "--steps", str(steps),
+                                      "--seconds", str(seconds), "--repeats", str(repeats)],
+                                     capture_output=True, text=True, check=True)
+                r.update(json.loads(out.stdout))
+            if args.only != "runs":
+                out = subprocess.run([loadgen, "traces", "--url", url, "--traces", str(traces),
+                                      "--seconds", str(seconds), "--repeats", str(repeats)],
+                                     capture_output=True, text=True, check=True)
+                r["traces"] = json.loads(out.stdout)
             time.sleep(3)
             r["ready_seconds"] = ready
             r["rss_rest_mib"] = rest / 1024
@@ -131,16 +140,29 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     c, m = results["cairn"], results["mlflow"]
-    rows = [
-        ("(a) log-batch, 8 clients x 1000 metrics (metrics/s)", c["log_batch"]["metrics_per_second"], m["log_batch"]["metrics_per_second"], c["log_batch"]["metrics_per_second"] / m["log_batch"]["metrics_per_second"], ">= 20x"),
-        (f"(b) search {runs} runs, metric+param filter, order by metric (median ms)", c["search"]["median_ms"], m["search"]["median_ms"], m["search"]["median_ms"] / c["search"]["median_ms"], ">= 10x"),
-        (f"(c) get-history of a {steps}-step metric (median ms)", c["history"]["median_ms"], m["history"]["median_ms"], m["history"]["median_ms"] / c["history"]["median_ms"], ">= 10x"),
-        ("(d) resident memory at rest (MiB)", c["rss_rest_mib"], m["rss_rest_mib"], m["rss_rest_mib"] / c["rss_rest_mib"], ">= 5x"),
-        ("    resident memory after the workload (MiB)", c["rss_after_mib"], m["rss_after_mib"], m["rss_after_mib"] / c["rss_after_mib"], ""),
-        ("    time to healthy after start (s)", c["ready_seconds"], m["ready_seconds"], m["ready_seconds"] / max(c["ready_seconds"], 1e-3), ""),
-    ]
-    print(f"peer: {version}; search returned {c['search']['runs_returned']} (cairn) / {m['search']['runs_returned']} (mlflow) runs; "
-          f"history returned {c['history']['returned']} / {m['history']['returned']} points")
+    rows = []
+    if args.only != "traces":
+        rows += [
+            ("(a) log-batch, 8 clients x 1000 metrics (metrics/s)", c["log_batch"]["metrics_per_second"], m["log_batch"]["metrics_per_second"], c["log_batch"]["metrics_per_second"] / m["log_batch"]["metrics_per_second"], ">= 20x"),
+            (f"(b) search {runs} runs, metric+param filter, order by metric (median ms)", c["search"]["median_ms"], m["search"]["median_ms"], m["search"]["median_ms"] / c["search"]["median_ms"], ">= 10x"),
+            (f"(c) get-history of a {steps}-step metric (median ms)", c["history"]["median_ms"], m["history"]["median_ms"], m["history"]["median_ms"] / c["history"]["median_ms"], ">= 10x"),
+            ("(d) resident memory at rest (MiB)", c["rss_rest_mib"], m["rss_rest_mib"], m["rss_rest_mib"] / c["rss_rest_mib"], ">= 5x"),
+            ("    resident memory after the workload (MiB)", c["rss_after_mib"], m["rss_after_mib"], m["rss_after_mib"] / c["rss_after_mib"], ""),
+            ("    time to healthy after start (s)", c["ready_seconds"], m["ready_seconds"], m["ready_seconds"] / max(c["ready_seconds"], 1e-3), ""),
+        ]
+        print(f"peer: {version}; search returned {c['search']['runs_returned']} (cairn) / {m['search']['runs_returned']} (mlflow) runs; "
+              f"history returned {c['history']['returned']} / {m['history']['returned']} points")
+    if args.only != "runs":
+        ct, mt = c["traces"], m["traces"]
+        rows += [
+            ("(e) span ingestion through OTLP, 8 clients x 100 spans (spans/s)", ct["ingest"]["spans_per_second"], mt["ingest"]["spans_per_second"],
+             ct["ingest"]["spans_per_second"] / mt["ingest"]["spans_per_second"], ">= 20x"),
+            (f"(f) traces/search over {traces} traces, status+duration filter (median ms)", ct["search"]["median_ms"], mt["search"]["median_ms"],
+             mt["search"]["median_ms"] / ct["search"]["median_ms"], ">= 10x"),
+            (f"    loading {traces} traces through OTLP (s)", ct["search"]["load_seconds"], mt["search"]["load_seconds"],
+             mt["search"]["load_seconds"] / ct["search"]["load_seconds"], ""),
+        ]
+        print(f"peer: {version}; trace search returned {ct['search']['traces_returned']} (cairn) / {mt['search']['traces_returned']} (mlflow) traces")
     print(f"{'measure':<75} {'cairn':>12} {'mlflow':>12} {'cairn advantage':>16} {'target':>8}")
     for label, cv, mv, ratio, target in rows:
         print(f"{label:<75} {cv:>12.1f} {mv:>12.1f} {ratio:>15.1f}x {target:>8}")

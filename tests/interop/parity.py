@@ -53,11 +53,13 @@ def start_mlflow(work):
     raise SystemExit("mlflow server did not start in 240 s")
 
 
-def call(base, method, path, body=None):
+def call(base, method, path, body=None, headers=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             status, text = r.status, r.read().decode()
@@ -123,12 +125,40 @@ def setup(base):
                      "source": "holdout.csv"}},
     ]})
     call(base, "POST", "/api/2.0/mlflow/registered-models/create", {"name": "parity-model"})
-    return {"exp": exp, "run": run}
+    # A trace: its spans through OTLP (JSON), then its info as the client sends it.
+    status, _, text = call(base, "POST", "/v1/traces", OTLP_SPANS,
+                           {"x-mlflow-experiment-id": exp})
+    assert status == 200, (base, status, text)
+    status, _, text = call(base, "POST", "/api/3.0/mlflow/traces", {"trace": {"trace_info": {
+        "trace_id": TRACE, "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                                              "mlflow_experiment": {"experiment_id": exp}},
+        "request_time": "2025-04-15T08:49:18.699Z", "execution_duration": "0.250s",
+        "state": "OK", "request_preview": "{\"q\": 1}", "response_preview": "2",
+        "trace_metadata": {"mlflow.sourceRun": run}, "tags": {"team": "ml"}}}})
+    assert status == 200, (base, status, text)
+    return {"exp": exp, "run": run, "trace": TRACE}
+
+
+TRACE = "tr-" + "5a" * 16
+OTLP_SPANS = {"resourceSpans": [{"resource": {"attributes": [
+    {"key": "service.name", "value": {"stringValue": "parity"}}]},
+    "scopeSpans": [{"spans": [
+        {"traceId": "5a" * 16, "spanId": "00000000000000a1", "name": "root",
+         "startTimeUnixNano": "1744706958699000000", "endTimeUnixNano": "1744706958949000000",
+         "attributes": [{"key": "mlflow.spanInputs", "value": {"stringValue": "{\"q\": 1}"}},
+                        {"key": "mlflow.spanType", "value": {"stringValue": "\"CHAIN\""}}],
+         "status": {"code": 1}},
+        {"traceId": "5a" * 16, "spanId": "00000000000000b1", "parentSpanId": "00000000000000a1",
+         "name": "child", "startTimeUnixNano": "1744706958700000000",
+         "endTimeUnixNano": "1744706958800000000", "status": {"code": 1}}]}]}]}
 
 
 def fill(value, ids):
     if isinstance(value, str):
-        return value.format(**ids)
+        try:
+            return value.format(**ids)
+        except (KeyError, ValueError, IndexError):
+            return value  # JSON text inside a body, not a template
     if isinstance(value, dict):
         return {k: fill(v, ids) for k, v in value.items()}
     if isinstance(value, list):
@@ -201,6 +231,43 @@ CASES = [
     ("version without a run", "POST", "/api/2.0/mlflow/model-versions/create",
      {"name": "parity-model", "source": "s3://bucket/m2"}, False, None),
     ("model search", "GET", "/api/2.0/mlflow/registered-models/search", None, False, None),
+    ("trace info", "GET", "/api/3.0/mlflow/traces/{trace}", None, False, None),
+    ("trace info v2", "GET", "/api/2.0/mlflow/traces/{trace}/info", None, False, None),
+    ("trace with spans", "GET", "/api/3.0/mlflow/traces/get?trace_id={trace}", None, False,
+     None),
+    ("unknown trace", "GET", "/api/3.0/mlflow/traces/tr-00000000000000000000000000000000",
+     None, False, None),
+    ("trace search", "POST", "/api/3.0/mlflow/traces/search",
+     {"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "{exp}"}}],
+      "filter": "trace.status = 'OK'"}, False, None),
+    ("trace search by run", "POST", "/api/3.0/mlflow/traces/search",
+     {"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "{exp}"}}],
+      "filter": "attribute.run_id = '{run}'"}, False, None),
+    ("trace search, bad filter", "POST", "/api/3.0/mlflow/traces/search",
+     {"locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "{exp}"}}],
+      "filter": "trace.status >= 'OK'"}, False, None),
+    ("trace search v2", "GET", "/api/2.0/mlflow/traces?experiment_ids={exp}", None, False, None),
+    ("tag on an unknown trace", "PATCH",
+     "/api/2.0/mlflow/traces/tr-00000000000000000000000000000000/tags",
+     {"key": "k", "value": "v"}, False,
+     "MLflow answers 400 BAD_REQUEST carrying the database's raw integrity error (SQL text "
+     "and all); Cairn answers 404 RESOURCE_DOES_NOT_EXIST naming the trace"),
+    ("trace tag", "PATCH", "/api/2.0/mlflow/traces/{trace}/tags", {"key": "k", "value": "v"},
+     False, None),
+    ("delete traces without a selection", "POST", "/api/2.0/mlflow/traces/delete-traces",
+     {"experiment_id": "{exp}"}, True, None),
+    ("delete traces with both selections", "POST", "/api/2.0/mlflow/traces/delete-traces",
+     {"experiment_id": "{exp}", "max_timestamp_millis": 1, "request_ids": ["tr-1"]}, True,
+     None),
+    ("feedback", "POST", "/api/3.0/mlflow/traces/{trace}/assessments",
+     {"assessment": {"assessment_name": "relevance", "trace_id": "{trace}",
+                     "source": {"source_type": "HUMAN", "source_id": "ann"},
+                     "feedback": {"value": 0.5}, "rationale": "ok"}}, False, None),
+    ("unknown assessment", "GET", "/api/3.0/mlflow/traces/{trace}/assessments/a-0000", None,
+     False, None),
+    ("link to an unknown run", "POST", "/api/2.0/mlflow/traces/link-to-run",
+     {"trace_ids": ["{trace}"], "run_id": "0123456789abcdef0123456789abcdef"}, False, None),
+    ("spans without an experiment header", "POST", "/v1/traces", OTLP_SPANS, False, None),
     ("relative artifact location", "POST", "/api/2.0/mlflow/experiments/create",
      {"name": "local-place", "artifact_location": "relative/dir"}, False,
      "a path on the server's own disk: MLflow stores it (the CVE-2023-1177 family of file "

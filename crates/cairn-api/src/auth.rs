@@ -600,7 +600,64 @@ fn resources(
             .or_else(|| page_segment(path, "/monitoring/"))
             .into_iter()
             .collect(),
+        Find::TraceInPath => trace_experiments(state, trace_in_path(path).into_iter())?,
+        Find::TraceId => {
+            let id = one("trace_id").or_else(|| one("request_id"));
+            trace_experiments(state, id.into_iter())?
+        }
+        Find::TraceIds => {
+            let mut ids = strings_of(fields, "trace_ids");
+            ids.extend(strings_of(fields, "request_ids"));
+            trace_experiments(state, ids.into_iter())?
+        }
+        Find::TraceLocations => match fields.get("locations") {
+            Some(Value::Array(locations)) => locations
+                .iter()
+                .filter_map(|l| {
+                    l.pointer("/mlflow_experiment/experiment_id")
+                        .and_then(text_of)
+                })
+                .collect(),
+            _ => vec![],
+        },
+        Find::NewTraceLocation => fields
+            .get("trace")
+            .and_then(|t| t.pointer("/trace_info/trace_location/mlflow_experiment/experiment_id"))
+            .and_then(text_of)
+            .into_iter()
+            .collect(),
+        Find::ExperimentHeader => one(crate::traces::EXPERIMENT_HEADER).into_iter().collect(),
     })
+}
+
+/// The trace id in `/mlflow/traces/{id}/...`.
+fn trace_in_path(path: &str) -> Option<String> {
+    path.split("/mlflow/traces/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|s| !s.is_empty())
+        .map(decoded)
+}
+
+/// The experiments of the traces named (unknown traces name none: the handler answers 404
+/// and reveals nothing).
+fn trace_experiments(
+    state: &AppState,
+    ids: impl Iterator<Item = String>,
+) -> cairn_core::Result<Vec<String>> {
+    let ids: Vec<String> = ids.collect();
+    if ids.is_empty() || ids.len() > cairn_core::traces::MAX_BATCH_GET {
+        return Ok(vec![]);
+    }
+    let mut experiments: Vec<String> = state
+        .traces
+        .get_trace_infos(&ids)?
+        .into_iter()
+        .map(|t| t.experiment_id)
+        .collect();
+    experiments.sort();
+    experiments.dedup();
+    Ok(experiments)
 }
 
 /// The first segment after `prefix` in a UI page's path, decoded as the router decodes it.
@@ -774,6 +831,8 @@ fn wants_fields(method: &Method, need: Option<Need>, path: &str) -> bool {
                 | Find::PageExperiment
                 | Find::PageModel
                 | Find::PageRun
+                | Find::TraceInPath
+                | Find::ExperimentHeader
         ),
         _ => false,
     };
@@ -842,7 +901,7 @@ pub async fn guard(
     let mut req = req;
     req.extensions_mut().insert(Caller(user.clone()));
     req.extensions_mut().insert(authn.clone());
-    let (req, fields) = if wants_fields(&method, need, &path) {
+    let (req, mut fields) = if wants_fields(&method, need, &path) {
         match peek_fields(req).await {
             Ok(x) => x,
             Err(e) => return e.into_response(),
@@ -850,6 +909,19 @@ pub async fn guard(
     } else {
         (req, Map::new())
     };
+    if let Some(Need::Experiment(_, Find::ExperimentHeader)) = need {
+        // An OTLP export's body is protobuf: its experiment is named by a header.
+        if let Some(id) = req
+            .headers()
+            .get(crate::traces::EXPERIMENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            fields.insert(
+                crate::traces::EXPERIMENT_HEADER.into(),
+                Value::String(id.to_string()),
+            );
+        }
+    }
     if !user.is_admin {
         let decision = match need {
             None => Err(Refusal::Forbidden(format!(

@@ -39,6 +39,18 @@ pub enum Find {
     PageRuns,
     /// The model of a UI page (`/models/{name}/...`, `/monitoring/{name}/...`).
     PageModel,
+    /// The trace id in the path (`/mlflow/traces/{id}/...`): its experiment.
+    TraceInPath,
+    /// `trace_id` (or `request_id`): its experiment.
+    TraceId,
+    /// `trace_ids` / `request_ids` (every one's experiment must allow).
+    TraceIds,
+    /// A trace search's `locations` (every experiment must allow).
+    TraceLocations,
+    /// A new trace's `trace.trace_info.trace_location` experiment.
+    NewTraceLocation,
+    /// The `x-mlflow-experiment-id` header of an OTLP export.
+    ExperimentHeader,
 }
 
 /// What a caller needs for a route.
@@ -118,6 +130,26 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
                 Experiment(Edit, LoggedModelInPath)
             });
         }
+        if let Some(trace) = rest.strip_prefix("mlflow/traces/") {
+            let need = match trace {
+                "search" => Experiment(Read, TraceLocations),
+                "get" => Experiment(Read, TraceId),
+                "batchGet" | "batchGetInfos" => Experiment(Read, TraceIds),
+                "delete-traces" => Experiment(Manage, ExperimentId),
+                // Linking changes the traces; the run is only named.
+                "link-to-run" => Experiment(Edit, TraceIds),
+                _ if *method == Method::GET => Experiment(Read, TraceInPath),
+                _ => Experiment(Edit, TraceInPath),
+            };
+            return Some(need);
+        }
+        if rest == "mlflow/traces" {
+            return Some(match *method {
+                Method::GET => Experiment(Read, ExperimentIds),
+                _ if path.contains("/3.0/") => Experiment(Edit, NewTraceLocation),
+                _ => Experiment(Edit, ExperimentId),
+            });
+        }
         if rest.starts_with("mlflow/users/") || rest.starts_with("mlflow/roles/") {
             return Some(AuthApi);
         }
@@ -191,6 +223,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         });
     }
     Some(match path {
+        "/v1/traces" => Experiment(Edit, ExperimentHeader),
         "/health" | "/version" | "/ping" | "/v2/health/live" | "/v2/health/ready"
         | "/static/cairn.css" | "/static/cairn.js" | "/favicon.ico" => Public,
         "/v2" => Authenticated,
@@ -300,7 +333,11 @@ mod tests {
     fn every_registered_route_is_in_the_table() {
         // (source, prefixes its routes are nested under). A new `.nest(` must be added here:
         // the count below fails until it is.
-        let sources: [(&str, &[&str]); 11] = [
+        let sources: [(&str, &[&str]); 12] = [
+            (
+                include_str!("traces.rs"),
+                &["/api/2.0", "/ajax-api/2.0", "/api/3.0", "/ajax-api/3.0"],
+            ),
             (include_str!("tracking.rs"), &["/api/2.0", "/ajax-api/2.0"]),
             (include_str!("registry.rs"), &["/api/2.0", "/ajax-api/2.0"]),
             (include_str!("lineage.rs"), &["/api/2.0", "/ajax-api/2.0"]),
@@ -324,7 +361,7 @@ mod tests {
             .map(|(s, _)| s.matches(".nest(\"").count())
             .sum();
         assert_eq!(
-            nests, 6,
+            nests, 8,
             "a router is nested somewhere new: list its prefix above"
         );
         let mut checked = 0;
@@ -377,6 +414,22 @@ mod tests {
                 "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/x"
             ),
             Some(Need::Experiment(Manage, Find::ArtifactPath))
+        );
+        assert_eq!(
+            n(Method::POST, "/v1/traces"),
+            Some(Need::Experiment(Edit, Find::ExperimentHeader))
+        );
+        assert_eq!(
+            n(Method::POST, "/api/3.0/mlflow/traces/delete-traces"),
+            Some(Need::Experiment(Manage, Find::ExperimentId))
+        );
+        assert_eq!(
+            n(Method::GET, "/api/3.0/mlflow/traces/tr-1/assessments/a-1"),
+            Some(Need::Experiment(Read, Find::TraceInPath))
+        );
+        assert_eq!(
+            n(Method::POST, "/api/3.0/mlflow/traces"),
+            Some(Need::Experiment(Edit, Find::NewTraceLocation))
         );
         assert_eq!(n(Method::GET, "/api/2.0/mlflow/unknown"), None);
         assert_eq!(n(Method::GET, "/nowhere"), None);

@@ -14,11 +14,13 @@ pub mod listen;
 pub mod metrics;
 pub mod monitoring;
 pub mod oip;
+pub mod otlp;
 mod registry;
 mod request;
 pub mod request_id;
 pub mod scoring;
 pub mod served;
+pub mod traces;
 mod tracking;
 pub mod wire;
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub artifacts: Arc<dyn ArtifactStore>,
     /// Dataset versions and lineage.
     pub lineage: cairn_core::lineage::Lineage,
+    /// Traces, spans and assessments.
+    pub traces: cairn_core::Traces,
     /// Users and permissions; `None` when the server runs without authentication.
     pub authn: Option<Arc<auth::Authn>>,
 }
@@ -256,12 +260,17 @@ pub fn router_with_pages(
     let api = tracking::routes()
         .merge(registry::routes())
         .merge(lineage::routes())
-        .merge(artifacts::routes());
+        .merge(artifacts::routes())
+        .merge(traces::routes(false));
+    let api_v3 = traces::routes(true);
     let router = Router::new()
         .nest("/api/2.0", api.clone())
         .nest("/ajax-api/2.0", api)
+        .nest("/api/3.0", api_v3.clone())
+        .nest("/ajax-api/3.0", api_v3)
         .route("/api/3.0/mlflow/server-info", get(server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
+        .route("/v1/traces", axum::routing::post(traces::export_spans))
         .route("/health", get(|| async { "OK" }))
         // MLflow's client gates features on this (spans need 3.4): the API version Cairn
         // speaks. Cairn's own version is in `x-cairn-version` and `/api/2.0/cairn/version`.

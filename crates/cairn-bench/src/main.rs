@@ -69,6 +69,20 @@ impl Client {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// POSTs JSON to any path; the raw answer (timed to the last byte).
+    fn post_text(&self, path: &str, body: &str) -> String {
+        let mut resp = self
+            .signed(self.agent.post(&format!("{}{path}", self.base)))
+            .header("content-type", "application/json")
+            .send(body.as_bytes())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        resp.body_mut()
+            .with_config()
+            .limit(1 << 31)
+            .read_to_string()
+            .unwrap()
+    }
+
     /// The raw body: timings stop when the last byte arrives, before any parsing.
     fn get_text(&self, path_and_query: &str) -> String {
         let mut resp = self
@@ -366,6 +380,176 @@ fn post_throughput(url: &str, path: &str, body: &str, clients: usize, seconds: f
     json!({"requests": sent, "seconds": elapsed, "requests_per_second": sent as f64 / elapsed})
 }
 
+/// One OTLP export of `traces` traces with `spans_per_trace` spans each (a root and its
+/// children), shaped as MLflow's client sends them: JSON inputs and outputs, a span type.
+/// Every tenth trace fails.
+fn otlp_batch(first_trace: u64, traces: u64, spans_per_trace: u64) -> Vec<u8> {
+    use cairn_api::otlp::*;
+    let text = |s: String| {
+        Some(AnyValue {
+            kind: Some(any_value::Kind::StringValue(s)),
+        })
+    };
+    let attr = |k: &str, v: String| KeyValue {
+        key: k.into(),
+        value: text(v),
+    };
+    let start = now_ms() as u64 * 1_000_000;
+    let mut spans = Vec::new();
+    for t in first_trace..first_trace + traces {
+        let trace_id = [t.to_be_bytes(), 0xC0FFEEu64.to_be_bytes()].concat();
+        for s in 0..spans_per_trace {
+            let root = s == 0;
+            let begin = start + s * 1_000_000;
+            spans.push(OtelSpan {
+                trace_id: trace_id.clone(),
+                span_id: (t * 1000 + s + 1).to_be_bytes().to_vec(),
+                parent_span_id: if root {
+                    Vec::new()
+                } else {
+                    (t * 1000 + 1).to_be_bytes().to_vec()
+                },
+                name: if root {
+                    "answer".into()
+                } else {
+                    format!("step_{s}")
+                },
+                start_time_unix_nano: begin,
+                end_time_unix_nano: begin
+                    + (if root { spans_per_trace + 1 } else { 1 }) * 1_000_000
+                    + (t % 1000) * 1_000_000,
+                attributes: vec![
+                    attr(
+                        "mlflow.spanType",
+                        if root {
+                            "\"CHAIN\"".into()
+                        } else {
+                            "\"LLM\"".into()
+                        },
+                    ),
+                    attr(
+                        "mlflow.spanInputs",
+                        format!("{{\"question\": \"what is item {t} made of, step {s}?\"}}"),
+                    ),
+                    attr(
+                        "mlflow.spanOutputs",
+                        format!("\"stones and more stones, {t}\""),
+                    ),
+                ],
+                status: Some(Status {
+                    message: String::new(),
+                    code: if root && t % 10 == 0 { 2 } else { 1 },
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    prost::Message::encode_to_vec(&request)
+}
+
+fn post_spans(agent: &ureq::Agent, url: &str, exp: &str, body: &[u8]) {
+    let resp = agent
+        .post(&format!("{url}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("x-mlflow-experiment-id", exp)
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST /v1/traces: {e}"));
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+/// (e) span ingestion through the OTLP endpoint: `clients` threads, each exporting batches
+/// of 10 traces x 10 spans; (f) `traces/search` over `traces` stored traces.
+fn traces_workload(
+    c: &Client,
+    url: &str,
+    clients: usize,
+    seconds: f64,
+    traces: u64,
+    repeats: usize,
+) -> Value {
+    let agent = || {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .new_agent()
+    };
+    let exp = experiment(c, "bench-spans");
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let batches: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients as u64)
+            .map(|w| {
+                let exp = exp.clone();
+                s.spawn(move || {
+                    let a = agent();
+                    let mut sent = 0u64;
+                    while Instant::now() < deadline {
+                        let body = otlp_batch((w << 40) + sent * 10, 10, 10);
+                        post_spans(&a, url, &exp, &body);
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let ingest = json!({"batches": batches, "seconds": elapsed, "spans_per_second": (batches * 100) as f64 / elapsed});
+
+    let exp = experiment(c, "bench-trace-search");
+    let load_started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..8u64 {
+            let exp = exp.clone();
+            s.spawn(move || {
+                let a = agent();
+                let mut t = w * 100;
+                while t < traces {
+                    post_spans(
+                        &a,
+                        url,
+                        &exp,
+                        &otlp_batch((1 << 50) + t + 1, 100.min(traces - t), 1),
+                    );
+                    t += 800;
+                }
+            });
+        }
+    });
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let body = json!({
+        "locations": [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}}],
+        "filter": "trace.status = 'ERROR' AND trace.execution_time_ms > 500",
+        "order_by": ["timestamp_ms DESC"],
+        "max_results": 100,
+    })
+    .to_string();
+    let mut times = Vec::new();
+    let mut found = 0;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let text = c.post_text("/api/3.0/mlflow/traces/search", &body);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        found = reply["traces"].as_array().map(|r| r.len()).unwrap_or(0);
+    }
+    json!({
+        "ingest": ingest,
+        "search": {"traces": traces, "load_seconds": load_seconds, "traces_returned": found,
+                   "median_ms": median(times.clone()), "all_ms": times},
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = arg(&args, "--url", "http://127.0.0.1:5000");
@@ -377,11 +561,22 @@ fn main() {
         println!("{}", post_throughput(&url, &path, &body, clients, seconds));
         return;
     }
+    if args.get(1).map(String::as_str) == Some("traces") {
+        let seconds: f64 = arg(&args, "--seconds", "20").parse().unwrap();
+        let traces: u64 = arg(&args, "--traces", "100000").parse().unwrap();
+        let repeats: usize = arg(&args, "--repeats", "11").parse().unwrap();
+        let c = Client::new(&url);
+        println!("{}", traces_workload(&c, &url, 8, seconds, traces, repeats));
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("ui-seed") {
         println!("{}", ui_seed(&Client::new(&url), &url, &args));
         return;
     }
     if args.get(1).map(String::as_str) != Some("tracking") {
+        eprintln!(
+            "       cairn-bench traces --url URL [--seconds 20] [--traces 100000] [--repeats 11]"
+        );
         eprintln!("       cairn-bench post --url URL --path PATH --body FILE [--clients 8] [--seconds 10]");
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
         eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--history-runs RUNS] [--params 10] [--long-steps 0] [--wide-keys 0]");

@@ -16,6 +16,7 @@ pub mod paths;
 pub mod registry;
 pub mod search;
 mod store;
+pub mod traces;
 pub mod tracking;
 pub mod uris;
 pub mod validate;
@@ -24,9 +25,10 @@ pub use error::{Error, Result};
 pub use registry::Registry;
 pub use store::{
     ArtifactEntry, ArtifactStore, DatasetStore, ExperimentLocation, ExperimentQuery,
-    LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore, RunQuery,
+    LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore, RunQuery, TraceStore,
     TrackingStore,
 };
+pub use traces::Traces;
 pub use tracking::Tracking;
 
 /// Milliseconds since the Unix epoch, the unit MLflow uses for every timestamp.

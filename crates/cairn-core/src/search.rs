@@ -16,6 +16,10 @@ pub enum Entity {
     Attribute,
     /// `datasets.` / `dataset.`
     Dataset,
+    /// A trace's request metadata: `metadata.` / `request_metadata.` (traces only).
+    Metadata,
+    /// A trace's spans: `span.name`, `span.type`, `span.status`, `span.content` (traces only).
+    Span,
 }
 
 /// A comparison operator.
@@ -120,6 +124,8 @@ pub enum Target {
     RegisteredModels,
     /// `model-versions/search`
     ModelVersions,
+    /// `traces/search`
+    Traces,
 }
 
 const RUN_STRING_ATTRS: &[&str] = &[
@@ -146,6 +152,26 @@ const DATASET_ATTRS: &[&str] = &["name", "digest", "context"];
 const REGISTERED_MODEL_STRING_ATTRS: &[&str] = &["name"];
 const REGISTERED_MODEL_NUMERIC_ATTRS: &[&str] = &["creation_timestamp", "last_updated_timestamp"];
 const MODEL_VERSION_STRING_ATTRS: &[&str] = &["name", "run_id", "source_path", "current_stage"];
+const TRACE_STRING_ATTRS: &[&str] = &[
+    "request_id",
+    "status",
+    "client_request_id",
+    "name",
+    "run_id",
+    "text",
+    "experiment_id",
+];
+const TRACE_NUMERIC_ATTRS: &[&str] = &["timestamp_ms", "execution_time_ms", "end_time_ms"];
+/// The trace attributes `IN (...)` applies to (MLflow's `SUPPORT_IN_COMPARISON_ATTRIBUTE_KEYS`).
+const TRACE_IN_ATTRS: &[&str] = &[
+    "name",
+    "status",
+    "request_id",
+    "run_id",
+    "client_request_id",
+];
+/// What `span.` may name.
+pub const SPAN_KEYS: &[&str] = &["name", "type", "status", "content"];
 const MODEL_VERSION_NUMERIC_ATTRS: &[&str] = &[
     "version_number",
     "creation_timestamp",
@@ -163,6 +189,7 @@ impl Target {
                 REGISTERED_MODEL_NUMERIC_ATTRS,
             ),
             Target::ModelVersions => (MODEL_VERSION_STRING_ATTRS, MODEL_VERSION_NUMERIC_ATTRS),
+            Target::Traces => (TRACE_STRING_ATTRS, TRACE_NUMERIC_ATTRS),
         }
     }
 
@@ -179,6 +206,10 @@ impl Target {
             }
             (Target::ModelVersions, "version") => "version_number",
             (Target::ModelVersions, "source") => "source_path",
+            (Target::Traces, "timestamp") => "timestamp_ms",
+            (Target::Traces, "execution_time") => "execution_time_ms",
+            (Target::Traces, "end_time") => "end_time_ms",
+            (Target::Traces, "trace_id") => "request_id",
             _ => key,
         };
         let (strings, numbers) = self.attrs();
@@ -211,6 +242,12 @@ impl Target {
                 Entity::Param,
                 Entity::Tag,
                 Entity::Attribute,
+            ],
+            Target::Traces => &[
+                Entity::Tag,
+                Entity::Attribute,
+                Entity::Metadata,
+                Entity::Span,
             ],
         }
     }
@@ -286,8 +323,20 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn entity_for_prefix(prefix: &str) -> Option<Entity> {
-    Some(match prefix.to_ascii_lowercase().as_str() {
+fn entity_for_prefix(prefix: &str, target: Target) -> Option<Entity> {
+    let prefix = prefix.to_ascii_lowercase();
+    if target == Target::Traces {
+        // MLflow's trace grammar: `trace.` is the attribute prefix there, and metadata and
+        // spans have prefixes of their own.
+        return Some(match prefix.as_str() {
+            "tag" | "tags" => Entity::Tag,
+            "attribute" | "attributes" | "trace" => Entity::Attribute,
+            "metadata" | "request_metadata" => Entity::Metadata,
+            "span" => Entity::Span,
+            _ => return None,
+        });
+    }
+    Some(match prefix.as_str() {
         "metric" | "metrics" => Entity::Metric,
         "param" | "params" | "parameter" | "parameters" => Entity::Param,
         "tag" | "tags" => Entity::Tag,
@@ -312,11 +361,18 @@ fn parse_key(cur: &mut Cursor<'_>, target: Target) -> Result<(Entity, String)> {
             }
             match word.split_once('.') {
                 Some((prefix, rest)) => {
-                    let entity = entity_for_prefix(prefix).ok_or_else(|| {
-                        bad(format!(
-                            "Invalid entity type '{prefix}'. Valid values are \
-                             ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
-                        ))
+                    let entity = entity_for_prefix(prefix, target).ok_or_else(|| {
+                        if target == Target::Traces {
+                            bad(format!(
+                                "Invalid entity type '{prefix}'. Valid values are ['tag', \
+                                 'request_metadata', 'attribute', 'span']"
+                            ))
+                        } else {
+                            bad(format!(
+                                "Invalid entity type '{prefix}'. Valid values are \
+                                 ['metric', 'parameter', 'tag', 'attribute', 'dataset']"
+                            ))
+                        }
                     })?;
                     if rest.is_empty() {
                         match cur.peek() {
@@ -350,6 +406,9 @@ fn parse_key(cur: &mut Cursor<'_>, target: Target) -> Result<(Entity, String)> {
         }
         Entity::Dataset if !DATASET_ATTRS.contains(&key.as_str()) => Err(bad(format!(
             "Invalid dataset key '{key}' specified. Valid keys are {DATASET_ATTRS:?}"
+        ))),
+        Entity::Span if !SPAN_KEYS.contains(&key.as_str()) => Err(bad(format!(
+            "Invalid span attribute '{key}'. Supported attributes: {SPAN_KEYS:?}"
         ))),
         _ => Ok((entity, key)),
     }
@@ -471,6 +530,21 @@ fn check(cmp: &Comparison, target: Target, src: &str) -> Result<()> {
     };
     let ok = if numeric {
         cmp.op.is_numeric() && matches!(cmp.value, Value::Num(_))
+    } else if target == Target::Traces {
+        let string = matches!(cmp.value, Value::Str(_));
+        match (cmp.entity, cmp.op) {
+            (Entity::Span, Op::Like | Op::ILike) => string,
+            (Entity::Span, _) if cmp.key == "content" => false,
+            (Entity::Span, Op::Eq | Op::Ne) => string,
+            (Entity::Span, Op::In | Op::NotIn) => true,
+            (Entity::Attribute, Op::Like | Op::ILike) => string,
+            (Entity::Attribute, _) if cmp.key == "text" => false,
+            (Entity::Attribute, Op::Eq | Op::Ne) => string,
+            (Entity::Attribute, Op::In | Op::NotIn) => TRACE_IN_ATTRS.contains(&cmp.key.as_str()),
+            (Entity::Tag | Entity::Metadata, Op::Eq | Op::Ne | Op::Like | Op::ILike) => string,
+            (Entity::Tag | Entity::Metadata, Op::IsNull | Op::IsNotNull) => true,
+            _ => false,
+        }
     } else {
         match cmp.op {
             Op::Eq | Op::Ne | Op::Like | Op::ILike => matches!(cmp.value, Value::Str(_)),

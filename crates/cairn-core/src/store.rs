@@ -341,3 +341,47 @@ pub trait DatasetStore: Send + Sync {
     /// Validations of one version, newest first.
     fn list_dataset_validations(&self, name: &str, version: i64) -> Result<Vec<DatasetValidation>>;
 }
+
+/// Traces, their spans and assessments. Every method is one transaction.
+pub trait TraceStore: Send + Sync {
+    /// Stores spans; a trace not yet stored is created from its batch's info, an existing one
+    /// gets the earliest start, the latest end, the root's state while it is in progress or
+    /// unspecified, previews where it has none, and the batch's tags.
+    fn log_spans(&self, batches: &[crate::traces::SpanBatch]) -> Result<()>;
+    /// Creates a trace or overwrites an existing one's top-level fields, adding its metadata,
+    /// tags and assessments to what is stored.
+    fn start_trace(&self, info: &crate::traces::TraceInfo) -> Result<()>;
+    /// The infos of the traces named (unknown ids are left out), with metadata, tags and
+    /// assessments.
+    fn get_trace_infos(&self, trace_ids: &[String]) -> Result<Vec<crate::traces::TraceInfo>>;
+    /// A trace's spans, by start time.
+    fn get_spans(&self, trace_id: &str) -> Result<Vec<crate::traces::Span>>;
+    /// One page of a trace search.
+    fn search_traces(
+        &self,
+        query: &crate::traces::TraceQuery,
+    ) -> Result<Page<crate::traces::TraceInfo>>;
+    /// Sets a tag; `false` when the trace does not exist.
+    fn set_trace_tag(&self, trace_id: &str, tag: &KeyValue) -> Result<bool>;
+    /// Deletes a tag; `false` when it did not exist.
+    fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<bool>;
+    /// Deletes traces of an experiment (with their spans, tags, metadata, assessments and
+    /// run links); answers how many.
+    fn delete_traces(
+        &self,
+        experiment_id: &str,
+        selection: &crate::traces::TraceSelection,
+    ) -> Result<u64>;
+    /// Links traces to a run (idempotent).
+    fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> Result<()>;
+    /// Inserts or replaces an assessment.
+    fn put_assessment(&self, assessment: &crate::traces::Assessment) -> Result<()>;
+    /// One assessment of a trace.
+    fn get_assessment(
+        &self,
+        trace_id: &str,
+        assessment_id: &str,
+    ) -> Result<Option<crate::traces::Assessment>>;
+    /// Deletes an assessment; `false` when it did not exist.
+    fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<bool>;
+}

@@ -15,6 +15,7 @@ mod pool;
 mod postgres;
 mod registry;
 mod sqlite;
+mod traces;
 mod tracking;
 
 pub use artifacts::LocalArtifactStore;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/postgres/0003_datasets.sql")),
     (4, include_str!("migrations/postgres/0004_validations.sql")),
     (5, include_str!("migrations/postgres/0005_auth.sql")),
+    (6, include_str!("migrations/postgres/0006_traces.sql")),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.

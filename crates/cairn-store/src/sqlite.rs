@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/sqlite/0003_datasets.sql")),
     (4, include_str!("migrations/sqlite/0004_validations.sql")),
     (5, include_str!("migrations/sqlite/0005_auth.sql")),
+    (6, include_str!("migrations/sqlite/0006_traces.sql")),
 ];
 const READERS: usize = 4;
 

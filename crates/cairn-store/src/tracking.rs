@@ -1060,7 +1060,8 @@ impl TrackingStore for SqlStore {
                     Entity::Metric => "latest_metrics",
                     Entity::Param => "params",
                     Entity::Tag => "tags",
-                    Entity::Attribute | Entity::Dataset => {
+                    // Metadata and spans are trace entities: the parser never gives them here.
+                    Entity::Attribute | Entity::Dataset | Entity::Metadata | Entity::Span => {
                         let col = run_attr_column(&o.key);
                         orders_by_start_time |= col == "r.start_time";
                         order.push(format!("{col} {dir}"));
@@ -1095,7 +1096,7 @@ impl TrackingStore for SqlStore {
                     Entity::Metric => metric_clause(d, "latest_metrics", "run_uuid", "r.run_uuid", cmp, &mut args),
                     Entity::Param => key_value_clause(d, "params", "run_uuid", "r.run_uuid", cmp, &mut args),
                     Entity::Tag => key_value_clause(d, "tags", "run_uuid", "r.run_uuid", cmp, &mut args),
-                    Entity::Attribute => {
+                    Entity::Attribute | Entity::Metadata | Entity::Span => {
                         let value = match (&cmp.value, cmp.key.as_str()) {
                             (Value::Num(n), "start_time" | "end_time") => Value::Num(n.trunc()),
                             (v, _) => v.clone(),
@@ -1428,7 +1429,7 @@ impl TrackingStore for SqlStore {
                         cmp,
                         &mut args,
                     ),
-                    Entity::Attribute | Entity::Dataset => {
+                    Entity::Attribute | Entity::Dataset | Entity::Metadata | Entity::Span => {
                         let col = model_attr_column(&cmp.key);
                         let col = if col == "lm.experiment_id" {
                             "CAST(lm.experiment_id AS TEXT)"

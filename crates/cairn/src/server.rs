@@ -361,6 +361,7 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
         None
     };
     let state = AppState {
+        traces: cairn_core::Traces::new(store.clone(), tracking.clone()),
         lineage: cairn_core::lineage::Lineage::new(registry.clone(), store),
         registry,
         tracking,

@@ -30,3 +30,27 @@ fn answers_match_mlflow_server() {
     let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
     run_interop_script("answers_match_mlflow_server", "parity.py", &server.url);
 }
+
+/// MLflow 3 tracing through the real client: spans through the OTLP endpoint, search,
+/// run links, assessments, deletion.
+#[test]
+fn tracing_client_against_sqlite() {
+    let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
+    run_interop_script(
+        "tracing_client_against_sqlite",
+        "tracing_client_test.py",
+        &server.url,
+    );
+}
+
+#[test]
+fn tracing_client_against_postgres() {
+    if let Some(db) = PgDatabase::create("tracing_client_against_postgres") {
+        let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), Some(&db.url));
+        run_interop_script(
+            "tracing_client_against_postgres",
+            "tracing_client_test.py",
+            &server.url,
+        );
+    }
+}
