@@ -176,4 +176,54 @@ newest = max(t.info.request_time for t in client.search_traces(locations=[experi
 assert client.delete_traces(experiment_id, max_timestamp_millis=newest, max_traces=1) == 1
 assert len(client.search_traces(locations=[experiment_id])) == 1
 
+# Evaluation datasets: created in the experiment, records merged (the same inputs update),
+# read back as a DataFrame, searched, tagged, deleted.
+from mlflow.genai.datasets import create_dataset, delete_dataset, get_dataset, search_datasets  # noqa: E402
+
+ds = create_dataset(name="qa", experiment_id=[experiment_id], tags={"team": "search"})
+ds.merge_records([
+    {"inputs": {"question": "what is a cairn"}, "expectations": {"answer": "a pile of stones"}},
+    {"inputs": {"question": "why build one"}, "expectations": {"answer": "to mark a path"},
+     "tags": {"difficulty": "easy"}},
+])
+ds.merge_records([
+    {"inputs": {"question": "what is a cairn"}, "expectations": {"answer": "stacked stones"}},
+])
+frame = get_dataset(dataset_id=ds.dataset_id).to_df()
+assert len(frame) == 2, frame
+answers = {r["inputs"]["question"]: r["expectations"]["answer"] for _, r in frame.iterrows()}
+assert answers == {"what is a cairn": "stacked stones", "why build one": "to mark a path"}, answers
+assert get_dataset(dataset_id=ds.dataset_id).tags["team"] == "search"
+found = search_datasets(experiment_ids=[experiment_id])
+assert [d.dataset_id for d in found] == [ds.dataset_id], found
+assert search_datasets(experiment_ids=[experiment_id], filter_string="name = 'other'") == []
+delete_dataset(dataset_id=ds.dataset_id)
+assert search_datasets(experiment_ids=[experiment_id]) == []
+
+# Scorers: a built-in judge registered twice (two versions), listed, fetched, deleted; a
+# scorer carrying its own code is refused, as `mlflow server` refuses it.
+from mlflow.genai.scorers import RelevanceToQuery, delete_scorer, get_scorer, list_scorers, scorer  # noqa: E402
+
+RelevanceToQuery().register(name="relevance", experiment_id=experiment_id)
+RelevanceToQuery().register(name="relevance", experiment_id=experiment_id)
+listed = list_scorers(experiment_id=experiment_id)
+assert [s.name for s in listed] == ["relevance"], listed
+assert get_scorer(name="relevance", experiment_id=experiment_id).name == "relevance"
+versions = client._tracking_client.store.list_scorer_versions(experiment_id, "relevance")
+assert [v.scorer_version for v in versions] == [1, 2], versions
+
+
+@scorer
+def short(outputs) -> bool:
+    return len(str(outputs)) < 100
+
+
+try:
+    short.register(name="short", experiment_id=experiment_id)
+    raise AssertionError("a scorer with code was registered")
+except mlflow.exceptions.MlflowException as e:
+    assert e.error_code == "INVALID_PARAMETER_VALUE", e.error_code
+delete_scorer(name="relevance", experiment_id=experiment_id, version="all")
+assert list_scorers(experiment_id=experiment_id) == []
+
 print(json.dumps({"ok": True}))

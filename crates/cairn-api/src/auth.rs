@@ -627,7 +627,24 @@ fn resources(
             .into_iter()
             .collect(),
         Find::ExperimentHeader => one(crate::traces::EXPERIMENT_HEADER).into_iter().collect(),
+        Find::DatasetInPath => match dataset_in_path(path) {
+            Some(id) => match state.evaluation.get_dataset(&id) {
+                Ok(d) => d.experiment_ids,
+                Err(Error::NotFound(_)) => vec![],
+                Err(e) => return Err(e),
+            },
+            None => vec![],
+        },
     })
+}
+
+/// The dataset id in `/mlflow/datasets/{id}/...`.
+fn dataset_in_path(path: &str) -> Option<String> {
+    path.split("/mlflow/datasets/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|s| !s.is_empty())
+        .map(decoded)
 }
 
 /// The trace id in `/mlflow/traces/{id}/...`.
@@ -833,6 +850,7 @@ fn wants_fields(method: &Method, need: Option<Need>, path: &str) -> bool {
                 | Find::PageRun
                 | Find::TraceInPath
                 | Find::ExperimentHeader
+                | Find::DatasetInPath
         ),
         _ => false,
     };

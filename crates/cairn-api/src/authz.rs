@@ -51,6 +51,8 @@ pub enum Find {
     NewTraceLocation,
     /// The `x-mlflow-experiment-id` header of an OTLP export.
     ExperimentHeader,
+    /// The evaluation dataset in the path (`/mlflow/datasets/{id}/...`): its experiments.
+    DatasetInPath,
 }
 
 /// What a caller needs for a route.
@@ -142,6 +144,27 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
                 _ => Experiment(Edit, TraceInPath),
             };
             return Some(need);
+        }
+        if let Some(dataset) = rest.strip_prefix("mlflow/datasets/") {
+            return Some(match dataset {
+                "create" => Experiment(Edit, ExperimentIds),
+                "search" => Experiment(Read, ExperimentIds),
+                _ if *method == Method::GET => Experiment(Read, DatasetInPath),
+                // Deleting a dataset or its records removes what others may rely on.
+                _ if *method == Method::DELETE && !dataset.contains('/') => {
+                    Experiment(Manage, DatasetInPath)
+                }
+                _ => Experiment(Edit, DatasetInPath),
+            });
+        }
+        if let Some(scorer) = rest.strip_prefix("mlflow/scorers/") {
+            return Some(match scorer {
+                "register" => Experiment(Edit, ExperimentId),
+                "delete" => Experiment(Manage, ExperimentId),
+                // Answers no configuration for any scorer.
+                "online-configs" => Authenticated,
+                _ => Experiment(Read, ExperimentId),
+            });
         }
         if rest == "mlflow/traces" {
             return Some(match *method {
@@ -333,7 +356,11 @@ mod tests {
     fn every_registered_route_is_in_the_table() {
         // (source, prefixes its routes are nested under). A new `.nest(` must be added here:
         // the count below fails until it is.
-        let sources: [(&str, &[&str]); 12] = [
+        let sources: [(&str, &[&str]); 13] = [
+            (
+                include_str!("evaluation.rs"),
+                &["/api/3.0", "/ajax-api/3.0"],
+            ),
             (
                 include_str!("traces.rs"),
                 &["/api/2.0", "/ajax-api/2.0", "/api/3.0", "/ajax-api/3.0"],

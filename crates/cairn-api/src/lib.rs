@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod authz;
 mod error;
+mod evaluation;
 pub mod guard;
 pub mod lineage;
 pub mod listen;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub lineage: cairn_core::lineage::Lineage,
     /// Traces, spans and assessments.
     pub traces: cairn_core::Traces,
+    /// Evaluation datasets and scorers.
+    pub evaluation: cairn_core::Evaluation,
     /// Users and permissions; `None` when the server runs without authentication.
     pub authn: Option<Arc<auth::Authn>>,
 }
@@ -262,7 +265,7 @@ pub fn router_with_pages(
         .merge(lineage::routes())
         .merge(artifacts::routes())
         .merge(traces::routes(false));
-    let api_v3 = traces::routes(true);
+    let api_v3 = traces::routes(true).merge(evaluation::routes());
     let router = Router::new()
         .nest("/api/2.0", api.clone())
         .nest("/ajax-api/2.0", api)

@@ -560,10 +560,12 @@ async fn search_traces_v3(State(s): State<AppState>, f: Fields) -> ApiResult {
     })
     .await?;
     let mut obj = Map::new();
-    obj.insert(
-        "traces".into(),
-        page.items.iter().map(trace_info_json).collect(),
-    );
+    if !page.items.is_empty() {
+        obj.insert(
+            "traces".into(),
+            page.items.iter().map(trace_info_json).collect(),
+        );
+    }
     next_token(&mut obj, page.next_offset);
     reply(Value::Object(obj))
 }
@@ -580,10 +582,12 @@ async fn search_traces_v2(State(s): State<AppState>, f: Fields) -> ApiResult {
     })
     .await?;
     let mut obj = Map::new();
-    obj.insert(
-        "traces".into(),
-        page.items.iter().map(trace_info_v2_json).collect(),
-    );
+    if !page.items.is_empty() {
+        obj.insert(
+            "traces".into(),
+            page.items.iter().map(trace_info_v2_json).collect(),
+        );
+    }
     next_token(&mut obj, page.next_offset);
     reply(Value::Object(obj))
 }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod error;
+pub mod evaluation;
 pub mod ids;
 pub mod lineage;
 pub mod model;
@@ -22,11 +23,12 @@ pub mod uris;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use evaluation::Evaluation;
 pub use registry::Registry;
 pub use store::{
-    ArtifactEntry, ArtifactStore, DatasetStore, ExperimentLocation, ExperimentQuery,
-    LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore, RunQuery, TraceStore,
-    TrackingStore,
+    ArtifactEntry, ArtifactStore, DatasetStore, EvaluationStore, ExperimentLocation,
+    ExperimentQuery, LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore,
+    RunQuery, TraceStore, TrackingStore,
 };
 pub use traces::Traces;
 pub use tracking::Tracking;

@@ -126,6 +126,8 @@ pub enum Target {
     ModelVersions,
     /// `traces/search`
     Traces,
+    /// `datasets/search` (evaluation datasets)
+    EvaluationDatasets,
 }
 
 const RUN_STRING_ATTRS: &[&str] = &[
@@ -172,6 +174,8 @@ const TRACE_IN_ATTRS: &[&str] = &[
 ];
 /// What `span.` may name.
 pub const SPAN_KEYS: &[&str] = &["name", "type", "status", "content"];
+const EVAL_DATASET_STRING_ATTRS: &[&str] = &["name", "created_by", "last_updated_by"];
+const EVAL_DATASET_NUMERIC_ATTRS: &[&str] = &["created_time", "last_update_time"];
 const MODEL_VERSION_NUMERIC_ATTRS: &[&str] = &[
     "version_number",
     "creation_timestamp",
@@ -190,6 +194,7 @@ impl Target {
             ),
             Target::ModelVersions => (MODEL_VERSION_STRING_ATTRS, MODEL_VERSION_NUMERIC_ATTRS),
             Target::Traces => (TRACE_STRING_ATTRS, TRACE_NUMERIC_ATTRS),
+            Target::EvaluationDatasets => (EVAL_DATASET_STRING_ATTRS, EVAL_DATASET_NUMERIC_ATTRS),
         }
     }
 
@@ -234,9 +239,10 @@ impl Target {
                 Entity::Attribute,
                 Entity::Dataset,
             ],
-            Target::Experiments | Target::RegisteredModels | Target::ModelVersions => {
-                &[Entity::Tag, Entity::Attribute]
-            }
+            Target::Experiments
+            | Target::RegisteredModels
+            | Target::ModelVersions
+            | Target::EvaluationDatasets => &[Entity::Tag, Entity::Attribute],
             Target::LoggedModels => &[
                 Entity::Metric,
                 Entity::Param,

@@ -385,3 +385,68 @@ pub trait TraceStore: Send + Sync {
     /// Deletes an assessment; `false` when it did not exist.
     fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<bool>;
 }
+
+/// Evaluation datasets, their records, and registered scorers. Every method is one
+/// transaction.
+pub trait EvaluationStore: Send + Sync {
+    /// Stores a new dataset with its tags and experiment links.
+    fn create_dataset(&self, dataset: &crate::evaluation::EvaluationDataset) -> Result<()>;
+    /// One dataset with its tags, experiments and record count.
+    fn get_dataset(&self, dataset_id: &str)
+        -> Result<Option<crate::evaluation::EvaluationDataset>>;
+    /// Deletes a dataset, its tags, links and records.
+    fn delete_dataset(&self, dataset_id: &str) -> Result<()>;
+    /// One page of a dataset search.
+    fn search_datasets(
+        &self,
+        query: &crate::evaluation::DatasetQuery,
+    ) -> Result<Page<crate::evaluation::EvaluationDataset>>;
+    /// Sets tags; an empty value deletes the tag.
+    fn set_dataset_tags(&self, dataset_id: &str, tags: &[KeyValue], now: i64) -> Result<()>;
+    /// Deletes a tag.
+    fn delete_dataset_tag(&self, dataset_id: &str, key: &str, now: i64) -> Result<()>;
+    /// Links (`add`) or unlinks experiments.
+    fn set_dataset_experiments(
+        &self,
+        dataset_id: &str,
+        experiment_ids: &[String],
+        add: bool,
+    ) -> Result<()>;
+    /// Inserts records or merges them into those with the same input key; sets the new
+    /// digest. Answers (inserted, updated).
+    fn upsert_records(
+        &self,
+        dataset_id: &str,
+        records: &[crate::evaluation::NewRecord],
+        merge: crate::evaluation::MergeRecord<'_>,
+        now: i64,
+        digest: &str,
+        user: Option<String>,
+    ) -> Result<(u64, u64)>;
+    /// One page of records, oldest first.
+    fn get_records(
+        &self,
+        dataset_id: &str,
+        max_results: u64,
+        offset: u64,
+    ) -> Result<Page<crate::evaluation::DatasetRecord>>;
+    /// Deletes records by id.
+    fn delete_records(&self, dataset_id: &str, record_ids: &[String], now: i64) -> Result<u64>;
+    /// Stores the next version of a scorer; `new_id` is used for a name not seen before.
+    fn register_scorer(
+        &self,
+        experiment_id: &str,
+        name: &str,
+        serialized: &str,
+        new_id: &str,
+        now: i64,
+    ) -> Result<crate::evaluation::ScorerVersion>;
+    /// Every version of `name`, or the newest of every name when `None`.
+    fn list_scorers(
+        &self,
+        experiment_id: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<crate::evaluation::ScorerVersion>>;
+    /// Deletes one version or all; answers how many.
+    fn delete_scorer(&self, experiment_id: &str, name: &str, version: Option<i64>) -> Result<u64>;
+}

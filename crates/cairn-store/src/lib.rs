@@ -11,6 +11,7 @@ mod artifacts;
 mod auth;
 mod datasets;
 mod db;
+mod evaluation;
 mod pool;
 mod postgres;
 mod registry;

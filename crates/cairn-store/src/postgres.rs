@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/postgres/0004_validations.sql")),
     (5, include_str!("migrations/postgres/0005_auth.sql")),
     (6, include_str!("migrations/postgres/0006_traces.sql")),
+    (7, include_str!("migrations/postgres/0007_evaluation.sql")),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.

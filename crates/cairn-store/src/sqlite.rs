@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/sqlite/0004_validations.sql")),
     (5, include_str!("migrations/sqlite/0005_auth.sql")),
     (6, include_str!("migrations/sqlite/0006_traces.sql")),
+    (7, include_str!("migrations/sqlite/0007_evaluation.sql")),
 ];
 const READERS: usize = 4;
 

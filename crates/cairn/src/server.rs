@@ -362,6 +362,7 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
     };
     let state = AppState {
         traces: cairn_core::Traces::new(store.clone(), tracking.clone()),
+        evaluation: cairn_core::Evaluation::new(store.clone(), tracking.clone()),
         lineage: cairn_core::lineage::Lineage::new(registry.clone(), store),
         registry,
         tracking,
