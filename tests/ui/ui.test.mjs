@@ -192,6 +192,40 @@ try {
     assert.ok((await page.locator("#served").innerText()).includes(fx.model));
   });
 
+  await check("traces", async () => {
+    await page.goto(`${base}/experiments/${fx.experiment_id}`);
+    await Promise.all([page.waitForNavigation(), page.click("#traces-link")]);
+    const rows = page.locator("#traces tbody tr");
+    assert.equal(await rows.count(), 1);
+    const row = await rows.first().innerText();
+    assert.match(row, /answer/);
+    assert.match(row, /OK/);
+    assert.match(row, /900ms/);
+    // The trace grammar's errors show next to the box.
+    await page.fill("#trace-search input[name=filter]", "trace.status >= 'OK'");
+    await Promise.all([page.waitForNavigation(), page.click("#trace-search button")]);
+    assert.match(await page.locator("#filter-error").innerText(), /status.*>=.*not supported/);
+    await page.fill("#trace-search input[name=filter]", "span.status = 'ERROR'");
+    await Promise.all([page.waitForNavigation(), page.click("#trace-search button")]);
+    assert.equal(await page.locator("#traces tbody tr").count(), 1);
+  });
+
+  await check("trace-spans", async () => {
+    await Promise.all([page.waitForNavigation(), page.locator("#traces tbody a").first().click()]);
+    const spans = page.locator("#spans tr.span");
+    assert.equal(await spans.count(), 3);
+    // Tree order: the chain, then its children by start time, indented.
+    const names = await page.locator("#spans tbody summary").allInnerTexts();
+    assert.deepEqual(names, ["answer", "retrieve", "generate"]);
+    assert.equal(await spans.nth(2).getAttribute("data-depth"), "1");
+    assert.match(await spans.nth(2).innerText(), /ERROR/);
+    await page.locator("#spans summary", { hasText: "generate" }).click();
+    const detail = await spans.nth(2).innerText();
+    assert.match(detail, /where is generate/);
+    assert.match(detail, /model timed out/);
+    assert.match(await page.locator("#assessments").innerText(), /relevance[\s\S]*0\.75/);
+  });
+
   assert.deepEqual(scriptErrors(), [], "no script errors");
   console.log("ui: all checks passed");
 } finally {

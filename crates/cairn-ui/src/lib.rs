@@ -23,6 +23,7 @@ mod monitoring;
 mod params;
 mod playground;
 mod runs;
+mod traces;
 mod viewer;
 
 use axum::extract::Request;
@@ -78,6 +79,8 @@ pub fn routes(state: AppState, serving: &Serving, data_home: Option<std::path::P
         .route("/experiments/{id}/runs", get(experiments::runs_of_one))
         .route("/experiments/{id}/edit", post(experiments::edit))
         .route("/experiments/{id}/columns", get(experiments::columns))
+        .route("/experiments/{id}/traces", get(traces::list))
+        .route("/experiments/{id}/traces/{trace_id}", get(traces::page))
         .route("/runs", get(experiments::runs_of_many))
         .route("/experiments/{id}/runs/{run}", get(runs::page))
         .route("/experiments/{id}/runs/{run}/edit", post(runs::edit))

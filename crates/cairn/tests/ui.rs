@@ -149,7 +149,9 @@ fn seed(server: &TestServer) -> Fixture {
         "registered-models/alias",
         &json!({"name": "ui-model", "alias": "champion", "version": "1"}),
     ));
+    let trace = seed_trace(server, &exp);
     let value = json!({
+        "trace_id": trace,
         "experiment_id": exp,
         "experiment_name": "ui-demo",
         "runs": runs,
@@ -163,6 +165,72 @@ fn seed(server: &TestServer) -> Fixture {
         experiment_id: exp,
         runs,
     }
+}
+
+/// A trace of three spans (a retriever and an LLM call under a chain; the LLM call failed),
+/// sent as an OpenTelemetry exporter sends it, then named and given feedback as MLflow's
+/// client does. Returns its id.
+fn seed_trace(server: &TestServer, exp: &str) -> String {
+    let hex = "7e".repeat(16);
+    let span = |id: &str,
+                parent: Option<&str>,
+                name: &str,
+                kind: &str,
+                start_ms: u64,
+                end_ms: u64,
+                error: bool| {
+        let mut s = json!({
+            "traceId": hex, "spanId": id, "name": name,
+            "startTimeUnixNano": (1_700_000_100_000u64 + start_ms) * 1_000_000,
+            "endTimeUnixNano": (1_700_000_100_000u64 + end_ms) * 1_000_000,
+            "attributes": [
+                {"key": "mlflow.spanType", "value": {"stringValue": format!("\"{kind}\"")}},
+                {"key": "mlflow.spanInputs", "value": {"stringValue": format!("{{\"question\": \"where is {name}\"}}")}},
+                {"key": "mlflow.spanOutputs", "value": {"stringValue": format!("\"{name} done\"")}},
+            ],
+            "status": {"code": if error { 2 } else { 1 }},
+        });
+        if let Some(p) = parent {
+            s["parentSpanId"] = json!(p);
+        }
+        if error {
+            s["events"] = json!([{"name": "exception", "timeUnixNano": "1700000100500000000",
+                "attributes": [{"key": "exception.message", "value": {"stringValue": "model timed out"}}]}]);
+        }
+        s
+    };
+    let body = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        span("00000000000000a1", None, "answer", "CHAIN", 0, 900, false),
+        span("00000000000000b1", Some("00000000000000a1"), "retrieve", "RETRIEVER", 10, 200, false),
+        span("00000000000000c1", Some("00000000000000a1"), "generate", "LLM", 220, 880, true),
+    ]}]}]});
+    let resp = agent()
+        .post(&format!("{}/v1/traces", server.url))
+        .header("content-type", "application/json")
+        .header("x-mlflow-experiment-id", exp)
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let id = format!("tr-{hex}");
+    let http = server.http();
+    let tagged = agent()
+        .patch(&format!("{}/api/2.0/mlflow/traces/{id}/tags", server.url))
+        .header("content-type", "application/json")
+        .send(
+            json!({"key": "mlflow.traceName", "value": "answer"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(tagged.status().as_u16(), 200);
+    let feedback = http.post_json(
+        &format!("/api/3.0/mlflow/traces/{id}/assessments"),
+        &json!({"assessment": {"assessment_name": "relevance", "trace_id": id,
+            "source": {"source_type": "HUMAN", "source_id": "ann"},
+            "feedback": {"value": 0.75}, "rationale": "on topic"}}),
+    );
+    assert_eq!(feedback.0, 200, "{}", feedback.1);
+    id
 }
 
 /// A client that reports every status and follows no redirect.
