@@ -286,6 +286,12 @@ CASES = [
      {"experiment_id": "{exp}", "name": "mine",
       "serialized_scorer": "{\"name\": \"mine\", \"call_source\": \"return True\"}"},
      True, None),
+    ("issue", "POST", "/api/3.0/mlflow/issues",
+     {"experiment_id": "{exp}", "name": "slow", "description": "p99 over 2 s",
+      "status": "pending", "categories": ["latency"]}, False, None),
+    ("unknown issue", "GET", "/api/3.0/mlflow/issues/iss-0000", None, False, None),
+    ("issue search, bad filter", "POST", "/api/3.0/mlflow/issues/search",
+     {"experiment_id": "{exp}", "filter_string": "name = 'slow'"}, False, None),
     ("relative artifact location", "POST", "/api/2.0/mlflow/experiments/create",
      {"name": "local-place", "artifact_location": "relative/dir"}, False,
      "a path on the server's own disk: MLflow stores it (the CVE-2023-1177 family of file "

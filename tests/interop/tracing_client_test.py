@@ -226,4 +226,25 @@ except mlflow.exceptions.MlflowException as e:
 delete_scorer(name="relevance", experiment_id=experiment_id, version="all")
 assert list_scorers(experiment_id=experiment_id) == []
 
+# Issues found while evaluating: created, read, updated, searched (the client's calls
+# that `mlflow.genai` uses: TracingClient and its store).
+from mlflow.entities.issue import IssueSeverity, IssueStatus  # noqa: E402
+from mlflow.tracing.client import TracingClient  # noqa: E402
+
+tc = TracingClient()
+issue = tc._create_issue(
+    experiment_id=experiment_id, name="off-topic answers", description="drifts to geology",
+    severity=IssueSeverity.MEDIUM, root_causes=["retriever returns rocks"],
+    source_run_id=run.info.run_id, categories=["relevance"],
+)
+assert issue.issue_id.startswith("iss-") and issue.status == IssueStatus.PENDING, issue
+got = tc._get_issue(issue.issue_id)
+assert got.root_causes == ["retriever returns rocks"] and got.categories == ["relevance"], got
+tc._create_issue(experiment_id=experiment_id, name="slow", description="p99 over 2 s")
+tc.store.update_issue(issue.issue_id, status=IssueStatus.RESOLVED, severity=IssueSeverity.LOW)
+resolved = tc.store.search_issues(experiment_id=experiment_id, filter_string="status = 'resolved'")
+assert [i.issue_id for i in resolved] == [issue.issue_id], resolved
+assert resolved[0].severity == IssueSeverity.LOW
+assert len(tc.store.search_issues(experiment_id=experiment_id)) == 2
+
 print(json.dumps({"ok": True}))

@@ -627,6 +627,15 @@ fn resources(
             .into_iter()
             .collect(),
         Find::ExperimentHeader => one(crate::traces::EXPERIMENT_HEADER).into_iter().collect(),
+        Find::ExperimentIdRequired => one("experiment_id").into_iter().collect(),
+        Find::IssueInPath => match path.split("/mlflow/issues/").nth(1).map(decoded) {
+            Some(id) => match state.evaluation.get_issue(&id) {
+                Ok(i) => vec![i.experiment_id],
+                Err(Error::NotFound(_)) => vec![],
+                Err(e) => return Err(e),
+            },
+            None => vec![],
+        },
         Find::DatasetInPath => match dataset_in_path(path) {
             Some(id) => match state.evaluation.get_dataset(&id) {
                 Ok(d) => d.experiment_ids,
@@ -851,6 +860,7 @@ fn wants_fields(method: &Method, need: Option<Need>, path: &str) -> bool {
                 | Find::TraceInPath
                 | Find::ExperimentHeader
                 | Find::DatasetInPath
+                | Find::IssueInPath
         ),
         _ => false,
     };
@@ -976,6 +986,7 @@ pub async fn guard(
                                 return Ok(!matches!(
                                     find,
                                     Find::ArtifactPath
+                                        | Find::ExperimentIdRequired
                                         | Find::ExperimentIds
                                         | Find::RunIds
                                         | Find::RunIdList

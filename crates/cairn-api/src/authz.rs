@@ -53,6 +53,10 @@ pub enum Find {
     ExperimentHeader,
     /// The evaluation dataset in the path (`/mlflow/datasets/{id}/...`): its experiments.
     DatasetInPath,
+    /// The issue in the path (`/mlflow/issues/{id}`): its experiment.
+    IssueInPath,
+    /// `experiment_id`, where naming none would span every experiment (admins only then).
+    ExperimentIdRequired,
 }
 
 /// What a caller needs for a route.
@@ -155,6 +159,16 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
                     Experiment(Manage, DatasetInPath)
                 }
                 _ => Experiment(Edit, DatasetInPath),
+            });
+        }
+        if rest == "mlflow/issues" {
+            return Some(Experiment(Edit, ExperimentId));
+        }
+        if let Some(issue) = rest.strip_prefix("mlflow/issues/") {
+            return Some(match issue {
+                "search" => Experiment(Read, ExperimentIdRequired),
+                _ if *method == Method::GET => Experiment(Read, IssueInPath),
+                _ => Experiment(Edit, IssueInPath),
             });
         }
         if let Some(scorer) = rest.strip_prefix("mlflow/scorers/") {

@@ -7,7 +7,9 @@ use crate::{blocking, next_token, reply, ApiResult, AppState};
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use cairn_core::evaluation::{DatasetRecord, EvaluationDataset, NewRecord, ScorerVersion};
+use cairn_core::evaluation::{
+    DatasetRecord, EvaluationDataset, Issue, IssueUpdate, NewRecord, ScorerVersion,
+};
 use cairn_core::model::KeyValue;
 use serde_json::{json, Map, Value};
 
@@ -50,6 +52,12 @@ pub fn routes() -> Router<AppState> {
         .route("/mlflow/scorers/get", get(get_scorer))
         .route("/mlflow/scorers/delete", delete(delete_scorer))
         .route("/mlflow/scorers/online-configs", get(online_configs))
+        .route("/mlflow/issues", post(create_issue))
+        .route("/mlflow/issues/search", post(search_issues))
+        .route(
+            "/mlflow/issues/{issue_id}",
+            get(get_issue).patch(update_issue),
+        )
 }
 
 const USER_TAG: &str = "mlflow.user";
@@ -412,6 +420,91 @@ async fn delete_scorer(State(s): State<AppState>, f: Fields) -> ApiResult {
 /// Online scoring (judges run on live traces) is not offered: no scorer has a configuration.
 async fn online_configs(_f: Fields) -> ApiResult {
     reply(json!({"configs": []}))
+}
+
+// ---- issues ----
+
+fn issue_json(i: &Issue) -> Value {
+    let mut o = Map::new();
+    o.insert("issue_id".into(), i.issue_id.clone().into());
+    o.insert("experiment_id".into(), i.experiment_id.clone().into());
+    o.insert("name".into(), i.name.clone().into());
+    o.insert("description".into(), i.description.clone().into());
+    o.insert("status".into(), i.status.clone().into());
+    o.insert("created_timestamp".into(), i.created_timestamp.into());
+    o.insert(
+        "last_updated_timestamp".into(),
+        i.last_updated_timestamp.into(),
+    );
+    if let Some(s) = &i.severity {
+        o.insert("severity".into(), s.clone().into());
+    }
+    if !i.root_causes.is_empty() {
+        o.insert("root_causes".into(), i.root_causes.clone().into());
+    }
+    if let Some(r) = &i.source_run_id {
+        o.insert("source_run_id".into(), r.clone().into());
+    }
+    if !i.categories.is_empty() {
+        o.insert("categories".into(), i.categories.clone().into());
+    }
+    if let Some(c) = &i.created_by {
+        o.insert("created_by".into(), c.clone().into());
+    }
+    Value::Object(o)
+}
+
+async fn create_issue(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let issue = Issue {
+        issue_id: String::new(),
+        experiment_id: f.non_empty("experiment_id")?,
+        name: f.non_empty("name")?,
+        description: f.opt_str("description")?.unwrap_or_default(),
+        status: f.opt_str("status")?.unwrap_or_default(),
+        severity: f.opt_str("severity")?.filter(|v| !v.is_empty()),
+        root_causes: f.strs("root_causes")?,
+        source_run_id: f.opt_str("source_run_id")?.filter(|v| !v.is_empty()),
+        categories: f.strs("categories")?,
+        created_by: f.opt_str("created_by")?.filter(|v| !v.is_empty()),
+        created_timestamp: 0,
+        last_updated_timestamp: 0,
+    };
+    let stored = blocking(move || s.evaluation.create_issue(issue)).await?;
+    reply(json!({"issue": issue_json(&stored)}))
+}
+
+async fn get_issue(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+    let issue = blocking(move || s.evaluation.get_issue(&id)).await?;
+    reply(json!({"issue": issue_json(&issue)}))
+}
+
+async fn update_issue(State(s): State<AppState>, Path(id): Path<String>, f: Fields) -> ApiResult {
+    let update = IssueUpdate {
+        status: f.opt_str("status")?.filter(|v| !v.is_empty()),
+        name: f.opt_str("name")?.filter(|v| !v.is_empty()),
+        description: f.opt_str("description")?,
+        severity: f.opt_str("severity")?.filter(|v| !v.is_empty()),
+    };
+    let issue = blocking(move || s.evaluation.update_issue(&id, update)).await?;
+    reply(json!({"issue": issue_json(&issue)}))
+}
+
+async fn search_issues(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let experiment_id = f.opt_str("experiment_id")?.filter(|v| !v.is_empty());
+    let filter = f.opt_str("filter_string")?.unwrap_or_default();
+    let max = f.opt_u64("max_results")?;
+    let token = f.opt_str("page_token")?.unwrap_or_default();
+    let page = blocking(move || {
+        s.evaluation
+            .search_issues(experiment_id, &filter, max, &token)
+    })
+    .await?;
+    let mut obj = Map::new();
+    if !page.items.is_empty() {
+        obj.insert("issues".into(), page.items.iter().map(issue_json).collect());
+    }
+    next_token(&mut obj, page.next_offset);
+    reply(Value::Object(obj))
 }
 
 #[cfg(test)]

@@ -99,6 +99,74 @@ pub struct ScorerVersion {
     pub creation_time: i64,
 }
 
+/// A quality issue found while evaluating (MLflow 3's issues): what goes wrong, how badly, why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// `iss-` and 32 hex digits.
+    pub issue_id: String,
+    /// The experiment it was found in.
+    pub experiment_id: String,
+    /// Short name.
+    pub name: String,
+    /// What goes wrong.
+    pub description: String,
+    /// `pending`, `rejected` or `resolved`.
+    pub status: String,
+    /// `not_an_issue`, `low`, `medium` or `high`.
+    pub severity: Option<String>,
+    /// Root cause analyses.
+    pub root_causes: Vec<String>,
+    /// The run that found it.
+    pub source_run_id: Option<String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Who recorded it.
+    pub created_by: Option<String>,
+    /// Created, ms.
+    pub created_timestamp: i64,
+    /// Last changed, ms.
+    pub last_updated_timestamp: i64,
+}
+
+/// What an issue update changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IssueUpdate {
+    /// New status.
+    pub status: Option<String>,
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New severity.
+    pub severity: Option<String>,
+}
+
+/// An issue search, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueQuery {
+    /// Only this experiment's issues, when given.
+    pub experiment_id: Option<String>,
+    /// AND-ed comparisons (`status`, `source_run_id`).
+    pub filter: Vec<Comparison>,
+    /// Page size.
+    pub max_results: u64,
+    /// Rows skipped.
+    pub offset: u64,
+}
+
+const ISSUE_STATUSES: &[&str] = &["pending", "rejected", "resolved"];
+const ISSUE_SEVERITIES: &[&str] = &["not_an_issue", "low", "medium", "high"];
+
+fn check_choice(what: &str, value: &str, allowed: &[&str]) -> Result<()> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "'{value}' is not a valid {what}. Valid values are {allowed:?}"
+        )))
+    }
+}
+
 fn new_hex() -> String {
     crate::ids::new_run_id()
 }
@@ -334,6 +402,84 @@ impl Evaluation {
             return Err(scorer_not_found(experiment_id, name));
         }
         Ok(())
+    }
+}
+
+impl Evaluation {
+    /// Records an issue in an active experiment.
+    pub fn create_issue(&self, mut issue: Issue) -> Result<Issue> {
+        let exp = self.tracking.get_experiment(&issue.experiment_id)?;
+        if exp.lifecycle_stage != crate::model::LifecycleStage::Active {
+            return Err(Error::invalid(format!(
+                "The experiment {} must be in the 'active' state.",
+                issue.experiment_id
+            )));
+        }
+        if issue.name.trim().is_empty() {
+            return Err(Error::invalid("An issue needs a name"));
+        }
+        if issue.status.is_empty() {
+            issue.status = "pending".into();
+        }
+        check_choice("issue status", &issue.status, ISSUE_STATUSES)?;
+        if let Some(sev) = &issue.severity {
+            check_choice("issue severity", sev, ISSUE_SEVERITIES)?;
+        }
+        let now = now_millis();
+        issue.issue_id = format!("iss-{}", new_hex());
+        issue.created_timestamp = now;
+        issue.last_updated_timestamp = now;
+        self.store.create_issue(&issue)?;
+        Ok(issue)
+    }
+
+    /// One issue.
+    pub fn get_issue(&self, issue_id: &str) -> Result<Issue> {
+        self.store
+            .get_issue(issue_id)?
+            .ok_or_else(|| Error::not_found(format!("Issue with ID '{issue_id}' not found")))
+    }
+
+    /// Changes an issue's status, name, description or severity.
+    pub fn update_issue(&self, issue_id: &str, update: IssueUpdate) -> Result<Issue> {
+        let mut issue = self.get_issue(issue_id)?;
+        if let Some(s) = update.status {
+            check_choice("issue status", &s, ISSUE_STATUSES)?;
+            issue.status = s;
+        }
+        if let Some(sev) = update.severity {
+            check_choice("issue severity", &sev, ISSUE_SEVERITIES)?;
+            issue.severity = Some(sev);
+        }
+        if let Some(n) = update.name {
+            issue.name = n;
+        }
+        if let Some(d) = update.description {
+            issue.description = d;
+        }
+        issue.last_updated_timestamp = now_millis();
+        self.store.update_issue(&issue)?;
+        Ok(issue)
+    }
+
+    /// Searches issues (`status`, `source_run_id` with `=` and `!=`), newest first.
+    pub fn search_issues(
+        &self,
+        experiment_id: Option<String>,
+        filter: &str,
+        max_results: Option<u64>,
+        page_token: &str,
+    ) -> Result<Page<Issue>> {
+        let max_results = match max_results {
+            None | Some(0) => SEARCH_DEFAULT_MAX,
+            Some(n) => n.min(SEARCH_MAX),
+        };
+        self.store.search_issues(&IssueQuery {
+            experiment_id,
+            filter: search::parse_filter(filter, Target::Issues)?,
+            max_results,
+            offset: search::parse_page_token(page_token)?,
+        })
     }
 }
 

@@ -128,6 +128,8 @@ pub enum Target {
     Traces,
     /// `datasets/search` (evaluation datasets)
     EvaluationDatasets,
+    /// `issues/search`
+    Issues,
 }
 
 const RUN_STRING_ATTRS: &[&str] = &[
@@ -176,6 +178,7 @@ const TRACE_IN_ATTRS: &[&str] = &[
 pub const SPAN_KEYS: &[&str] = &["name", "type", "status", "content"];
 const EVAL_DATASET_STRING_ATTRS: &[&str] = &["name", "created_by", "last_updated_by"];
 const EVAL_DATASET_NUMERIC_ATTRS: &[&str] = &["created_time", "last_update_time"];
+const ISSUE_STRING_ATTRS: &[&str] = &["status", "source_run_id"];
 const MODEL_VERSION_NUMERIC_ATTRS: &[&str] = &[
     "version_number",
     "creation_timestamp",
@@ -195,6 +198,7 @@ impl Target {
             Target::ModelVersions => (MODEL_VERSION_STRING_ATTRS, MODEL_VERSION_NUMERIC_ATTRS),
             Target::Traces => (TRACE_STRING_ATTRS, TRACE_NUMERIC_ATTRS),
             Target::EvaluationDatasets => (EVAL_DATASET_STRING_ATTRS, EVAL_DATASET_NUMERIC_ATTRS),
+            Target::Issues => (ISSUE_STRING_ATTRS, &[]),
         }
     }
 
@@ -243,6 +247,7 @@ impl Target {
             | Target::RegisteredModels
             | Target::ModelVersions
             | Target::EvaluationDatasets => &[Entity::Tag, Entity::Attribute],
+            Target::Issues => &[Entity::Attribute],
             Target::LoggedModels => &[
                 Entity::Metric,
                 Entity::Param,
@@ -536,6 +541,8 @@ fn check(cmp: &Comparison, target: Target, src: &str) -> Result<()> {
     };
     let ok = if numeric {
         cmp.op.is_numeric() && matches!(cmp.value, Value::Num(_))
+    } else if target == Target::Issues {
+        matches!(cmp.op, Op::Eq | Op::Ne) && matches!(cmp.value, Value::Str(_))
     } else if target == Target::Traces {
         let string = matches!(cmp.value, Value::Str(_));
         match (cmp.entity, cmp.op) {

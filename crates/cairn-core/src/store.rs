@@ -449,4 +449,15 @@ pub trait EvaluationStore: Send + Sync {
     ) -> Result<Vec<crate::evaluation::ScorerVersion>>;
     /// Deletes one version or all; answers how many.
     fn delete_scorer(&self, experiment_id: &str, name: &str, version: Option<i64>) -> Result<u64>;
+    /// Stores a new issue.
+    fn create_issue(&self, issue: &crate::evaluation::Issue) -> Result<()>;
+    /// One issue.
+    fn get_issue(&self, issue_id: &str) -> Result<Option<crate::evaluation::Issue>>;
+    /// Writes an issue's changeable fields.
+    fn update_issue(&self, issue: &crate::evaluation::Issue) -> Result<()>;
+    /// One page of an issue search, newest first.
+    fn search_issues(
+        &self,
+        query: &crate::evaluation::IssueQuery,
+    ) -> Result<Page<crate::evaluation::Issue>>;
 }

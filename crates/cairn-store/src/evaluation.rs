@@ -5,7 +5,8 @@ use crate::tracking::{
     compare, key_value_clause, limit_args, page, placeholders, query_in, SqlStore,
 };
 use cairn_core::evaluation::{
-    DatasetQuery, DatasetRecord, EvaluationDataset, MergeRecord, NewRecord, ScorerVersion,
+    DatasetQuery, DatasetRecord, EvaluationDataset, Issue, IssueQuery, MergeRecord, NewRecord,
+    ScorerVersion,
 };
 use cairn_core::model::{KeyValue, Page};
 use cairn_core::search::{Entity, Value};
@@ -116,6 +117,42 @@ fn scorer_from(row: &Row) -> ScorerVersion {
         scorer_id: row[3].text(),
         serialized: row[4].text(),
         creation_time: row[5].int(),
+    }
+}
+
+const ISSUE_COLUMNS: &str = "issue_id, experiment_id, name, description, status, severity, \
+    root_causes, source_run_id, categories, created_by, created_timestamp, last_updated_timestamp";
+
+/// Lists of short texts (root causes, categories) in one column, split on a control
+/// character no text a person types contains.
+const LIST_SEPARATOR: char = '\u{1f}';
+
+fn join_list(items: &[String]) -> String {
+    items.join(&LIST_SEPARATOR.to_string())
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(LIST_SEPARATOR).map(str::to_string).collect()
+    }
+}
+
+fn issue_from(row: &Row) -> Issue {
+    Issue {
+        issue_id: row[0].text(),
+        experiment_id: row[1].text(),
+        name: row[2].text(),
+        description: row[3].text(),
+        status: row[4].text(),
+        severity: row[5].opt_text(),
+        root_causes: split_list(&row[6].text()),
+        source_run_id: row[7].opt_text(),
+        categories: split_list(&row[8].text()),
+        created_by: row[9].opt_text(),
+        created_timestamp: row[10].int(),
+        last_updated_timestamp: row[11].int(),
     }
 }
 
@@ -470,6 +507,82 @@ impl EvaluationStore for SqlStore {
                 "DELETE FROM scorers WHERE experiment_id = ? AND name = ?",
                 &[Val::Int(exp), name.into()],
             ),
+        })
+    }
+
+    fn create_issue(&self, i: &Issue) -> Result<()> {
+        let exp = exp_id(&i.experiment_id)?;
+        self.write(|tx| {
+            tx.exec(
+                &format!(
+                    "INSERT INTO issues ({ISSUE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                &[
+                    (&i.issue_id).into(),
+                    Val::Int(exp),
+                    (&i.name).into(),
+                    (&i.description).into(),
+                    (&i.status).into(),
+                    i.severity.as_ref().into(),
+                    join_list(&i.root_causes).into(),
+                    i.source_run_id.as_ref().into(),
+                    join_list(&i.categories).into(),
+                    i.created_by.as_ref().into(),
+                    Val::Int(i.created_timestamp),
+                    Val::Int(i.last_updated_timestamp),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn get_issue(&self, issue_id: &str) -> Result<Option<Issue>> {
+        self.read(|tx| {
+            Ok(tx
+                .query(
+                    &format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE issue_id = ?"),
+                    &[issue_id.into()],
+                )?
+                .first()
+                .map(issue_from))
+        })
+    }
+
+    fn update_issue(&self, i: &Issue) -> Result<()> {
+        self.write(|tx| {
+            tx.exec(
+                "UPDATE issues SET name = ?, description = ?, status = ?, severity = ?, \
+                 last_updated_timestamp = ? WHERE issue_id = ?",
+                &[
+                    (&i.name).into(),
+                    (&i.description).into(),
+                    (&i.status).into(),
+                    i.severity.as_ref().into(),
+                    Val::Int(i.last_updated_timestamp),
+                    (&i.issue_id).into(),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn search_issues(&self, q: &IssueQuery) -> Result<Page<Issue>> {
+        self.read(|tx| {
+            let d = tx.dialect();
+            let mut args: Vec<Val> = Vec::new();
+            let mut sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE 1 = 1");
+            if let Some(e) = &q.experiment_id {
+                sql.push_str(" AND experiment_id = ?");
+                args.push(Val::Int(exp_id(e)?));
+            }
+            for cmp in &q.filter {
+                sql.push_str(" AND ");
+                sql.push_str(&compare(d, &cmp.key, cmp.op, &cmp.value, &mut args));
+            }
+            sql.push_str(" ORDER BY created_timestamp DESC, issue_id LIMIT ? OFFSET ?");
+            args.extend(limit_args(q.offset, q.max_results));
+            let rows: Vec<Issue> = tx.query(&sql, &args)?.iter().map(issue_from).collect();
+            Ok(page(rows, q.offset, q.max_results))
         })
     }
 }

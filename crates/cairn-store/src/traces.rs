@@ -282,6 +282,9 @@ fn filter_clause(d: Dialect, cmp: &Comparison, args: &mut Vec<Val>) -> String {
 fn order_clause(q: &TraceQuery, args: &mut Vec<Val>) -> String {
     let mut order = Vec::new();
     let mut by_time = false;
+    // Ties are broken by id in the direction of the time order, so one walk of the
+    // (experiment, time, id) index answers the newest or oldest first without sorting.
+    let mut tie = "DESC";
     for o in &q.order_by {
         let dir = if o.ascending { "ASC" } else { "DESC" };
         let col = match (o.entity, o.key.as_str()) {
@@ -307,7 +310,10 @@ fn order_clause(q: &TraceQuery, args: &mut Vec<Val>) -> String {
             }
             (_, key) => {
                 let col = attr_column(key);
-                by_time |= col == "t.request_time";
+                if col == "t.request_time" && !by_time {
+                    by_time = true;
+                    tie = dir;
+                }
                 col.to_string()
             }
         };
@@ -316,7 +322,7 @@ fn order_clause(q: &TraceQuery, args: &mut Vec<Val>) -> String {
     if !by_time {
         order.push("t.request_time DESC".into());
     }
-    order.push("t.trace_id ASC".into());
+    order.push(format!("t.trace_id {tie}"));
     order.join(", ")
 }
 

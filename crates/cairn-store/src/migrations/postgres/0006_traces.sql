@@ -9,7 +9,7 @@ CREATE TABLE trace_info (
     request_preview TEXT,
     response_preview TEXT
 );
-CREATE INDEX trace_info_by_experiment_time ON trace_info (experiment_id, request_time DESC);
+CREATE INDEX trace_info_by_experiment_time ON trace_info (experiment_id, request_time, trace_id);
 CREATE TABLE trace_tags (
     trace_id TEXT NOT NULL,
     key TEXT NOT NULL,

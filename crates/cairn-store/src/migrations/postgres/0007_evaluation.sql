@@ -39,3 +39,18 @@ CREATE TABLE scorers (
     creation_time BIGINT NOT NULL,
     PRIMARY KEY (experiment_id, name, version)
 );
+CREATE TABLE issues (
+    issue_id TEXT PRIMARY KEY,
+    experiment_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT,
+    root_causes TEXT NOT NULL,
+    source_run_id TEXT,
+    categories TEXT NOT NULL,
+    created_by TEXT,
+    created_timestamp BIGINT NOT NULL,
+    last_updated_timestamp BIGINT NOT NULL
+);
+CREATE INDEX issues_by_experiment ON issues (experiment_id, created_timestamp DESC);
