@@ -257,6 +257,79 @@ pub fn trace_info_json(t: &TraceInfo) -> Value {
     Value::Object(o)
 }
 
+/// A trace info in MLflow 3's shape, serialised straight to the answer (a search writes a
+/// hundred of them; building `Value` trees first cost most of its time).
+pub struct TraceInfoWire<'a>(pub &'a TraceInfo);
+
+struct StringMap<'a>(&'a [KeyValue]);
+
+impl serde::Serialize for StringMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(Some(self.0.len()))?;
+        for kv in self.0 {
+            m.serialize_entry(&kv.key, &kv.value)?;
+        }
+        m.end()
+    }
+}
+
+struct Location<'a>(&'a str);
+
+impl serde::Serialize for Location<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Experiment<'a>(&'a str);
+        impl serde::Serialize for Experiment<'_> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut m = ser.serialize_map(Some(1))?;
+                m.serialize_entry("experiment_id", self.0)?;
+                m.end()
+            }
+        }
+        let mut m = ser.serialize_map(Some(2))?;
+        m.serialize_entry("type", "MLFLOW_EXPERIMENT")?;
+        m.serialize_entry("mlflow_experiment", &Experiment(self.0))?;
+        m.end()
+    }
+}
+
+impl serde::Serialize for TraceInfoWire<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let t = self.0;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("trace_id", &t.trace_id)?;
+        if let Some(c) = &t.client_request_id {
+            m.serialize_entry("client_request_id", c)?;
+        }
+        m.serialize_entry("trace_location", &Location(&t.experiment_id))?;
+        if let Some(p) = &t.request_preview {
+            m.serialize_entry("request_preview", p)?;
+        }
+        if let Some(p) = &t.response_preview {
+            m.serialize_entry("response_preview", p)?;
+        }
+        m.serialize_entry("request_time", &timestamp_json(t.request_time))?;
+        if let Some(d) = t.execution_duration {
+            m.serialize_entry("execution_duration", &duration_json(d))?;
+        }
+        m.serialize_entry("state", t.state.as_str())?;
+        if !t.metadata.is_empty() {
+            m.serialize_entry("trace_metadata", &StringMap(&t.metadata))?;
+        }
+        if !t.assessments.is_empty() {
+            let assessments: Vec<Value> = t.assessments.iter().map(assessment_json).collect();
+            m.serialize_entry("assessments", &assessments)?;
+        }
+        if !t.tags.is_empty() {
+            m.serialize_entry("tags", &StringMap(&t.tags))?;
+        }
+        m.end()
+    }
+}
+
 fn v2_status(state: TraceState) -> &'static str {
     match state {
         TraceState::Unspecified => "TRACE_STATUS_UNSPECIFIED",
@@ -544,7 +617,7 @@ async fn batch_get_infos(State(s): State<AppState>, f: Fields) -> ApiResult {
     reply(json!({"trace_infos": infos.iter().map(trace_info_json).collect::<Vec<_>>()}))
 }
 
-async fn search_traces_v3(State(s): State<AppState>, f: Fields) -> ApiResult {
+async fn search_traces_v3(State(s): State<AppState>, f: Fields) -> Result<Response, ApiError> {
     let experiment_ids = f
         .objects("locations")?
         .iter()
@@ -559,15 +632,19 @@ async fn search_traces_v3(State(s): State<AppState>, f: Fields) -> ApiResult {
             .search_traces(&experiment_ids, &filter, &order_by, max, &token)
     })
     .await?;
-    let mut obj = Map::new();
-    if !page.items.is_empty() {
-        obj.insert(
-            "traces".into(),
-            page.items.iter().map(trace_info_json).collect(),
-        );
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        traces: &'a [TraceInfoWire<'a>],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_page_token: Option<String>,
     }
-    next_token(&mut obj, page.next_offset);
-    reply(Value::Object(obj))
+    let wire: Vec<TraceInfoWire<'_>> = page.items.iter().map(TraceInfoWire).collect();
+    let answer = Answer {
+        traces: &wire,
+        next_page_token: page.next_offset.map(cairn_core::search::page_token),
+    };
+    Ok(axum::Json(answer).into_response())
 }
 
 async fn search_traces_v2(State(s): State<AppState>, f: Fields) -> ApiResult {
