@@ -128,7 +128,11 @@ def main():
             if args.only != "runs":
                 out = subprocess.run([loadgen, "traces", "--url", url, "--traces", str(traces),
                                       "--seconds", str(seconds), "--repeats", str(repeats)],
-                                     capture_output=True, text=True, check=True)
+                                     capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise SystemExit(f"[{name}] the trace workload failed:\n{out.stderr[-3000:]}")
+                if out.stderr.strip():
+                    print(f"[{name}] {len(out.stderr.splitlines())} refused exports, e.g. {out.stderr.splitlines()[0]}", file=sys.stderr)
                 r["traces"] = json.loads(out.stdout)
             time.sleep(3)
             r["ready_seconds"] = ready
