@@ -599,7 +599,12 @@ async fn logged_models_finalize(
     reply(json!({ "model": wire::logged_model(&model) }))
 }
 
-async fn logged_models_delete(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult {
+async fn logged_models_delete(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    // MLflow's client sends a JSON body with DELETE: reading it keeps the connection usable.
+    _body: Fields,
+) -> ApiResult {
     blocking(move || s.tracking.delete_logged_model(&id)).await?;
     reply(json!({}))
 }
@@ -617,6 +622,7 @@ async fn logged_models_set_tags(
 async fn logged_models_delete_tag(
     State(s): State<AppState>,
     Path((id, key)): Path<(String, String)>,
+    _body: Fields,
 ) -> ApiResult {
     blocking(move || s.tracking.delete_logged_model_tag(&id, &key)).await?;
     reply(json!({}))
