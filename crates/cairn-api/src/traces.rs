@@ -167,14 +167,6 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 
 // ---- wire shapes ----
 
-fn map_of(kvs: &[KeyValue]) -> Value {
-    Value::Object(
-        kvs.iter()
-            .map(|kv| (kv.key.clone(), Value::String(kv.value.clone())))
-            .collect(),
-    )
-}
-
 fn list_of(kvs: &[KeyValue]) -> Value {
     kvs.iter()
         .map(|kv| json!({"key": kv.key, "value": kv.value}))
@@ -220,41 +212,9 @@ fn assessment_json(a: &Assessment) -> Value {
     Value::Object(o)
 }
 
-/// A trace info in MLflow 3's shape.
+/// A trace info in MLflow 3's shape, as a JSON value (one writer: [`TraceInfoWire`]).
 pub fn trace_info_json(t: &TraceInfo) -> Value {
-    let mut o = Map::new();
-    o.insert("trace_id".into(), t.trace_id.clone().into());
-    if let Some(c) = &t.client_request_id {
-        o.insert("client_request_id".into(), c.clone().into());
-    }
-    o.insert(
-        "trace_location".into(),
-        json!({"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": t.experiment_id}}),
-    );
-    if let Some(p) = &t.request_preview {
-        o.insert("request_preview".into(), p.clone().into());
-    }
-    if let Some(p) = &t.response_preview {
-        o.insert("response_preview".into(), p.clone().into());
-    }
-    o.insert("request_time".into(), timestamp_json(t.request_time).into());
-    if let Some(d) = t.execution_duration {
-        o.insert("execution_duration".into(), duration_json(d).into());
-    }
-    o.insert("state".into(), t.state.as_str().into());
-    if !t.metadata.is_empty() {
-        o.insert("trace_metadata".into(), map_of(&t.metadata));
-    }
-    if !t.assessments.is_empty() {
-        o.insert(
-            "assessments".into(),
-            t.assessments.iter().map(assessment_json).collect(),
-        );
-    }
-    if !t.tags.is_empty() {
-        o.insert("tags".into(), map_of(&t.tags));
-    }
-    Value::Object(o)
+    serde_json::to_value(TraceInfoWire(t)).unwrap_or(Value::Null)
 }
 
 /// A trace info in MLflow 3's shape, serialised straight to the answer (a search writes a
