@@ -21,6 +21,7 @@ mod request;
 pub mod request_id;
 pub mod scoring;
 pub mod served;
+pub mod trace_analytics;
 pub mod traces;
 mod tracking;
 pub mod wire;
@@ -179,13 +180,49 @@ async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
+/// Bodies up to this size are read before the handler runs (see [`buffer_small_body`]).
+const PREREAD_BODY_BYTES: u64 = 1 << 20;
+
+/// Reads a small request body in full before routing. A handler that answers without reading
+/// the body (an unknown endpoint, a refused credential, a validation error) would otherwise
+/// leave hyper unable to drain it when its bytes arrive after the headers, and hyper then
+/// closes the keep-alive connection: a pooled client's next request on it fails with "peer
+/// disconnected". Larger and chunked bodies stream to their handlers as before.
+async fn buffer_small_body(req: Request) -> Result<Request, Response> {
+    use axum::response::IntoResponse;
+    let length = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match length {
+        Some(n) if n > 0 && n <= PREREAD_BODY_BYTES => {
+            let (parts, body) = req.into_parts();
+            match axum::body::to_bytes(body, n as usize).await {
+                Ok(bytes) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+                Err(e) => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    format!("Could not read the request body: {e}"),
+                )
+                .into_response()),
+            }
+        }
+        _ => Ok(req),
+    }
+}
+
 /// The body limit and the request log, shared by every router.
 fn with_common_layers(router: Router, options: ApiOptions) -> Router {
     let limit = JsonLimit(options.max_json_bytes);
     let artifact_limit = artifacts::ArtifactLimit(options.max_artifact_bytes);
     router
         .layer(axum::middleware::from_fn(
-            move |mut req: Request, next: Next| async move {
+            move |req: Request, next: Next| async move {
+                let mut req = match buffer_small_body(req).await {
+                    Ok(req) => req,
+                    Err(response) => return response,
+                };
                 req.extensions_mut().insert(limit);
                 req.extensions_mut().insert(artifact_limit);
                 let mut response = next.run(req).await;
