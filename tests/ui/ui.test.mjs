@@ -86,6 +86,19 @@ try {
     assert.ok((await page.locator("table.preview").innerText()).includes("petal"));
   });
 
+  await check("run-description", async () => {
+    const run = fx.runs[1];
+    await page.goto(`${base}/experiments/${fx.experiment_id}/runs/${run}`);
+    const text = "Baseline with SGD; **do not** promote.";
+    await page.fill("textarea[name=description]", text);
+    await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Save description" }).click()]);
+    assert.equal(await page.locator("textarea[name=description]").inputValue(), text);
+    // The same service call as the REST API: MLflow's note tag holds it.
+    const api = await page.request.get(`${base}/api/2.0/mlflow/runs/get?run_id=${run}`);
+    const tags = (await api.json()).run.data.tags;
+    assert.equal(tags.find((t) => t.key === "mlflow.note.content").value, text);
+  });
+
   await check("artifact-image", async () => {
     await page.goto(`${base}/experiments/${fx.experiment_id}/runs/${fx.runs[0]}/artifacts?path=plot.png`);
     const ok = await page.locator("img.artifact").evaluate((img) => img.complete && img.naturalWidth > 0);
@@ -130,6 +143,28 @@ try {
     assert.match(aliases, /@champion\s+Version 2/);
     const api = await page.request.get(`${base}/api/2.0/mlflow/registered-models/alias?name=${encodeURIComponent(fx.model)}&alias=champion`);
     assert.equal((await api.json()).model_version.version, "2");
+  });
+
+  await check("monitoring-charts", async () => {
+    const r = await page.goto(`${base}/monitoring/${encodeURIComponent(fx.model)}/1?window=1h`);
+    assert.equal(r.status(), 200);
+    // Forty requests of five rows, all inside the last hour: the buckets add up to them.
+    const counts = await page.locator("#requests-chart circle title").allTextContents();
+    const total = counts.map((t) => Number(t.split(": ").pop())).reduce((a, b) => a + b, 0);
+    assert.equal(total, 200, counts.join(" | "));
+    // One drift line per feature, and the shifted traffic drifts.
+    assert.ok(await page.locator("#drift-chart polyline, #drift-chart circle").count() > 0);
+    assert.match(await page.locator("#drift-summary").innerText(), /Dataset drift|features drifted/);
+    assert.ok(await page.locator("#drift-chart + ul.legend li").count() >= 3);
+    assert.ok(await page.locator("#labelled-chart circle").count() > 0, "accuracy over time");
+    assert.match(await page.locator("#labelled-chart circle title").first().textContent(), /accuracy at .*: [0-9.]+/);
+  });
+
+  await check("model-loaded", async () => {
+    await page.goto(`${base}/models/${encodeURIComponent(fx.model)}/versions/1`);
+    assert.match(await page.locator("#loaded").innerText(), /^Loaded/);
+    await page.goto(`${base}/models/${encodeURIComponent(fx.model)}/versions/2`);
+    assert.match(await page.locator("#loaded").innerText(), /^Not loaded/);
   });
 
   await check("playground", async () => {

@@ -59,6 +59,12 @@ pub trait ModelSource: Send + Sync {
     ) -> Option<Result<Arc<ServedModel>, ModelError>> {
         None
     }
+
+    /// The graph bytes held in memory for version `number` of `name` created at `created_ms`,
+    /// or `None` when that version is not loaded (it loads on its first request).
+    fn loaded_bytes(&self, _name: &str, _number: i64, _created_ms: i64) -> Option<u64> {
+        None
+    }
 }
 
 /// A fixed set of loaded models (for `cairn serve FILE`).

@@ -264,6 +264,16 @@ impl ModelSource for RegistryModels {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         Ok(loaded.insert(key, served, bytes, self.bounds))
     }
+
+    fn loaded_bytes(&self, name: &str, number: i64, created_ms: i64) -> Option<u64> {
+        let key: Identity = (name.to_string(), number, created_ms);
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .get(&key)
+            .map(|e| e.bytes)
+    }
 }
 
 #[cfg(test)]

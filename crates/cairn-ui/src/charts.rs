@@ -606,9 +606,208 @@ pub async fn svg(State(ui): State<Shared>, RawQuery(raw): RawQuery) -> Result<Re
     Ok(([(CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
+/// Ticks at round times (whole seconds, minutes, hours or days) between `x0` and `x1` (ms),
+/// about `count` of them.
+fn time_ticks(x0: f64, x1: f64, count: usize) -> Vec<f64> {
+    const STEPS_MS: [f64; 17] = [
+        1e3, 2e3, 5e3, 1e4, 1.5e4, 3e4, 6e4, 1.2e5, 3e5, 6e5, 9e5, 1.8e6, 3.6e6, 7.2e6, 1.08e7,
+        2.16e7, 4.32e7,
+    ];
+    let raw = (x1 - x0) / count.max(1) as f64;
+    let step = STEPS_MS
+        .iter()
+        .copied()
+        .find(|s| *s >= raw)
+        .unwrap_or_else(|| (raw / 8.64e7).ceil() * 8.64e7);
+    let mut t = (x0 / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= x1 && out.len() < 50 {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+/// One line of a [`time_chart`]: a name and its `(time_ms, value)` points; a NaN value is a
+/// window without data and breaks the line.
+pub struct TimeSeries {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+const SMALL_WIDTH: f64 = 720.0;
+const SMALL_HEIGHT: f64 = 220.0;
+
+/// A small SVG line chart over wall time, readable without script: every point carries a
+/// `<title>` (the browser shows it on hover) and `threshold`, when given, is drawn dashed.
+pub fn time_chart(
+    id: &str,
+    label: &str,
+    series: &[TimeSeries],
+    threshold: Option<f64>,
+    span_ms: Option<(f64, f64)>,
+) -> String {
+    let finite = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+    };
+    let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
+    for p in finite() {
+        x0 = x0.min(p.0);
+        x1 = x1.max(p.0);
+        y0 = y0.min(p.1);
+        y1 = y1.max(p.1);
+    }
+    if !x0.is_finite() {
+        return format!(
+            "<p class=\"muted\" id=\"{}\">No values in this window.</p>",
+            escape_attr(id)
+        );
+    }
+    if let Some(t) = threshold.filter(|t| t.is_finite()) {
+        y0 = y0.min(t);
+        y1 = y1.max(t);
+    }
+    // Scores and rates start at zero; a flat line sits in the middle.
+    if y0 > 0.0 {
+        y0 = 0.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 + 1.0;
+    }
+    // The window shown, when given, so a lone point sits where it happened.
+    if let Some((from, to)) = span_ms.filter(|(a, b)| a < b) {
+        x0 = x0.min(from);
+        x1 = x1.max(to);
+    }
+    if x1 <= x0 {
+        x0 -= 30_000.0;
+        x1 += 30_000.0;
+    }
+    // Tick labels as fine as the span needs.
+    let tick_text = |t: f64| {
+        let text = format::time(t as i64);
+        match x1 - x0 {
+            w if w < 600_000.0 => text[11..].to_string(),
+            w if w < 2.0 * 86_400_000.0 => text[11..16].to_string(),
+            _ => text[5..16].to_string(),
+        }
+    };
+    let (pw, ph) = (SMALL_WIDTH - LEFT - RIGHT, SMALL_HEIGHT - TOP - BOTTOM);
+    let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| TOP + ph - (y - y0) / (y1 - y0) * ph;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg class=\"chart small\" id=\"{}\" viewBox=\"0 0 {SMALL_WIDTH} {SMALL_HEIGHT}\" width=\"{SMALL_WIDTH}\" \
+         height=\"{SMALL_HEIGHT}\" role=\"img\" aria-label=\"{}\">\
+         <rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{ph}\" fill=\"#fff\" stroke=\"#ccc\"/>",
+        escape_attr(id),
+        escape_attr(label)
+    );
+    for t in nice_ticks(y0, y1, 4) {
+        let y = sy(t);
+        let _ = write!(
+            svg,
+            "<line x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" class=\"tick\">{}</text>",
+            LEFT + pw,
+            LEFT - 6.0,
+            y + 4.0,
+            format::number(t)
+        );
+    }
+    for t in time_ticks(x0, x1, 6) {
+        let x = sx(t);
+        let _ = write!(
+            svg,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" stroke=\"#eee\"/>\
+             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\" class=\"tick\">{}</text>",
+            TOP + ph,
+            TOP + ph + 16.0,
+            tick_text(t)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" class=\"axis\">{} (UTC)</text>",
+        LEFT + pw / 2.0,
+        SMALL_HEIGHT - 4.0,
+        escape_attr(label)
+    );
+    if let Some(t) = threshold.filter(|t| t.is_finite()) {
+        let y = sy(t);
+        let _ = write!(
+            svg,
+            "<line class=\"threshold\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#d62728\" \
+             stroke-dasharray=\"5 4\"><title>threshold {}</title></line>",
+            LEFT + pw,
+            format::number(t)
+        );
+    }
+    for (i, s) in series.iter().enumerate() {
+        let stroke = color(i);
+        // Consecutive finite points form one line; a gap (NaN) starts the next.
+        for run in s.points.split(|p| !p.1.is_finite()) {
+            if run.len() > 1 {
+                let pts: Vec<String> = run
+                    .iter()
+                    .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
+                    .collect();
+                let _ = write!(
+                    svg,
+                    "<polyline class=\"series\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"1.5\" points=\"{}\"/>",
+                    pts.join(" ")
+                );
+            }
+        }
+        for p in s.points.iter().filter(|p| p.1.is_finite()) {
+            let _ = write!(
+                svg,
+                "<circle class=\"point\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{stroke}\"><title>{} at {}: {}</title></circle>",
+                sx(p.0),
+                sy(p.1),
+                escape_attr(&s.name),
+                format::time(p.0 as i64),
+                format::number(p.1)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    if series.len() > 1 {
+        svg.push_str("<ul class=\"legend\">");
+        for (i, s) in series.iter().enumerate() {
+            let _ = write!(
+                svg,
+                "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
+                color(i),
+                escape_attr(&s.name)
+            );
+        }
+        svg.push_str("</ul>");
+    }
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ticks_fall_on_round_times() {
+        // 23:00:00 to 23:50:00 UTC on a day: ten-minute ticks.
+        let day = 1_764_460_800_000.0;
+        let ticks = time_ticks(day + 82_800_000.0, day + 85_800_000.0, 6);
+        assert_eq!(ticks.len(), 6);
+        assert!(ticks.iter().all(|t| t % 600_000.0 == 0.0), "{ticks:?}");
+        assert_eq!(
+            time_ticks(0.0, 4_000.0, 4),
+            vec![0.0, 1_000.0, 2_000.0, 3_000.0, 4_000.0]
+        );
+    }
 
     #[test]
     fn downsampling_keeps_a_spike_and_the_ends() {

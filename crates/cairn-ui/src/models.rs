@@ -380,6 +380,10 @@ pub async fn version(
         .snapshot()
         .into_iter()
         .find(|s| s.model == v.name && s.version == number);
+    let loaded = ui
+        .serving
+        .models
+        .loaded_bytes(&v.name, v.version, v.creation_time);
     let href = format!("/models/{}/versions/{}", enc(&v.name), v.version);
     let edit = format!("{href}/edit");
     let model_edit = format!("/models/{}/edit", enc(&v.name));
@@ -396,6 +400,12 @@ pub async fn version(
         h2 { "Lineage" }
         (lineage_graph(&data.lineage, &data.validations))
         h2 { "Serving" }
+        p #loaded {
+            @match &loaded {
+                Some(bytes) => { span.status.finished { "Loaded" } " in this server (" (format::bytes(*bytes as i64)) " of graph)." }
+                None => { span.status { "Not loaded" } " in this server: it loads on its first inference request." }
+            }
+        }
         @match &stats {
             Some(s) => {
                 table.kv #serving {

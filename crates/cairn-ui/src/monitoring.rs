@@ -2,6 +2,7 @@
 //! errors, drift per feature over consecutive windows, accuracy or error over time when labels
 //! exist, and alert rules with the events they fired. The numbers are the monitoring API's
 //! (`cairn_api::monitoring::Monitoring`), computed the same way.
+use crate::charts;
 use crate::format::{self, enc};
 use crate::layout::document;
 use crate::params::Params;
@@ -12,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use cairn_api::monitoring::Monitoring;
 use cairn_core::auth::{Permission, ResourceType};
 use cairn_quality::monitor::parse_duration;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,7 +169,7 @@ pub async fn version(
         .snapshot()
         .into_iter()
         .find(|s| s.model == name && s.version == version);
-    let (drift_now, over_time, metrics, alerts, seconds) = {
+    let (drift_now, over_time, metrics, alerts, seconds, window_ms) = {
         let (name, version) = (name.clone(), version.clone());
         blocking(move || {
             let (from, to) = m.recent(window);
@@ -196,11 +197,18 @@ pub async fn version(
                 metrics,
                 m.alerts_json().map_err(api_error)?,
                 seconds,
+                (from as f64, to as f64),
             ))
         })
         .await?
     };
     let empty = vec![];
+    let buckets = metrics
+        .as_ref()
+        .and_then(|m| m["buckets"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let charts = MonitoringCharts::new(&drift_now, &over_time, &buckets, window_ms);
     let body = html! {
         h1 { (name) " version " (version) }
         p.meta { "Window: the last " (format::duration(seconds as i64 * 1000)) ". "
@@ -215,10 +223,12 @@ pub async fn version(
                 (s.quantiles[1].map(|q| format!("{} ms", format::number(q * 1000.0))).unwrap_or_else(|| "-".into())) " (since this server started)" },
             None => p.muted { "No requests since this server started." },
         }
+        figure.chart-box { (PreEscaped(charts.requests)) figcaption { "Logged predictions per bucket in the window." } }
         h2 { "Drift" }
         @match &drift_now {
             Err(why) => p.muted { (why) },
             Ok(d) => {
+                figure.chart-box { (PreEscaped(charts.drift)) figcaption { "Drift score per feature, window by window (hover a point for its value)." } }
                 p #drift-summary {
                     @if d["dataset_drift"].as_bool() == Some(true) { span.status.failed { "Dataset drift" } } @else { span.status.finished { "No dataset drift" } }
                     " · " (d["drifted_columns"]) " of " (d["compared_columns"]) " features drifted (share "
@@ -245,8 +255,8 @@ pub async fn version(
             }
         }
         h2 { "Labelled metrics" }
-        @let buckets = metrics.as_ref().and_then(|m| m["buckets"].as_array()).cloned().unwrap_or_default();
         @if buckets.iter().all(|b| b["labeled"].as_u64().unwrap_or(0) == 0) { p.muted { "No labels in this window." } } @else {
+            figure.chart-box { (PreEscaped(charts.labelled)) figcaption { "Accuracy (classification) or error (regression) over labelled predictions, per bucket." } }
             table.grid #label-metrics {
                 thead { tr { th { "From" } th.num { "Predictions" } th.num { "Labelled" } th.num { "Accuracy" } th.num { "MAE" } th.num { "RMSE" } } }
                 tbody { @for b in &buckets { tr {
@@ -270,4 +280,109 @@ pub async fn version(
         .into_string(),
     )
     .into_response())
+}
+
+/// The monitoring page's SVG charts, drawn from the numbers its tables show.
+struct MonitoringCharts {
+    requests: String,
+    drift: String,
+    labelled: String,
+}
+
+impl MonitoringCharts {
+    fn new(
+        drift_now: &Result<Value, String>,
+        over_time: &[(i64, i64, Option<Value>)],
+        buckets: &[Value],
+        window_ms: (f64, f64),
+    ) -> Self {
+        let at = |b: &Value| b["from_ms"].as_f64().unwrap_or(f64::NAN);
+        let requests = charts::time_chart(
+            "requests-chart",
+            "predictions per bucket",
+            &[charts::TimeSeries {
+                name: "predictions".into(),
+                points: buckets
+                    .iter()
+                    .map(|b| (at(b), b["predictions"].as_f64().unwrap_or(0.0)))
+                    .collect(),
+            }],
+            None,
+            Some(window_ms),
+        );
+        let columns: Vec<(String, Option<f64>)> = match drift_now {
+            Ok(d) => d["columns"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .filter_map(|c| {
+                            Some((c["column"].as_str()?.to_string(), c["threshold"].as_f64()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => vec![],
+        };
+        let drift_series: Vec<charts::TimeSeries> = columns
+            .iter()
+            .map(|(column, _)| charts::TimeSeries {
+                name: column.clone(),
+                points: over_time
+                    .iter()
+                    .map(|(from, _, window)| {
+                        let score = window
+                            .as_ref()
+                            .and_then(|w| w["columns"].as_array())
+                            .and_then(|cs| cs.iter().find(|c| c["column"].as_str() == Some(column)))
+                            .and_then(|c| c["score"].as_f64());
+                        (*from as f64, score.unwrap_or(f64::NAN))
+                    })
+                    .collect(),
+            })
+            .collect();
+        // One dashed threshold when every feature is judged against the same one.
+        let threshold = match columns.first() {
+            Some((_, t)) if columns.iter().all(|(_, u)| u == t) => *t,
+            _ => None,
+        };
+        let drift = if drift_series.is_empty() {
+            String::new()
+        } else {
+            charts::time_chart(
+                "drift-chart",
+                "drift score",
+                &drift_series,
+                threshold,
+                Some(window_ms),
+            )
+        };
+        let labelled_series: Vec<charts::TimeSeries> = ["accuracy", "mae", "rmse"]
+            .iter()
+            .filter(|key| buckets.iter().any(|b| b[**key].is_number()))
+            .map(|key| charts::TimeSeries {
+                name: match *key {
+                    "accuracy" => "accuracy",
+                    "mae" => "MAE",
+                    _ => "RMSE",
+                }
+                .to_string(),
+                points: buckets
+                    .iter()
+                    .map(|b| (at(b), b[*key].as_f64().unwrap_or(f64::NAN)))
+                    .collect(),
+            })
+            .collect();
+        let labelled = charts::time_chart(
+            "labelled-chart",
+            "labelled metric per bucket",
+            &labelled_series,
+            None,
+            Some(window_ms),
+        );
+        MonitoringCharts {
+            requests,
+            drift,
+            labelled,
+        }
+    }
 }

@@ -149,6 +149,18 @@ fn quickstart_pages_show_what_it_did() {
     let (status, monitoring) = get("/monitoring/quickstart-logreg/1");
     assert_eq!(status, 200);
     assert!(monitoring.contains("Dataset drift"), "{monitoring}");
+    // Drift, traffic and accuracy drawn over time, one point per window with data.
+    for chart in ["drift-chart", "requests-chart", "labelled-chart"] {
+        let at = monitoring
+            .find(&format!("<svg class=\"chart small\" id=\"{chart}\""))
+            .unwrap_or_else(|| panic!("no {chart} on the monitoring page"));
+        let svg = &monitoring[at..at + monitoring[at..].find("</svg>").unwrap()];
+        assert!(svg.contains("<circle"), "{chart} has no points: {svg}");
+    }
+    assert!(
+        version.contains("id=\"loaded\"><span class=\"status finished\">Loaded"),
+        "the served version shows as loaded"
+    );
     let (status, playground) = get("/models/quickstart-logreg/versions/1/playground");
     assert_eq!(status, 200);
     assert!(

@@ -150,6 +150,7 @@ fn seed(server: &TestServer) -> Fixture {
         &json!({"name": "ui-model", "alias": "champion", "version": "1"}),
     ));
     let trace = seed_trace(server, &exp);
+    seed_monitoring(server);
     let value = json!({
         "trace_id": trace,
         "experiment_id": exp,
@@ -164,6 +165,72 @@ fn seed(server: &TestServer) -> Fixture {
         value,
         experiment_id: exp,
         runs,
+    }
+}
+
+/// A training reference for `ui-model` version 1, forty answered requests (the second half
+/// shifted away from the reference) and a label for each of their rows; waits until the
+/// monitoring API counts them, so the monitoring page has drift, request and accuracy charts.
+fn seed_monitoring(server: &TestServer) {
+    let reference = server.home.join("reference.csv");
+    let mut csv = String::from("x[0],x[1],x[2],offset[0],offset[1]\n");
+    for i in 0..200 {
+        let v = (i % 20) as f64 / 10.0;
+        csv.push_str(&format!("{v},{},{},0,0\n", 1.0 - v, v / 2.0));
+    }
+    std::fs::write(&reference, csv).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["monitor", "reference", "models:/ui-model/1"])
+        .arg(&reference)
+        .env("CAIRN_HOME", &server.home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = server.http();
+    let mut labels = Vec::new();
+    for r in 0..40 {
+        let shift = if r < 20 { 0.0 } else { 5.0 };
+        let x: Vec<f64> = (0..5)
+            .flat_map(|row| {
+                let v = ((r + row) % 20) as f64 / 10.0 + shift;
+                [v, 1.0 - v, v / 2.0]
+            })
+            .collect();
+        let id = format!("ui-request-{r}");
+        let reply = http.post_json(
+            "/v2/models/ui-model/versions/1/infer",
+            &json!({"id": id, "inputs": [
+                {"name": "x", "shape": [5, 3], "datatype": "FP32", "data": x},
+                {"name": "offset", "shape": [5, 2], "datatype": "FP32", "data": vec![0.0; 10]},
+            ]}),
+        );
+        assert_eq!(reply.0, 200, "{}", reply.1);
+        labels.extend(
+            (0..5).map(|row| json!({"request_id": id, "row": row, "label": (r + row) % 2})),
+        );
+    }
+    let reply = http.post_json(
+        "/api/2.0/cairn/monitoring/labels",
+        &json!({ "labels": labels }),
+    );
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    // The prediction log is written in batches: wait (generously) until all rows are readable.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, drift) =
+            http.get("/api/2.0/cairn/monitoring/drift?name=ui-model&version=1&window=1h");
+        if status == 200 && drift["current_rows"].as_u64() == Some(200) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the logged predictions never showed: {status} {drift}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
