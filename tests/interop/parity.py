@@ -136,7 +136,90 @@ def setup(base):
         "state": "OK", "request_preview": "{\"q\": 1}", "response_preview": "2",
         "trace_metadata": {"mlflow.sourceRun": run}, "tags": {"team": "ml"}}}})
     assert status == 200, (base, status, text)
-    return {"exp": exp, "run": run, "trace": TRACE}
+    return {"exp": exp, "run": run, "trace": TRACE, "mexp": setup_metrics(base)}
+
+
+def setup_metrics(base):
+    """An experiment of three traces with names, sessions, token usage, an LLM span with its
+    model and cost, and feedback: what trace metrics and filter correlation read."""
+    _, exp, _ = call(base, "POST", "/api/2.0/mlflow/experiments/create",
+                     {"name": "parity-metrics"})
+    exp = exp["experiment_id"]
+    status, _, text = call(base, "POST", "/v1/traces", METRIC_SPANS,
+                           {"x-mlflow-experiment-id": exp})
+    assert status == 200, (base, status, text)
+    usage = lambda i, o: json.dumps({"input_tokens": i, "output_tokens": o,
+                                     "total_tokens": i + o})
+    traces = [
+        (METRIC_TRACES[0], "2025-04-15T08:49:18.699Z", "0.250s", "OK", "answer", "s1",
+         usage(10, 5)),
+        (METRIC_TRACES[1], "2025-04-15T09:10:00Z", "1.500s", "ERROR", "answer", "s1",
+         usage(20, 7)),
+        (METRIC_TRACES[2], "2025-04-15T10:30:00.250Z", "0.750s", "OK", "search", "s2", None),
+    ]
+    for trace, at, took, state, name, session, tokens in traces:
+        metadata = {"mlflow.trace.session": session}
+        if tokens:
+            metadata["mlflow.trace.tokenUsage"] = tokens
+        status, _, text = call(base, "POST", "/api/3.0/mlflow/traces", {"trace": {"trace_info": {
+            "trace_id": trace, "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                                                  "mlflow_experiment": {"experiment_id": exp}},
+            "request_time": at, "execution_duration": took, "state": state,
+            "trace_metadata": metadata, "tags": {"mlflow.traceName": name}}}})
+        assert status == 200, (base, status, text)
+    for trace, name, value in [(METRIC_TRACES[0], "relevance", 0.5),
+                               (METRIC_TRACES[1], "relevance", 1.0),
+                               (METRIC_TRACES[0], "correct", True),
+                               (METRIC_TRACES[2], "correct", "no")]:
+        status, _, text = call(base, "POST", f"/api/3.0/mlflow/traces/{trace}/assessments",
+                               {"assessment": {"assessment_name": name, "trace_id": trace,
+                                               "source": {"source_type": "HUMAN",
+                                                          "source_id": "ann"},
+                                               "feedback": {"value": value}}})
+        assert status == 200, (base, status, text)
+    status, _, text = call(base, "POST", f"/api/3.0/mlflow/traces/{METRIC_TRACES[0]}/assessments",
+                           {"assessment": {"assessment_name": "answer",
+                                           "trace_id": METRIC_TRACES[0],
+                                           "source": {"source_type": "HUMAN", "source_id": "ann"},
+                                           "expectation": {"value": "42"}}})
+    assert status == 200, (base, status, text)
+    return exp
+
+
+METRIC_TRACES = ["tr-" + c * 32 for c in "bcd"]
+METRIC_SPANS = {"resourceSpans": [{"scopeSpans": [{"spans": [
+    {"traceId": "b" * 32, "spanId": "00000000000000c1", "name": "root",
+     "startTimeUnixNano": "1744706958699000000", "endTimeUnixNano": "1744706958949000000",
+     "attributes": [{"key": "mlflow.spanType", "value": {"stringValue": "CHAIN"}}],
+     "status": {"code": 1}},
+    {"traceId": "b" * 32, "spanId": "00000000000000c2", "parentSpanId": "00000000000000c1",
+     "name": "llm", "startTimeUnixNano": "1744706958700000000",
+     "endTimeUnixNano": "1744706958830000000", "status": {"code": 2},
+     "attributes": [
+         {"key": "mlflow.spanType", "value": {"stringValue": "LLM"}},
+         {"key": "mlflow.llm.model", "value": {"stringValue": "\"gpt-4o\""}},
+         {"key": "mlflow.llm.provider", "value": {"stringValue": "\"openai\""}},
+         {"key": "mlflow.llm.cost", "value": {"stringValue":
+             "{\"input_cost\": 0.25, \"output_cost\": 0.5, \"total_cost\": 0.75}"}}]}]}]}]}
+
+
+def metrics(exp, view, metric, aggregations, **more):
+    """A `traces/metrics` body."""
+    return {"experiment_ids": [exp], "view_type": view, "metric_name": metric,
+            "aggregations": [{"aggregation_type": a} if isinstance(a, str) else
+                             {"aggregation_type": "PERCENTILE", "percentile_value": a}
+                             for a in aggregations], **more}
+
+
+def trace_search(exp, filter_string):
+    """A v3 trace search body over one experiment."""
+    return {"locations": [{"type": "MLFLOW_EXPERIMENT",
+                           "mlflow_experiment": {"experiment_id": exp}}],
+            "filter": filter_string}
+
+
+METRICS = "/api/3.0/mlflow/traces/metrics"
+CORRELATION = "/api/3.0/mlflow/traces/calculate-filter-correlation"
 
 
 TRACE = "tr-" + "5a" * 16
@@ -292,6 +375,93 @@ CASES = [
     ("unknown issue", "GET", "/api/3.0/mlflow/issues/iss-0000", None, False, None),
     ("issue search, bad filter", "POST", "/api/3.0/mlflow/issues/search",
      {"experiment_id": "{exp}", "filter_string": "name = 'slow'"}, False, None),
+    # Trace analytics: the answers themselves must be equal ("exact").
+    ("trace count by status", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], dimensions=["trace_status"]),
+     "exact", None),
+    ("trace latency by name", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "latency", ["AVG", "MIN", "MAX", 50, 90.5],
+             dimensions=["trace_name"]), "exact", None),
+    ("tokens", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "total_tokens", ["SUM", "AVG", 50]), "exact", None),
+    ("sessions", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "session_count", ["COUNT"]), "exact", None),
+    ("traces per hour", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], time_interval_seconds=3600,
+             start_time_ms=1744700000000, end_time_ms=1744720000000), "exact", None),
+    ("traces in a window, filtered", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], start_time_ms=1744706958699,
+             end_time_ms=1744711200000, filters=["trace.status = 'OK'"]), "exact", None),
+    ("traces by name tag", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "latency", ["MAX"],
+             filters=["trace.tag.mlflow.traceName = 'answer'"]), "exact", None),
+    ("nothing to count", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], filters=["trace.status = 'nope'"]),
+     "exact", None),
+    ("nothing to average", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "latency", ["AVG"], filters=["trace.status = 'nope'"]),
+     "exact", None),
+    ("spans by name and type", "POST", METRICS,
+     metrics("{mexp}", "SPANS", "span_count", ["COUNT"], dimensions=["span_name", "span_type"]),
+     "exact", None),
+    ("span latency of LLM spans", "POST", METRICS,
+     metrics("{mexp}", "SPANS", "latency", ["AVG", "MAX"], dimensions=["span_status"],
+             filters=["span.type = 'LLM'"]), "exact", None),
+    ("span cost by model", "POST", METRICS,
+     metrics("{mexp}", "SPANS", "total_cost", ["SUM"],
+             dimensions=["span_model_name", "span_model_provider"]), "exact", None),
+    ("assessments by name and value", "POST", METRICS,
+     metrics("{mexp}", "ASSESSMENTS", "assessment_count", ["COUNT"],
+             dimensions=["assessment_name", "assessment_value"]), "exact", None),
+    ("assessment values", "POST", METRICS,
+     metrics("{mexp}", "ASSESSMENTS", "assessment_value", ["AVG", "MIN", 50],
+             dimensions=["assessment_name"], filters=["assessment.type = 'feedback'"]),
+     "exact", None),
+    ("unknown metric", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "cost", ["COUNT"]), True, None),
+    ("aggregation a metric lacks", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["AVG", "SUM"]), True, None),
+    ("dimension a metric lacks", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "latency", ["AVG"], dimensions=["span_name"]), True, None),
+    ("buckets without a window", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], time_interval_seconds=60), True,
+     None),
+    ("span filter on traces", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], filters=["span.name = 'llm'"]),
+     True, None),
+    ("filter with a key it lacks", "POST", METRICS,
+     metrics("{mexp}", "TRACES", "trace_count", ["COUNT"], filters=["trace.tag = 'x'"]),
+     True, None),
+    ("feedback above a number", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.relevance > 0.6"), "trace_ids", None),
+    ("feedback equal to a text", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.correct = 'no'"), "trace_ids", None),
+    ("feedback equal to a boolean", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.correct = 'true'"), "trace_ids", None),
+    ("feedback not equal", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.correct != 'no'"), "trace_ids", None),
+    ("feedback pattern", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.relevance LIKE '0.%'"), "trace_ids", None),
+    ("no such feedback", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.relevance IS NULL"), "trace_ids", None),
+    ("some expectation", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "expectation.answer IS NOT NULL AND trace.status = 'OK'"),
+     "trace_ids", None),
+    ("feedback ordered against text", "POST", "/api/3.0/mlflow/traces/search",
+     trace_search("{mexp}", "feedback.relevance > 'high'"), False, None),
+    ("filter correlation", "POST", CORRELATION,
+     {"experiment_ids": ["{mexp}"], "filter_string1": "trace.status = 'OK'",
+      "filter_string2": "tag.`mlflow.traceName` = 'answer'"}, "exact", None),
+    ("filter correlation on a base", "POST", CORRELATION,
+     {"experiment_ids": ["{mexp}"], "filter_string1": "trace.status = 'ERROR'",
+      "filter_string2": "trace.execution_time_ms > 1000",
+      "base_filter": "trace.timestamp_ms > 1744706958699"}, "exact", None),
+    ("filter correlation, one never matches", "POST", CORRELATION,
+     {"experiment_ids": ["{mexp}"], "filter_string1": "trace.status = 'IN_PROGRESS'",
+      "filter_string2": "trace.status = 'OK'"}, "exact", None),
+    ("filter correlation, bad filter", "POST", CORRELATION,
+     {"experiment_ids": ["{mexp}"], "filter_string1": "trace.status >= 'OK'",
+      "filter_string2": "trace.status = 'OK'"}, False, None),
     ("relative artifact location", "POST", "/api/2.0/mlflow/experiments/create",
      {"name": "local-place", "artifact_location": "relative/dir"}, False,
      "a path on the server's own disk: MLflow stores it (the CVE-2023-1177 family of file "
@@ -313,8 +483,15 @@ def compare(label, a, b, same_message):
         for key in ("error_code", "error_class", "sqlstate"):
             if ja.get(key) != jb.get(key):
                 out.append(f"{key} {ja.get(key)!r} vs MLflow {jb.get(key)!r}")
-        if same_message and ja.get("message") != jb.get("message"):
+        if same_message is True and ja.get("message") != jb.get("message"):
             out.append(f"message {ja.get('message')!r} vs MLflow {jb.get('message')!r}")
+    elif same_message == "trace_ids":
+        found = lambda j: sorted(t["trace_id"] for t in j.get("traces", []))
+        if found(ja) != found(jb):
+            out.append(f"traces {found(ja)} vs MLflow {found(jb)}")
+    elif same_message == "exact":
+        if ja != jb:
+            out.append(f"answer {json.dumps(ja)} vs MLflow {json.dumps(jb)}")
     elif shape(ja) != shape(jb):
         out.append(f"shape {json.dumps(shape(ja))} vs MLflow {json.dumps(shape(jb))}")
     return out

@@ -159,6 +159,49 @@ override = mlflow.override_feedback(
 )
 assert mlflow.get_assessment(ok_id, feedback.assessment_id).valid is False
 assert mlflow.get_assessment(ok_id, override.assessment_id).value == 1.0
+# Assessment filters in search: only valid assessments count (the overridden 0.9 does not).
+by_feedback = client.search_traces(locations=[experiment_id],
+                                   filter_string="feedback.relevance >= 1")
+assert ids(by_feedback) == [ok_id], ids(by_feedback)
+assert ids(client.search_traces(locations=[experiment_id],
+                                filter_string="feedback.relevance < 0.95")) == []
+assert ok_id in ids(client.search_traces(locations=[experiment_id],
+                                         filter_string="expectation.expected_answer IS NOT NULL"))
+assert ok_id not in ids(client.search_traces(locations=[experiment_id],
+                                             filter_string="feedback.relevance IS NULL"))
+
+# Trace analytics as the UI and TracingClient ask for them.
+from mlflow.entities.trace_metrics import AggregationType, MetricAggregation, MetricViewType
+from mlflow.tracing.client import TracingClient
+
+tracing = TracingClient()
+points = tracing.store.query_trace_metrics(
+    experiment_ids=[experiment_id], view_type=MetricViewType.TRACES, metric_name="trace_count",
+    aggregations=[MetricAggregation(AggregationType.COUNT)], dimensions=["trace_status"])
+by_state = {p.dimensions["trace_status"]: p.values["COUNT"] for p in points}
+assert by_state.get("ERROR") == 1 and sum(by_state.values()) == 3, by_state
+latency = tracing.store.query_trace_metrics(
+    experiment_ids=[experiment_id], view_type=MetricViewType.SPANS, metric_name="latency",
+    aggregations=[MetricAggregation(AggregationType.MAX),
+                  MetricAggregation(AggregationType.PERCENTILE, percentile_value=50.0)],
+    dimensions=["span_name"])
+assert {p.dimensions["span_name"] for p in latency} >= {"answer", "broken"}, latency
+assert all(p.values["MAX"] >= p.values["P50.0"] >= 0 for p in latency), latency
+scores = tracing.store.query_trace_metrics(
+    experiment_ids=[experiment_id], view_type=MetricViewType.ASSESSMENTS,
+    metric_name="assessment_value", aggregations=[MetricAggregation(AggregationType.AVG)],
+    dimensions=["assessment_name"], filters=["assessment.type = 'feedback'"])
+assert [(p.dimensions, p.values) for p in scores] == [
+    ({"assessment_name": "relevance"}, {"AVG": 1.0})], scores
+apart = tracing.calculate_trace_filter_correlation(
+    experiment_ids=[experiment_id], filter_string1="trace.status = 'ERROR'",
+    filter_string2="trace.status = 'OK'")
+assert (apart.joint_count, apart.total_count, apart.npmi) == (0, 3, -1.0), apart
+together = tracing.calculate_trace_filter_correlation(
+    experiment_ids=[experiment_id], filter_string1="feedback.relevance >= 1",
+    filter_string2="trace.status = 'OK'")
+assert together.joint_count == 1 and together.npmi > 0, together
+
 mlflow.delete_assessment(ok_id, expectation.assessment_id)
 left = {a.name for a in client.get_trace(ok_id).info.assessments}
 assert "expected_answer" not in left, left

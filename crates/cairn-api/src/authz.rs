@@ -139,6 +139,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
         if let Some(trace) = rest.strip_prefix("mlflow/traces/") {
             let need = match trace {
                 "search" => Experiment(Read, TraceLocations),
+                "metrics" | "calculate-filter-correlation" => Experiment(Read, ExperimentIds),
                 "get" => Experiment(Read, TraceId),
                 "batchGet" | "batchGetInfos" => Experiment(Read, TraceIds),
                 "delete-traces" => Experiment(Manage, ExperimentId),

@@ -31,7 +31,7 @@ pub fn routes(v3: bool) -> Router<AppState> {
     } else {
         post(start_trace_v2)
     };
-    Router::new()
+    let router = Router::new()
         .route("/mlflow/traces", start.get(search_traces_v2))
         .route("/mlflow/traces/search", post(search_traces_v3))
         .route("/mlflow/traces/get", get(get_trace))
@@ -57,40 +57,25 @@ pub fn routes(v3: bool) -> Router<AppState> {
             get(get_assessment)
                 .patch(update_assessment)
                 .delete(delete_assessment),
-        )
+        );
+    if v3 {
+        router
+            .route(
+                "/mlflow/traces/metrics",
+                post(crate::trace_analytics::query_metrics),
+            )
+            .route(
+                "/mlflow/traces/calculate-filter-correlation",
+                post(crate::trace_analytics::filter_correlation),
+            )
+    } else {
+        router
+    }
 }
 
 // ---- time ----
 
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
-}
+use cairn_core::dates::{civil_from_days, days_from_civil};
 
 /// Milliseconds as protobuf's JSON `Timestamp` (`2025-04-15T08:49:18.699Z`).
 pub fn timestamp_json(ms: i64) -> String {

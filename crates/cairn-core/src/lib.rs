@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod dates;
 mod error;
 pub mod evaluation;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod paths;
 pub mod registry;
 pub mod search;
 mod store;
+pub mod trace_metrics;
 pub mod traces;
 pub mod tracking;
 pub mod uris;

@@ -20,6 +20,10 @@ pub enum Entity {
     Metadata,
     /// A trace's spans: `span.name`, `span.type`, `span.status`, `span.content` (traces only).
     Span,
+    /// A trace's valid feedback of a name: `feedback.<name>` (traces only).
+    Feedback,
+    /// A trace's valid expectation of a name: `expectation.<name>` (traces only).
+    Expectation,
 }
 
 /// A comparison operator.
@@ -259,6 +263,8 @@ impl Target {
                 Entity::Attribute,
                 Entity::Metadata,
                 Entity::Span,
+                Entity::Feedback,
+                Entity::Expectation,
             ],
         }
     }
@@ -344,6 +350,8 @@ fn entity_for_prefix(prefix: &str, target: Target) -> Option<Entity> {
             "attribute" | "attributes" | "trace" => Entity::Attribute,
             "metadata" | "request_metadata" => Entity::Metadata,
             "span" => Entity::Span,
+            "feedback" => Entity::Feedback,
+            "expectation" => Entity::Expectation,
             _ => return None,
         });
     }
@@ -376,7 +384,8 @@ fn parse_key(cur: &mut Cursor<'_>, target: Target) -> Result<(Entity, String)> {
                         if target == Target::Traces {
                             bad(format!(
                                 "Invalid entity type '{prefix}'. Valid values are ['tag', \
-                                 'request_metadata', 'attribute', 'span']"
+                                 'request_metadata', 'attribute', 'span', 'feedback', \
+                                 'expectation']"
                             ))
                         } else {
                             bad(format!(
@@ -556,6 +565,14 @@ fn check(cmp: &Comparison, target: Target, src: &str) -> Result<()> {
             (Entity::Attribute, Op::In | Op::NotIn) => TRACE_IN_ATTRS.contains(&cmp.key.as_str()),
             (Entity::Tag | Entity::Metadata, Op::Eq | Op::Ne | Op::Like | Op::ILike) => string,
             (Entity::Tag | Entity::Metadata, Op::IsNull | Op::IsNotNull) => true,
+            // MLflow's assessment grammar: text for equality and patterns, numbers to order.
+            (Entity::Feedback | Entity::Expectation, Op::Eq | Op::Ne | Op::Like | Op::ILike) => {
+                string
+            }
+            (Entity::Feedback | Entity::Expectation, Op::Gt | Op::Ge | Op::Lt | Op::Le) => {
+                matches!(cmp.value, Value::Num(_))
+            }
+            (Entity::Feedback | Entity::Expectation, Op::IsNull | Op::IsNotNull) => true,
             _ => false,
         }
     } else {

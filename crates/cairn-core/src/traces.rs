@@ -560,6 +560,106 @@ impl Traces {
         self.store.search_traces(&query)
     }
 
+    /// Calls `each` with every trace `query` selects (its paging fields are ignored).
+    fn each_trace(
+        &self,
+        query: &TraceQuery,
+        mut each: impl FnMut(&TraceInfo) -> Result<()>,
+    ) -> Result<()> {
+        const PAGE: u64 = 10_000;
+        let mut query = query.clone();
+        query.max_results = PAGE;
+        query.offset = 0;
+        loop {
+            let page = self.store.search_traces(&query)?;
+            for info in &page.items {
+                each(info)?;
+            }
+            match page.next_offset {
+                Some(next) if !page.items.is_empty() => query.offset = next,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn check_experiment_ids(experiment_ids: &[String]) -> Result<()> {
+        if experiment_ids.is_empty() {
+            return Err(Error::invalid(
+                "Missing value for required parameter 'experiment_ids'.",
+            ));
+        }
+        for id in experiment_ids {
+            if id.parse::<i64>().is_err() {
+                return Err(Error::invalid(format!("Invalid experiment ID '{id}'")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A metric of the traces, spans or assessments of some experiments, aggregated and
+    /// grouped as MLflow's `traces/metrics` answers; `reader` reads the payloads.
+    pub fn query_metrics(
+        &self,
+        request: &crate::trace_metrics::MetricsRequest,
+        reader: &dyn crate::trace_metrics::PayloadReader,
+    ) -> Result<Vec<crate::trace_metrics::MetricDataPoint>> {
+        Self::check_experiment_ids(&request.experiment_ids)?;
+        if request.aggregations.is_empty() {
+            return Err(Error::invalid(
+                "Missing value for required parameter 'aggregations'.",
+            ));
+        }
+        let plan = crate::trace_metrics::plan(request)?;
+        let mut aggregator = crate::trace_metrics::Aggregator::new(request, &plan, reader);
+        self.each_trace(&plan.query, |info| {
+            let spans = if plan.needs_spans {
+                self.store.get_spans(&info.trace_id)?
+            } else {
+                Vec::new()
+            };
+            aggregator.add(info, &spans);
+            Ok(())
+        })?;
+        Ok(aggregator.finish())
+    }
+
+    /// How two trace filters go together over the experiments' traces (or those matching
+    /// `base_filter`): counts and normalised pointwise mutual information.
+    pub fn filter_correlation(
+        &self,
+        experiment_ids: &[String],
+        filter1: &str,
+        filter2: &str,
+        base_filter: Option<&str>,
+    ) -> Result<crate::trace_metrics::FilterCorrelation> {
+        Self::check_experiment_ids(experiment_ids)?;
+        let base = crate::trace_metrics::trace_filter(base_filter.unwrap_or(""))?;
+        let first = crate::trace_metrics::trace_filter(filter1)?;
+        let second = crate::trace_metrics::trace_filter(filter2)?;
+        let count = |parts: &[&[Comparison]]| -> Result<u64> {
+            let query = TraceQuery {
+                experiment_ids: experiment_ids.to_vec(),
+                filter: parts.iter().flat_map(|p| p.iter().cloned()).collect(),
+                order_by: vec![],
+                max_results: 0,
+                offset: 0,
+            };
+            let mut n = 0u64;
+            self.each_trace(&query, |_| {
+                n += 1;
+                Ok(())
+            })?;
+            Ok(n)
+        };
+        let total = count(&[&base])?;
+        let n1 = count(&[&base, &first])?;
+        let n2 = count(&[&base, &second])?;
+        let joint = count(&[&base, &first, &second])?;
+        Ok(crate::trace_metrics::FilterCorrelation::from_counts(
+            joint, n1, n2, total,
+        ))
+    }
+
     /// Sets a tag on a trace.
     pub fn set_tag(&self, trace_id: &str, key: &str, value: &str) -> Result<()> {
         validate_tag(key, value)?;

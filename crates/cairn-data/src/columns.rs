@@ -89,22 +89,9 @@ pub fn to_float64(col: &dyn Array) -> Option<ArrayRef> {
     Some(out)
 }
 
-/// Days since 1970-01-01 as a civil date (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Days since 1970-01-01 as `YYYY-MM-DD`.
 pub fn date(days: i64) -> String {
-    let (y, m, d) = civil(days);
+    let (y, m, d) = cairn_core::dates::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

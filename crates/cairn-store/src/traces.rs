@@ -225,6 +225,7 @@ fn filter_clause(d: Dialect, cmp: &Comparison, args: &mut Vec<Val>) -> String {
             let c = compare(d, col, cmp.op, &cmp.value, args);
             format!("t.trace_id IN (SELECT s.trace_id FROM spans s WHERE {c})")
         }
+        (Entity::Feedback | Entity::Expectation, name) => assessment_clause(d, cmp, name, args),
         (_, "name") => {
             let named = Comparison {
                 entity: Entity::Tag,
@@ -277,6 +278,78 @@ fn filter_clause(d: Dialect, cmp: &Comparison, args: &mut Vec<Val>) -> String {
             compare(d, attr_column(key), cmp.op, &value, args)
         }
     }
+}
+
+/// `feedback.<name>` / `expectation.<name>`: traces with a valid assessment of that kind
+/// and name whose value compares. As MLflow: `=`/`!=`/`LIKE` test the value's JSON text (a
+/// string also matches unquoted), `<`/`>` only numbers (not booleans), `IS NULL` no such
+/// assessment at all.
+fn assessment_clause(d: Dialect, cmp: &Comparison, name: &str, args: &mut Vec<Val>) -> String {
+    let kind = if cmp.entity == Entity::Feedback {
+        "feedback"
+    } else {
+        "expectation"
+    };
+    args.push(Val::Text(kind.into()));
+    args.push(Val::Text(name.into()));
+    let base = "SELECT 1 FROM assessments a WHERE a.trace_id = t.trace_id AND a.kind = ? \
+                AND a.name = ? AND a.valid = 1";
+    let (json_text, is_number, number) = match d {
+        Dialect::Sqlite => (
+            "(a.payload -> '$.value')",
+            "json_type(a.payload, '$.value') IN ('integer', 'real')",
+            "json_extract(a.payload, '$.value')",
+        ),
+        Dialect::Postgres => (
+            "((a.payload::jsonb -> 'value')::text)",
+            "jsonb_typeof(a.payload::jsonb -> 'value') = 'number'",
+            "((a.payload::jsonb ->> 'value')::double precision)",
+        ),
+    };
+    let condition = match (cmp.op, &cmp.value) {
+        (Op::IsNull, _) => return format!("NOT EXISTS ({base})"),
+        (Op::IsNotNull, _) => return format!("EXISTS ({base})"),
+        (Op::Eq | Op::Ne, Value::Str(v)) => {
+            args.push(Val::Text(v.clone()));
+            args.push(Val::Text(json_string(v)));
+            let either = format!("({json_text} = ? OR {json_text} = ?)");
+            if cmp.op == Op::Ne {
+                format!("NOT {either}")
+            } else {
+                either
+            }
+        }
+        (Op::Gt | Op::Ge | Op::Lt | Op::Le, _) => {
+            let c = compare(d, number, cmp.op, &cmp.value, args);
+            format!("{is_number} AND {c}")
+        }
+        _ => compare(d, json_text, cmp.op, &cmp.value, args),
+    };
+    format!("EXISTS ({base} AND {condition})")
+}
+
+/// `s` as a JSON string literal (what Python's `json.dumps` writes for it).
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{:04x}", unit));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn order_clause(q: &TraceQuery, args: &mut Vec<Val>) -> String {

@@ -1061,7 +1061,12 @@ impl TrackingStore for SqlStore {
                     Entity::Param => "params",
                     Entity::Tag => "tags",
                     // Metadata and spans are trace entities: the parser never gives them here.
-                    Entity::Attribute | Entity::Dataset | Entity::Metadata | Entity::Span => {
+                    Entity::Attribute
+                    | Entity::Dataset
+                    | Entity::Metadata
+                    | Entity::Span
+                    | Entity::Feedback
+                    | Entity::Expectation => {
                         let col = run_attr_column(&o.key);
                         orders_by_start_time |= col == "r.start_time";
                         order.push(format!("{col} {dir}"));
@@ -1096,7 +1101,11 @@ impl TrackingStore for SqlStore {
                     Entity::Metric => metric_clause(d, "latest_metrics", "run_uuid", "r.run_uuid", cmp, &mut args),
                     Entity::Param => key_value_clause(d, "params", "run_uuid", "r.run_uuid", cmp, &mut args),
                     Entity::Tag => key_value_clause(d, "tags", "run_uuid", "r.run_uuid", cmp, &mut args),
-                    Entity::Attribute | Entity::Metadata | Entity::Span => {
+                    Entity::Attribute
+                    | Entity::Metadata
+                    | Entity::Span
+                    | Entity::Feedback
+                    | Entity::Expectation => {
                         let value = match (&cmp.value, cmp.key.as_str()) {
                             (Value::Num(n), "start_time" | "end_time") => Value::Num(n.trunc()),
                             (v, _) => v.clone(),
@@ -1429,7 +1438,12 @@ impl TrackingStore for SqlStore {
                         cmp,
                         &mut args,
                     ),
-                    Entity::Attribute | Entity::Dataset | Entity::Metadata | Entity::Span => {
+                    Entity::Attribute
+                    | Entity::Dataset
+                    | Entity::Metadata
+                    | Entity::Span
+                    | Entity::Feedback
+                    | Entity::Expectation => {
                         let col = model_attr_column(&cmp.key);
                         let col = if col == "lm.experiment_id" {
                             "CAST(lm.experiment_id AS TEXT)"
