@@ -56,6 +56,7 @@ conformance!(
     search_filters_order_and_pages,
     deleting_traces_by_id_and_by_age,
     assessments_life_cycle,
+    assessment_filters_in_search,
     concurrent_span_writers_to_one_trace,
 );
 
@@ -474,6 +475,88 @@ fn feedback(trace: &str, value: &str) -> Assessment {
         metadata: None,
         overrides: None,
         valid: true,
+    }
+}
+
+/// `feedback.<name>` / `expectation.<name>` as MLflow reads them: the value's JSON text for
+/// `=`, `!=` and `LIKE` (text also unquoted), numbers only for `<`/`>`, only valid ones.
+fn assessment_filters_in_search(s: &Services) {
+    let exp = experiment(s, "assessed");
+    for n in 1..=4u8 {
+        let t = tid(n);
+        let start = n as i64 * 1000;
+        s.traces
+            .log_spans(
+                &exp,
+                vec![span(&t, "00000000000000a1", None, "r", start, start + 5)],
+            )
+            .unwrap();
+    }
+    let add = |n: u8, name: &str, value: &str| {
+        let mut a = feedback(&tid(n), value);
+        a.name = name.into();
+        s.traces.create_assessment(a).unwrap()
+    };
+    add(1, "relevance", "0.5");
+    let replaced = add(2, "relevance", "0.2");
+    let mut over = feedback(&tid(2), "1.0");
+    over.overrides = Some(replaced.assessment_id.clone());
+    s.traces.create_assessment(over).unwrap();
+    add(1, "correct", "true");
+    add(3, "correct", "\"no\"");
+    add(4, "correct", "\"it's \\\"fine\\\"\"");
+    let mut expected = feedback(&tid(4), "\"42\"");
+    expected.kind = AssessmentKind::Expectation;
+    expected.name = "answer".into();
+    s.traces.create_assessment(expected).unwrap();
+    let found = |filter: &str| {
+        let mut ids = search_ids(s, &[&exp], filter, &[]);
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        found("feedback.relevance > 0.6"),
+        [tid(2)],
+        "the override counts"
+    );
+    assert_eq!(
+        found("feedback.relevance < 0.3"),
+        Vec::<String>::new(),
+        "not the replaced one"
+    );
+    assert_eq!(found("feedback.relevance >= 0.5"), [tid(1), tid(2)]);
+    assert_eq!(found("feedback.correct = 'no'"), [tid(3)]);
+    assert_eq!(found("feedback.correct = '\"no\"'"), [tid(3)]);
+    assert_eq!(found("feedback.correct = 'true'"), [tid(1)]);
+    assert_eq!(found("feedback.correct = 'it''s \"fine\"'"), [tid(4)]);
+    assert_eq!(found("feedback.correct != 'no'"), [tid(1), tid(4)]);
+    assert_eq!(found("feedback.correct LIKE '%n%'"), [tid(3), tid(4)]);
+    assert_eq!(
+        found("feedback.correct > 0"),
+        Vec::<String>::new(),
+        "booleans are not numbers"
+    );
+    assert_eq!(found("feedback.relevance IS NULL"), [tid(3), tid(4)]);
+    assert_eq!(found("feedback.relevance IS NOT NULL"), [tid(1), tid(2)]);
+    assert_eq!(found("expectation.answer = '42'"), [tid(4)]);
+    assert_eq!(
+        found("feedback.answer = '42'"),
+        Vec::<String>::new(),
+        "kinds differ"
+    );
+    assert_eq!(
+        found("feedback.correct IS NOT NULL AND feedback.relevance IS NOT NULL"),
+        [tid(1)]
+    );
+    for bad in ["feedback.relevance > 'high'", "feedback.correct = 1"] {
+        assert!(
+            matches!(
+                s.traces
+                    .search_traces(std::slice::from_ref(&exp), bad, &[], None, ""),
+                Err(Error::InvalidParameter(_))
+            ),
+            "{bad}"
+        );
     }
 }
 
