@@ -4,6 +4,7 @@ Run by crates/cairn/tests/mlflow_interop.rs with MLFLOW_TRACKING_URI pointing at
 Every call's result is asserted. Exits non-zero on the first failure.
 """
 import json
+import urllib.request
 import os
 import sys
 import tempfile
@@ -193,6 +194,17 @@ def registry_flow(client, run_id, info):
     name = f"echo-model-{time.time_ns()}"
     mv1 = mlflow.register_model(info.model_uri, name)
     check(str(mv1.version) == "1" and mv1.status == "READY", f"first registration: {mv1}")
+    # The server notes the version on the logged model, as mlflow server does.
+    noted = json.loads(client.get_logged_model(info.model_id).tags["mlflow.modelVersions"])
+    check({"name": name, "version": 1} in noted, f"mlflow.modelVersions: {noted}")
+    # The logged model's files, listed and read through the server.
+    listed = {a.path for a in client.list_logged_model_artifacts(info.model_id)}
+    check("MLmodel" in listed and "python_model.pkl" in listed, f"logged model files: {listed}")
+    with urllib.request.urlopen(
+        f"{mlflow.get_tracking_uri()}/ajax-api/2.0/mlflow/logged-models/{info.model_id}"
+        "/artifacts/files?artifact_file_path=MLmodel"
+    ) as r:
+        check(b"python_function" in r.read(), "MLmodel read through the server")
     mv2 = mlflow.register_model(f"runs:/{run_id}/echo", name)
     check(str(mv2.version) == "2", f"second registration: {mv2}")
     check(client.get_model_version(name, "2").run_id == run_id, "version run id")

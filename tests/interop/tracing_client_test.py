@@ -159,6 +159,20 @@ override = mlflow.override_feedback(
 )
 assert mlflow.get_assessment(ok_id, feedback.assessment_id).valid is False
 assert mlflow.get_assessment(ok_id, override.assessment_id).value == 1.0
+# The trace as MLflow's UI downloads it (traces.json): MLflow's span dictionaries.
+with urllib.request.urlopen(
+    f"{mlflow.get_tracking_uri()}/ajax-api/3.0/mlflow/get-trace-artifact?request_id={ok_id}"
+) as r:
+    assert "traces.json" in r.headers["Content-Disposition"]
+    dumped = json.loads(r.read())
+names = sorted(sp["name"] for sp in dumped["spans"])
+assert names == ["answer", "generate", "retrieve"], names
+root = next(sp for sp in dumped["spans"] if sp["name"] == "answer")
+assert root["parent_span_id"] is None and root["status"]["code"] == "STATUS_CODE_OK", root
+assert root["attributes"]["mlflow.spanType"] == '"CHAIN"', root["attributes"]
+from mlflow.entities import Span as MlflowSpan
+assert MlflowSpan.from_dict(root).span_type == "CHAIN"
+
 # Assessment filters in search: only valid assessments count (the overridden 0.9 does not).
 by_feedback = client.search_traces(locations=[experiment_id],
                                    filter_string="feedback.relevance >= 1")

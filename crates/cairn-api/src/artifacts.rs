@@ -38,6 +38,14 @@ pub fn routes() -> Router<AppState> {
             get(download).put(upload).delete(remove),
         )
         .route("/mlflow/artifacts/list", get(list_for_run))
+        .route(
+            "/mlflow/logged-models/{model_id}/artifacts/directories",
+            get(list_for_logged_model),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/artifacts/files",
+            get(logged_model_file),
+        )
 }
 
 fn entries_json(entries: &[ArtifactEntry], prefix: &str) -> Value {
@@ -228,6 +236,80 @@ async fn list_for_run(State(s): State<AppState>, f: Fields) -> ApiResult {
     let mut body = entries_json(&entries, &prefix);
     body["root_uri"] = root_uri.into();
     reply(body)
+}
+
+/// The store-relative folder of a logged model's artifacts (behind this proxy), joined with
+/// `sub`; `None` when they live elsewhere.
+fn logged_model_place(
+    s: &AppState,
+    model_id: &str,
+    sub: &ArtifactPath,
+) -> cairn_core::Result<(String, Option<ArtifactPath>)> {
+    let model = s.tracking.get_logged_model(model_id)?;
+    let place = match proxied_root(&model.artifact_uri) {
+        Some(root) => Some(ArtifactPath::parse(&root)?.join(sub)),
+        None => None,
+    };
+    Ok((model.artifact_uri, place))
+}
+
+/// `GET /mlflow/logged-models/{id}/artifacts/directories?artifact_directory_path=`: as
+/// MLflow's `ListLoggedModelArtifacts`, paths relative to the model's root.
+async fn list_for_logged_model(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    f: Fields,
+) -> ApiResult {
+    let rel = f.opt_str("artifact_directory_path")?.unwrap_or_default();
+    let sub = ArtifactPath::parse(&rel)?;
+    let prefix = sub.as_string();
+    let (root_uri, entries) = blocking(move || {
+        let (uri, place) = logged_model_place(&s, &model_id, &sub)?;
+        let entries = match place {
+            Some(place) => s.artifacts.list(&place)?,
+            None => vec![],
+        };
+        Ok((uri, entries))
+    })
+    .await?;
+    let mut body = entries_json(&entries, &prefix);
+    body["root_uri"] = root_uri.into();
+    reply(body)
+}
+
+/// `GET /mlflow/logged-models/{id}/artifacts/files?artifact_file_path=`: one file of a
+/// logged model, streamed (MLflow's UI reads `MLmodel` and previews through it).
+async fn logged_model_file(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    f: Fields,
+) -> Result<Response, ApiError> {
+    let rel = f.opt_str("artifact_file_path")?.unwrap_or_default();
+    if rel.is_empty() {
+        return Err(ApiError::bad_request(
+            "Request must include the \"artifact_file_path\" query parameter.",
+        ));
+    }
+    let sub = ArtifactPath::parse(&rel)?;
+    let (reader, size) = blocking(move || {
+        let (_, place) = logged_model_place(&s, &model_id, &sub)?;
+        let place = place.ok_or_else(|| {
+            cairn_core::Error::NotFound(format!(
+                "The artifacts of logged model '{model_id}' are not served by this server"
+            ))
+        })?;
+        s.artifacts.open(&place)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
+        stream_body(reader),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

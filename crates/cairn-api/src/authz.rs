@@ -211,6 +211,7 @@ pub fn need(method: &Method, path: &str) -> Option<Need> {
             "mlflow/metrics/get-history-bulk" => Experiment(Read, RunIdList),
             "mlflow/experiments/search-datasets" => Experiment(Read, ExperimentIds),
             "mlflow/runs/search" => Experiment(Read, ExperimentIds),
+            "mlflow/get-trace-artifact" => Experiment(Read, TraceId),
             "mlflow/runs/update"
             | "mlflow/runs/log-metric"
             | "mlflow/runs/log-parameter"

@@ -171,10 +171,47 @@ async fn create_version(State(s): State<AppState>, f: Fields) -> ApiResult {
                 signature,
             ));
         }
-        s.registry.create_version(new)
+        let model_id = new.model_id.clone().filter(|m| !m.is_empty());
+        let v = s.registry.create_version(new)?;
+        if let Some(model_id) = model_id {
+            note_version_on_logged_model(&s, &model_id, &v.name, v.version)?;
+        }
+        Ok(v)
     })
     .await?;
     reply(json!({ "model_version": wire::model_version(&v) }))
+}
+
+/// Adds `{"name": ..., "version": N}` to the logged model's `mlflow.modelVersions` tag (a
+/// JSON list), as `mlflow server` does when a version is registered from a logged model.
+fn note_version_on_logged_model(
+    s: &AppState,
+    model_id: &str,
+    name: &str,
+    version: i64,
+) -> cairn_core::Result<()> {
+    const TAG: &str = "mlflow.modelVersions";
+    let model = match s.tracking.get_logged_model(model_id) {
+        Ok(m) => m,
+        // MLflow records a version whose logged model is gone; there is nothing to tag.
+        Err(cairn_core::Error::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let entry = json!({"name": name, "version": version});
+    let mut versions: Vec<Value> = model
+        .tags
+        .iter()
+        .find(|t| t.key == TAG)
+        .and_then(|t| serde_json::from_str(&t.value).ok())
+        .unwrap_or_default();
+    if versions.contains(&entry) {
+        return Ok(());
+    }
+    versions.push(entry);
+    let text = crate::otlp::python_json(&Value::Array(versions));
+    s.tracking
+        .set_logged_model_tags(model_id, vec![cairn_core::model::KeyValue::new(TAG, text)])?;
+    Ok(())
 }
 
 async fn get_version(State(s): State<AppState>, f: Fields) -> ApiResult {

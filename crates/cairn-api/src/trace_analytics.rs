@@ -15,14 +15,14 @@ use serde_json::{json, Map, Value};
 pub struct JsonPayloads;
 
 /// An attribute value as the span stores it (`{"string_value": ...}`, `{"int_value": ...}`,
-/// `{"kvlist_value": {"values": [...]}}`), as plain JSON. Text that is JSON (MLflow's client
-/// serialises every attribute) is read as the value it encodes.
-fn attribute_value(v: &Value) -> Value {
+/// `{"kvlist_value": {"values": [...]}}`), as plain JSON. Stored values are already
+/// normalised (JSON text the client sent became the value it encodes), so text stays text.
+pub(crate) fn attribute_value(v: &Value) -> Value {
     let Some(obj) = v.as_object() else {
         return Value::Null;
     };
     if let Some(s) = obj.get("string_value").and_then(Value::as_str) {
-        return serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()));
+        return Value::String(s.to_string());
     }
     if let Some(i) = obj.get("int_value") {
         return match i {
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn reads_span_costs_and_models_as_stored() {
         let content = json!({"attributes": [
-            {"key": "mlflow.llm.model", "value": {"string_value": "\"gpt-4o\""}},
+            {"key": "mlflow.llm.model", "value": {"string_value": "gpt-4o"}},
             {"key": "mlflow.llm.provider", "value": {"string_value": "openai"}},
             {"key": "mlflow.llm.cost", "value": {"kvlist_value": {"values": [
                 {"key": "input_cost", "value": {"double_value": 0.25}},

@@ -32,6 +32,7 @@ pub fn routes(v3: bool) -> Router<AppState> {
         post(start_trace_v2)
     };
     let router = Router::new()
+        .route("/mlflow/get-trace-artifact", get(get_trace_artifact))
         .route("/mlflow/traces", start.get(search_traces_v2))
         .route("/mlflow/traces/search", post(search_traces_v3))
         .route("/mlflow/traces/get", get(get_trace))
@@ -554,6 +555,86 @@ async fn batch_get_traces(State(s): State<AppState>, f: Fields) -> ApiResult {
     })
     .await?;
     reply(json!({ "traces": traces }))
+}
+
+/// A stored span (protobuf JSON) in the form MLflow's `Span.to_dict` writes and its UI reads
+/// from `traces.json`: attributes as JSON text, event attributes as values, links empty.
+fn span_dict(content: &str) -> Value {
+    use crate::trace_analytics::attribute_value;
+    let span: Value = serde_json::from_str(content).unwrap_or_else(|_| json!({}));
+    let attributes = |list: &Value, encode: bool| -> Map<String, Value> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|kv| {
+                let key = kv["key"].as_str()?.to_string();
+                let value = attribute_value(&kv["value"]);
+                Some(if encode {
+                    (key, Value::String(otlp::python_json(&value)))
+                } else {
+                    (key, value)
+                })
+            })
+            .collect()
+    };
+    let events: Vec<Value> = span["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            json!({
+                "name": e["name"],
+                "time_unix_nano": e["time_unix_nano"],
+                "attributes": attributes(&e["attributes"], false),
+            })
+        })
+        .collect();
+    json!({
+        "trace_id": span["trace_id"],
+        "span_id": span["span_id"],
+        "parent_span_id": span["parent_span_id"],
+        "name": span["name"],
+        "start_time_unix_nano": span["start_time_unix_nano"],
+        "end_time_unix_nano": span["end_time_unix_nano"],
+        "events": events,
+        "status": {
+            "code": span["status"]["code"].as_str().unwrap_or("STATUS_CODE_UNSET"),
+            "message": span["status"]["message"].as_str().unwrap_or(""),
+        },
+        "attributes": attributes(&span["attributes"], true),
+        "links": [],
+    })
+}
+
+/// `GET /ajax-api/{2,3}.0/mlflow/get-trace-artifact?request_id=`: a trace's spans as the
+/// `traces.json` file MLflow's UI downloads. Attachments (`path=`) are not kept by Cairn.
+async fn get_trace_artifact(State(s): State<AppState>, f: Fields) -> Result<Response, ApiError> {
+    let id = f
+        .opt_str("request_id")?
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("Request must include the \"request_id\" query parameter.")
+        })?;
+    if let Some(path) = f.opt_str("path")? {
+        return Err(ApiError::from(cairn_core::Error::NotFound(format!(
+            "Trace '{id}' has no attachment '{path}': Cairn keeps no trace attachments"
+        ))));
+    }
+    let (_, spans) = blocking(move || s.traces.get_trace(&id)).await?;
+    let body =
+        json!({ "spans": spans.iter().map(|sp| span_dict(&sp.content)).collect::<Vec<_>>() });
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/plain"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=traces.json",
+            ),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body.to_string(),
+    )
+        .into_response())
 }
 
 async fn batch_get_infos(State(s): State<AppState>, f: Fields) -> ApiResult {

@@ -669,12 +669,19 @@ async fn logged_models_search(State(s): State<AppState>, f: Fields) -> ApiResult
         return Err(missing("experiment_ids"));
     }
     let filter = f.opt_str("filter")?.unwrap_or_default();
+    let mut datasets = Vec::new();
+    for d in f.objects("datasets")? {
+        datasets.push((
+            d.opt_str("dataset_name")?.unwrap_or_default(),
+            d.opt_str("dataset_digest")?,
+        ));
+    }
     let order_by = logged_model_order(&f)?;
     let max = f.opt_u64("max_results")?;
     let token = f.opt_str("page_token")?.unwrap_or_default();
     let page = blocking(move || {
         s.tracking
-            .search_logged_models(experiment_ids, &filter, order_by, max, &token)
+            .search_logged_models(experiment_ids, &filter, datasets, order_by, max, &token)
     })
     .await?;
     let mut obj = serde_json::Map::new();

@@ -53,6 +53,9 @@ pub struct LoggedModelQuery {
     pub experiment_ids: Vec<String>,
     /// Clauses, all of which must hold.
     pub filter: Vec<Comparison>,
+    /// MLflow's `datasets`: (name, digest) pairs; metric clauses then count only metrics
+    /// logged on one of them, and without metric clauses a model needs a metric on one.
+    pub datasets: Vec<(String, Option<String>)>,
     /// Sort keys; the store appends `creation_timestamp DESC, model_id`.
     pub order_by: Vec<OrderBy>,
     /// Rows to skip.

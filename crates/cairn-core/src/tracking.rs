@@ -829,6 +829,7 @@ impl Tracking {
         &self,
         experiment_ids: Vec<String>,
         filter: &str,
+        datasets: Vec<(String, Option<String>)>,
         order_by: Vec<search::OrderBy>,
         max_results: Option<u64>,
         page_token: &str,
@@ -836,9 +837,15 @@ impl Tracking {
         for id in &experiment_ids {
             validate_experiment_id(id)?;
         }
+        if datasets.iter().any(|(name, _)| name.is_empty()) {
+            return Err(Error::invalid(
+                "`dataset_name` in the `datasets` clause must be specified.",
+            ));
+        }
         let query = LoggedModelQuery {
             experiment_ids,
             filter: search::parse_filter(filter, Target::LoggedModels)?,
+            datasets,
             order_by,
             offset: search::parse_page_token(page_token)?,
             limit: limit(

@@ -1412,8 +1412,42 @@ impl TrackingStore for SqlStore {
                 ));
                 args.extend(exps);
             }
+            // MLflow's `datasets`: metrics count only when logged on one of them.
+            let on_datasets = |args: &mut Vec<Val>| -> String {
+                let parts: Vec<String> = q
+                    .datasets
+                    .iter()
+                    .map(|(name, digest)| {
+                        args.push(Val::Text(name.clone()));
+                        match digest {
+                            Some(digest) => {
+                                args.push(Val::Text(digest.clone()));
+                                "(m.dataset_name = ? AND m.dataset_digest = ?)".to_string()
+                            }
+                            None => "m.dataset_name = ?".to_string(),
+                        }
+                    })
+                    .collect();
+                format!("({})", parts.join(" OR "))
+            };
+            let has_metric_clause = q.filter.iter().any(|c| c.entity == Entity::Metric);
+            if !q.datasets.is_empty() && !has_metric_clause {
+                let any = on_datasets(&mut args);
+                sql.push_str(&format!(
+                    " AND lm.model_id IN (SELECT m.model_id FROM logged_model_metrics m WHERE {any})"
+                ));
+            }
             for cmp in &q.filter {
                 let clause = match cmp.entity {
+                    Entity::Metric if !q.datasets.is_empty() => {
+                        args.push(Val::Text(cmp.key.clone()));
+                        let c = compare(d, "m.value", cmp.op, &cmp.value, &mut args);
+                        let any = on_datasets(&mut args);
+                        format!(
+                            "lm.model_id IN (SELECT m.model_id FROM logged_model_metrics m \
+                             WHERE m.key = ? AND m.is_nan = 0 AND {c} AND {any})"
+                        )
+                    }
                     Entity::Metric => metric_clause(
                         d,
                         "logged_model_metrics",

@@ -811,7 +811,14 @@ fn logged_models(t: &Tracking) {
         })
         .unwrap();
     let found = t
-        .search_logged_models(vec!["0".into()], "name = 'forest'", vec![], None, "")
+        .search_logged_models(
+            vec!["0".into()],
+            "name = 'forest'",
+            vec![],
+            vec![],
+            None,
+            "",
+        )
         .unwrap();
     assert_eq!(
         found
@@ -826,18 +833,55 @@ fn logged_models(t: &Tracking) {
             vec!["0".into()],
             "metrics.acc > 0.5 and params.depth = '5'",
             vec![],
+            vec![],
             None,
             "",
         )
         .unwrap();
     assert_eq!(found.items.len(), 1);
+    // MLflow's `datasets`: only metrics logged on the named datasets count.
+    let mut on_eval = metric("f1", 0.7, 2, 0);
+    on_eval.model_id = Some(m.model_id.clone());
+    on_eval.dataset_name = Some("eval".into());
+    on_eval.dataset_digest = Some("d1".into());
+    t.log_metric(&run, on_eval).unwrap();
+    let by_datasets = |filter: &str, datasets: &[(&str, Option<&str>)]| {
+        let datasets = datasets
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.map(str::to_string)))
+            .collect();
+        t.search_logged_models(vec!["0".into()], filter, datasets, vec![], None, "")
+            .unwrap()
+            .items
+            .len()
+    };
+    assert_eq!(by_datasets("", &[("eval", None)]), 1);
+    assert_eq!(by_datasets("", &[("eval", Some("d1"))]), 1);
+    assert_eq!(by_datasets("", &[("eval", Some("d2"))]), 0);
+    assert_eq!(by_datasets("", &[("train", None), ("eval", None)]), 1);
+    assert_eq!(by_datasets("metrics.f1 > 0.5", &[("eval", Some("d1"))]), 1);
+    assert_eq!(
+        by_datasets("metrics.acc > 0.5", &[("eval", None)]),
+        0,
+        "acc was not on eval"
+    );
+    assert!(t
+        .search_logged_models(
+            vec!["0".into()],
+            "",
+            vec![(String::new(), None)],
+            vec![],
+            None,
+            ""
+        )
+        .is_err());
     t.delete_logged_model(&other.model_id).unwrap();
     assert!(matches!(
         t.get_logged_model(&other.model_id),
         Err(Error::NotFound(_))
     ));
     assert_eq!(
-        t.search_logged_models(vec!["0".into()], "", vec![], None, "")
+        t.search_logged_models(vec!["0".into()], "", vec![], vec![], None, "")
             .unwrap()
             .items
             .len(),
