@@ -261,6 +261,27 @@ try {
     assert.match(await page.locator("#assessments").innerText(), /relevance[\s\S]*0\.75/);
   });
 
+  await check("evaluation-datasets", async () => {
+    await page.goto(`${base}/experiments/${fx.experiment_id}`);
+    await Promise.all([page.waitForNavigation(), page.click("#evaluation-link")]);
+    const row = page.locator("#evaluation-datasets tbody tr");
+    assert.equal(await row.count(), 1);
+    assert.match(await row.first().innerText(), /qa-golden\s+2\b[\s\S]*team=search/);
+    // MLflow's dataset grammar; its errors show next to the box.
+    await page.fill("#dataset-search input[name=filter]", "name >> 'x'");
+    await Promise.all([page.waitForNavigation(), page.click("#dataset-search button")]);
+    assert.ok((await page.locator("#filter-error").innerText()).length > 5);
+    await page.fill("#dataset-search input[name=filter]", "name = 'qa-golden'");
+    await Promise.all([page.waitForNavigation(), page.click("#dataset-search button")]);
+    await Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "qa-golden" }).click()]);
+    assert.ok(page.url().endsWith(`/evaluation-datasets/${fx.evaluation_dataset}`));
+    const records = page.locator("#records tbody tr");
+    assert.equal(await records.count(), 2);
+    const text = await page.locator("#records").innerText();
+    assert.match(text, /What is a cairn\?[\s\S]*A pile of stones marking a path[\s\S]*HUMAN/);
+    assert.match(text, /Who builds them\?[\s\S]*Walkers/);
+  });
+
   assert.deepEqual(scriptErrors(), [], "no script errors");
   console.log("ui: all checks passed");
 } finally {

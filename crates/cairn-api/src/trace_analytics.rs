@@ -17,7 +17,7 @@ pub struct JsonPayloads;
 /// An attribute value as the span stores it (`{"string_value": ...}`, `{"int_value": ...}`,
 /// `{"kvlist_value": {"values": [...]}}`), as plain JSON. Stored values are already
 /// normalised (JSON text the client sent became the value it encodes), so text stays text.
-pub(crate) fn attribute_value(v: &Value) -> Value {
+pub fn attribute_value(v: &Value) -> Value {
     let Some(obj) = v.as_object() else {
         return Value::Null;
     };
@@ -34,6 +34,9 @@ pub(crate) fn attribute_value(v: &Value) -> Value {
         return d.clone();
     }
     if let Some(b) = obj.get("bool_value") {
+        return b.clone();
+    }
+    if let Some(b) = obj.get("bytes_value") {
         return b.clone();
     }
     if let Some(list) = obj.get("kvlist_value") {

@@ -612,6 +612,7 @@ fn experiment_header(e: &Experiment, a: &ExperimentActivity, token: &CsrfToken) 
             "ID " (e.experiment_id) " · " (a.runs) " runs · last activity "
             (format::opt_time(a.last_activity)) " · artifacts at " code { (e.artifact_location) }
             " · " a #traces-link href=(format!("/experiments/{}/traces", e.experiment_id)) { "Traces" }
+            " · " a #evaluation-link href=(format!("/experiments/{}/evaluation-datasets", e.experiment_id)) { "Evaluation datasets" }
         }
         @if let Some(d) = description { p.description { (d) } }
         div.tags {

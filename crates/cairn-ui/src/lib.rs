@@ -14,6 +14,7 @@ mod compare;
 mod csrf;
 mod data;
 mod error;
+mod evaluation;
 mod experiments;
 mod format;
 mod layout;
@@ -81,6 +82,14 @@ pub fn routes(state: AppState, serving: &Serving, data_home: Option<std::path::P
         .route("/experiments/{id}/columns", get(experiments::columns))
         .route("/experiments/{id}/traces", get(traces::list))
         .route("/experiments/{id}/traces/{trace_id}", get(traces::page))
+        .route(
+            "/experiments/{id}/evaluation-datasets",
+            get(evaluation::list),
+        )
+        .route(
+            "/experiments/{id}/evaluation-datasets/{dataset_id}",
+            get(evaluation::page),
+        )
         .route("/runs", get(experiments::runs_of_many))
         .route("/experiments/{id}/runs/{run}", get(runs::page))
         .route("/experiments/{id}/runs/{run}/edit", post(runs::edit))

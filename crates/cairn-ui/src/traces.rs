@@ -10,6 +10,7 @@ use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use cairn_api::trace_analytics::attribute_value as any_value;
 use cairn_core::traces::{Span, TraceInfo, TraceState};
 use maud::{html, Markup};
 use serde_json::Value;
@@ -95,7 +96,8 @@ pub async fn list(
     let body = html! {
         h1 { (title) }
         p.meta {
-            a href=(format!("/experiments/{id}")) { "Runs" } " · Traces"
+            a href=(format!("/experiments/{id}")) { "Runs" } " · Traces · "
+            a href=(format!("/experiments/{id}/evaluation-datasets")) { "Evaluation datasets" }
         }
         form.search #trace-search method="get" action=(base) {
             input type="search" name="filter" value=(filter) size="60"
@@ -111,7 +113,7 @@ pub async fn list(
                 code { "@mlflow.trace" } "."
             },
             Ok(page) => {
-                table #traces {
+                table.grid #traces {
                     thead { tr {
                         th { "Trace" } th { "Name" } th { "State" } th { "Started" }
                         th.num { "Latency" } th.num { "Tokens" } th { "Request" } th { "Response" }
@@ -161,41 +163,6 @@ fn attribute(content: &Value, key: &str) -> Option<Value> {
         .iter()
         .find(|a| a["key"] == key)
         .map(|a| any_value(&a["value"]))
-}
-
-fn any_value(v: &Value) -> Value {
-    if let Some(s) = v.get("string_value") {
-        return s.clone();
-    }
-    for k in ["bool_value", "int_value", "double_value", "bytes_value"] {
-        if let Some(x) = v.get(k) {
-            return x.clone();
-        }
-    }
-    if let Some(a) = v.get("array_value") {
-        return Value::Array(
-            a["values"]
-                .as_array()
-                .map(|items| items.iter().map(any_value).collect())
-                .unwrap_or_default(),
-        );
-    }
-    if let Some(kv) = v.get("kvlist_value") {
-        return Value::Object(
-            kv["values"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|e| {
-                            Some((e["key"].as_str()?.to_string(), any_value(&e["value"])))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        );
-    }
-    Value::Null
 }
 
 fn pretty(v: &Value) -> String {
@@ -360,7 +327,7 @@ pub async fn page(
         }
         @if !info.assessments.is_empty() {
             h2 { "Assessments" }
-            table #assessments {
+            table.grid #assessments {
                 thead { tr { th { "Name" } th { "Kind" } th { "Value" } th { "Source" } th { "Rationale" } th { "Valid" } } }
                 tbody {
                     @for a in &info.assessments {

@@ -151,8 +151,10 @@ fn seed(server: &TestServer) -> Fixture {
     ));
     let trace = seed_trace(server, &exp);
     seed_monitoring(server);
+    let dataset = seed_evaluation_dataset(server, &exp);
     let value = json!({
         "trace_id": trace,
+        "evaluation_dataset": dataset,
         "experiment_id": exp,
         "experiment_name": "ui-demo",
         "runs": runs,
@@ -166,6 +168,34 @@ fn seed(server: &TestServer) -> Fixture {
         experiment_id: exp,
         runs,
     }
+}
+
+/// An evaluation dataset of the experiment with two records, as MLflow's client makes one
+/// (create, then merge records). Returns its id.
+fn seed_evaluation_dataset(server: &TestServer, exp: &str) -> String {
+    let http = server.http();
+    let made = http.post_json(
+        "/api/3.0/mlflow/datasets/create",
+        &json!({"name": "qa-golden", "experiment_ids": [exp], "tags": "{\"team\": \"search\"}"}),
+    );
+    assert_eq!(made.0, 200, "{}", made.1);
+    let id = made.1["dataset"]["dataset_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let records = json!([
+        {"inputs": {"question": "What is a cairn?"},
+         "expectations": {"answer": "A pile of stones marking a path"},
+         "source": {"source_type": "HUMAN", "source_data": {"user": "ann"}}},
+        {"inputs": {"question": "Who builds them?"},
+         "expectations": {"answer": "Walkers"}},
+    ]);
+    let merged = http.post_json(
+        &format!("/api/3.0/mlflow/datasets/{id}/records"),
+        &json!({"records": records.to_string()}),
+    );
+    assert_eq!(merged.0, 200, "{}", merged.1);
+    id
 }
 
 /// A training reference for `ui-model` version 1, forty answered requests (the second half
@@ -575,6 +605,11 @@ fn pages_answer_with_the_right_status_and_content() {
         format!("/experiments/{exp}/runs/{run0}/artifacts?path=%00"),
         "/ui-api/keys?experiments=x".into(),
         "/ui-api/keys?kind=bogus".into(),
+        format!("/experiments/{exp}/evaluation-datasets?filter=name%20%3E%3E"),
+        format!("/experiments/{exp}/evaluation-datasets?page_token=%%%"),
+        format!("/experiments/{exp}/evaluation-datasets/d-0000"),
+        "/experiments/0/evaluation-datasets/d-0000?page_token=zzz".into(),
+        "/experiments/x/evaluation-datasets".into(),
     ];
     for path in &odd {
         let (status, body) = page(&server, path);
@@ -584,6 +619,17 @@ fn pages_answer_with_the_right_status_and_content() {
             &body[..body.len().min(300)]
         );
     }
+
+    // An evaluation dataset is reached only through an experiment it belongs to.
+    let ds = fx.value["evaluation_dataset"].as_str().unwrap();
+    let (status, body) = page(
+        &server,
+        &format!("/experiments/{exp}/evaluation-datasets/{ds}"),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("Walkers"), "{body}");
+    let (status, _) = page(&server, &format!("/experiments/0/evaluation-datasets/{ds}"));
+    assert_eq!(status, 404, "another experiment's path does not reach it");
 
     // The column chooser's key listing copes with many keys by searching and capping.
     let keys = server
