@@ -158,7 +158,12 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let path = ArtifactPath::parse(&raw)?;
     let (reader, size) = blocking(move || s.artifacts.open(&path)).await?;
-    Ok((
+    Ok(file_response(reader, size))
+}
+
+/// An artifact's bytes, streamed, typed as opaque.
+fn file_response(reader: Box<dyn Read + Send>, size: u64) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
@@ -167,7 +172,7 @@ async fn download(
         ],
         stream_body(reader),
     )
-        .into_response())
+        .into_response()
 }
 
 /// A blocking reader (an artifact store's file) as a streamed body: read on the blocking pool
@@ -301,15 +306,7 @@ async fn logged_model_file(
         s.artifacts.open(&place)
     })
     .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
-        ],
-        stream_body(reader),
-    )
-        .into_response())
+    Ok(file_response(reader, size))
 }
 
 #[cfg(test)]

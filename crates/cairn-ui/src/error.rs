@@ -94,3 +94,13 @@ impl IntoResponse for PageError {
         (self.status, Html(body.into_string())).into_response()
     }
 }
+
+/// An experiment id from a page path: digits only, else the page is a 404.
+pub fn check_experiment_id(id: &str) -> Result<(), PageError> {
+    if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PageError::not_found(format!(
+            "No experiment with id '{id}'."
+        )));
+    }
+    Ok(())
+}

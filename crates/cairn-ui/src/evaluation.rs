@@ -1,7 +1,7 @@
 //! An experiment's evaluation datasets (MLflow 3's `mlflow.genai.datasets`): a list searched
 //! with MLflow's dataset grammar (records, digest, times, tags), and a dataset's page with its
 //! records (inputs, expectations, outputs, source, tags), paged.
-use crate::error::PageError;
+use crate::error::{check_experiment_id, PageError};
 use crate::format;
 use crate::layout::document;
 use crate::params::Params;
@@ -16,15 +16,6 @@ const DATASETS_PER_PAGE: u64 = 50;
 const RECORDS_PER_PAGE: u64 = 100;
 /// Characters of one cell's JSON shown before it is cut.
 const CELL_CHARS: usize = 300;
-
-fn check_experiment_id(id: &str) -> Result<(), PageError> {
-    if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PageError::not_found(format!(
-            "No experiment with id '{id}'."
-        )));
-    }
-    Ok(())
-}
 
 /// A JSON value in a cell: text as itself, anything else compact JSON, cut when long.
 fn cell(v: Option<&Value>) -> Markup {

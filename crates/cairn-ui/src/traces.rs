@@ -2,7 +2,7 @@
 //! grammar (state, latency, tokens when the trace records them, previews), and a trace's page
 //! with its span tree (timings drawn as bars, inputs, outputs, attributes and events of each
 //! span), tags, metadata and assessments.
-use crate::error::PageError;
+use crate::error::{check_experiment_id, PageError};
 use crate::format;
 use crate::layout::{document, kv_table, pre};
 use crate::params::Params;
@@ -49,15 +49,6 @@ fn cut(text: &str, chars: usize) -> String {
     } else {
         text.to_string()
     }
-}
-
-fn check_experiment_id(id: &str) -> Result<(), PageError> {
-    if id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PageError::not_found(format!(
-            "No experiment with id '{id}'."
-        )));
-    }
-    Ok(())
 }
 
 /// `GET /experiments/{id}/traces?filter=...&page_token=...`.

@@ -377,6 +377,66 @@ fn oversized_json_body_is_413_and_server_keeps_serving() {
     );
 }
 
+/// A body that arrives after its headers, sent to an endpoint that answers without reading
+/// it (unknown path, here): the server still reads it, so the keep-alive connection carries
+/// the client's next request (pooled clients failed with "peer disconnected" otherwise).
+#[test]
+fn a_late_body_to_an_unknown_endpoint_keeps_the_connection_usable() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let server = TestServer::start(bin(), None);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let body = b"{\"name\": \"late\"}";
+    write!(
+        stream,
+        "POST /api/2.0/mlflow/no/such/endpoint HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    // The headers go out alone; the body follows in its own segment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stream.write_all(body).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let read_reply = |reader: &mut BufReader<std::net::TcpStream>| -> (String, String) {
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        let mut length = 0usize;
+        let mut close = false;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            close |= lower.starts_with("connection: close");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut text = vec![0; length];
+        reader.read_exact(&mut text).unwrap();
+        assert!(!close, "the server closed the connection: {status}");
+        (status, String::from_utf8_lossy(&text).into_owned())
+    };
+    let (status, text) = read_reply(&mut reader);
+    assert!(status.contains(" 404 "), "{status}");
+    assert!(text.contains("ENDPOINT_NOT_FOUND"), "{text}");
+    write!(
+        stream,
+        "GET /api/2.0/mlflow/experiments/get?experiment_id=0 HTTP/1.1\r\nHost: {address}\r\n\r\n"
+    )
+    .unwrap();
+    let (status, text) = read_reply(&mut reader);
+    assert!(status.contains(" 200 "), "{status} {text}");
+    assert!(text.contains("Default"), "{text}");
+}
+
 #[test]
 fn symlinks_in_the_artifact_folder_are_not_followed() {
     let home = tempfile::tempdir().unwrap();

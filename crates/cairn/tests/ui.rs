@@ -48,6 +48,22 @@ fn ok(reply: (u16, Value)) -> Value {
 /// An experiment with three runs (params, metric histories with a spike, a tag, artifacts),
 /// a dataset version recorded with `cairn data add` and logged as the first run's input, and
 /// a registered ONNX model with two versions made by that run.
+/// Runs `cairn ARGS` in `dir` on the server's home; panics with its stderr if it fails.
+fn cairn_cli(server: &TestServer, dir: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .current_dir(dir)
+        .env("CAIRN_HOME", &server.home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cairn {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn seed(server: &TestServer) -> Fixture {
     let http = server.http();
     let data_dir = server.home.join("project");
@@ -55,17 +71,7 @@ fn seed(server: &TestServer) -> Fixture {
     // `cairn data add train.csv` in the project, on the server's home.
     let data_add = |contents: &str| {
         std::fs::write(data_dir.join("train.csv"), contents).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["data", "add", "train.csv"])
-            .current_dir(&data_dir)
-            .env("CAIRN_HOME", &server.home)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cairn_cli(server, &data_dir, &["data", "add", "train.csv"]);
     };
     data_add("a,b,c\n1,2,3\n4,5,6\n");
     let pointer = std::fs::read_to_string(data_dir.join("train.csv.cairn")).unwrap();
@@ -209,16 +215,15 @@ fn seed_monitoring(server: &TestServer) {
         csv.push_str(&format!("{v},{},{},0,0\n", 1.0 - v, v / 2.0));
     }
     std::fs::write(&reference, csv).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["monitor", "reference", "models:/ui-model/1"])
-        .arg(&reference)
-        .env("CAIRN_HOME", &server.home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    cairn_cli(
+        server,
+        &server.home,
+        &[
+            "monitor",
+            "reference",
+            "models:/ui-model/1",
+            reference.to_str().unwrap(),
+        ],
     );
     let http = server.http();
     let mut labels = Vec::new();
