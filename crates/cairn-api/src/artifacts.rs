@@ -222,39 +222,48 @@ pub fn proxied_root(artifact_uri: &str) -> Option<String> {
     Some(rest.trim_start_matches('/').to_string())
 }
 
-/// `GET /mlflow/artifacts/list?run_id=&path=`: paths relative to the run's artifact root.
-async fn list_for_run(State(s): State<AppState>, f: Fields) -> ApiResult {
-    let run_id = f.run_id()?;
-    let rel = f.opt_str("path")?.unwrap_or_default();
-    let sub = ArtifactPath::parse(&rel)?;
+/// The place under this proxy of `sub` inside the artifact root `uri`; `None` when the root
+/// lives elsewhere.
+fn place_in(uri: &str, sub: &ArtifactPath) -> cairn_core::Result<Option<ArtifactPath>> {
+    match proxied_root(uri) {
+        Some(root) => Ok(Some(ArtifactPath::parse(&root)?.join(sub))),
+        None => Ok(None),
+    }
+}
+
+/// A listing answer: `sub`'s entries under the root `uri`, paths relative to the root.
+async fn listing(s: AppState, uri: String, sub: ArtifactPath) -> ApiResult {
     let prefix = sub.as_string();
-    let (root_uri, entries) = blocking(move || {
-        let run = s.tracking.get_run(&run_id)?;
-        let uri = run.info.artifact_uri.clone();
-        let entries = match proxied_root(&uri) {
-            Some(root) => s.artifacts.list(&ArtifactPath::parse(&root)?.join(&sub))?,
+    let (uri, entries) = blocking(move || {
+        let entries = match place_in(&uri, &sub)? {
+            Some(place) => s.artifacts.list(&place)?,
             None => vec![],
         };
         Ok((uri, entries))
     })
     .await?;
     let mut body = entries_json(&entries, &prefix);
-    body["root_uri"] = root_uri.into();
+    body["root_uri"] = uri.into();
     reply(body)
 }
 
-/// The store-relative folder of a logged model's artifacts (behind this proxy), joined with
-/// `sub`; `None` when they live elsewhere.
+/// `GET /mlflow/artifacts/list?run_id=&path=`: paths relative to the run's artifact root.
+async fn list_for_run(State(s): State<AppState>, f: Fields) -> ApiResult {
+    let run_id = f.run_id()?;
+    let sub = ArtifactPath::parse(&f.opt_str("path")?.unwrap_or_default())?;
+    let tracking = s.tracking.clone();
+    let uri = blocking(move || Ok(tracking.get_run(&run_id)?.info.artifact_uri)).await?;
+    listing(s, uri, sub).await
+}
+
+/// A logged model's artifact root and the place of `sub` in it (see [`place_in`]).
 fn logged_model_place(
     s: &AppState,
     model_id: &str,
     sub: &ArtifactPath,
 ) -> cairn_core::Result<(String, Option<ArtifactPath>)> {
     let model = s.tracking.get_logged_model(model_id)?;
-    let place = match proxied_root(&model.artifact_uri) {
-        Some(root) => Some(ArtifactPath::parse(&root)?.join(sub)),
-        None => None,
-    };
+    let place = place_in(&model.artifact_uri, sub)?;
     Ok((model.artifact_uri, place))
 }
 
@@ -265,21 +274,10 @@ async fn list_for_logged_model(
     Path(model_id): Path<String>,
     f: Fields,
 ) -> ApiResult {
-    let rel = f.opt_str("artifact_directory_path")?.unwrap_or_default();
-    let sub = ArtifactPath::parse(&rel)?;
-    let prefix = sub.as_string();
-    let (root_uri, entries) = blocking(move || {
-        let (uri, place) = logged_model_place(&s, &model_id, &sub)?;
-        let entries = match place {
-            Some(place) => s.artifacts.list(&place)?,
-            None => vec![],
-        };
-        Ok((uri, entries))
-    })
-    .await?;
-    let mut body = entries_json(&entries, &prefix);
-    body["root_uri"] = root_uri.into();
-    reply(body)
+    let sub = ArtifactPath::parse(&f.opt_str("artifact_directory_path")?.unwrap_or_default())?;
+    let tracking = s.tracking.clone();
+    let uri = blocking(move || Ok(tracking.get_logged_model(&model_id)?.artifact_uri)).await?;
+    listing(s, uri, sub).await
 }
 
 /// `GET /mlflow/logged-models/{id}/artifacts/files?artifact_file_path=`: one file of a
