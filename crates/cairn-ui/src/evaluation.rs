@@ -3,11 +3,10 @@
 //! records (inputs, expectations, outputs, source, tags), paged.
 use crate::error::{check_experiment_id, PageError};
 use crate::format;
-use crate::layout::document;
+use crate::layout::{document, filter_form, filter_status};
 use crate::params::Params;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::Value;
@@ -57,11 +56,7 @@ pub async fn list(
     };
     let base = format!("/experiments/{id}/evaluation-datasets");
     let error = found.as_ref().err().map(|e| e.to_string());
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = filter_status(error.as_deref());
     let title = format!("Evaluation datasets of {}", experiment.name);
     let body = html! {
         h1 { (title) }
@@ -69,13 +64,7 @@ pub async fn list(
             a href=(format!("/experiments/{id}")) { "Runs" } " · "
             a href=(format!("/experiments/{id}/traces")) { "Traces" } " · Evaluation datasets"
         }
-        form.search #dataset-search method="get" action=(base) {
-            input type="search" name="filter" value=(filter) size="60"
-                placeholder="name LIKE 'qa%' and tags.team = 'search'"
-                aria-label="Filter evaluation datasets";
-            button { "Search" }
-            @if let Some(e) = &error { p.error #filter-error role="alert" { (e) } }
-        }
+        (filter_form("dataset-search", &base, &filter, "name LIKE 'qa%' and tags.team = 'search'", "Filter evaluation datasets", error.as_deref()))
         @match &found {
             Err(_) => p.muted { "Fix the filter to see datasets." },
             Ok(page) if page.items.is_empty() => p.muted {

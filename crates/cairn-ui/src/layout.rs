@@ -112,3 +112,31 @@ pub fn pre(text: &str) -> Markup {
 pub fn raw(markup: String) -> Markup {
     PreEscaped(markup)
 }
+
+/// A GET search box over a filter grammar (`filter`), the grammar's error shown beside it.
+pub fn filter_form(
+    form_id: &str,
+    action: &str,
+    filter: &str,
+    placeholder: &str,
+    label: &str,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        form.search id=(form_id) method="get" action=(action) {
+            input type="search" name="filter" value=(filter) size="60"
+                placeholder=(placeholder) aria-label=(label);
+            button { "Search" }
+            @if let Some(e) = error { p.error #filter-error role="alert" { (e) } }
+        }
+    }
+}
+
+/// A list page's status: 400 when its filter was refused, else 200.
+pub fn filter_status(error: Option<&str>) -> axum::http::StatusCode {
+    if error.is_some() {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    }
+}

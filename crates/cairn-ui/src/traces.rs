@@ -4,11 +4,10 @@
 //! span), tags, metadata and assessments.
 use crate::error::{check_experiment_id, PageError};
 use crate::format;
-use crate::layout::{document, kv_table, pre};
+use crate::layout::{document, filter_form, filter_status, kv_table, pre};
 use crate::params::Params;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use cairn_api::trace_analytics::attribute_value as any_value;
 use cairn_core::traces::{Span, TraceInfo, TraceState};
@@ -78,11 +77,7 @@ pub async fn list(
     };
     let base = format!("/experiments/{id}/traces");
     let error = found.as_ref().err().map(|e| e.to_string());
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = filter_status(error.as_deref());
     let title = format!("Traces of {}", experiment.name);
     let body = html! {
         h1 { (title) }
@@ -90,13 +85,7 @@ pub async fn list(
             a href=(format!("/experiments/{id}")) { "Runs" } " · Traces · "
             a href=(format!("/experiments/{id}/evaluation-datasets")) { "Evaluation datasets" }
         }
-        form.search #trace-search method="get" action=(base) {
-            input type="search" name="filter" value=(filter) size="60"
-                placeholder="trace.status = 'ERROR' and trace.execution_time_ms > 500"
-                aria-label="Filter traces";
-            button { "Search" }
-            @if let Some(e) = &error { p.error #filter-error role="alert" { (e) } }
-        }
+        (filter_form("trace-search", &base, &filter, "trace.status = 'ERROR' and trace.execution_time_ms > 500", "Filter traces", error.as_deref()))
         @match &found {
             Err(_) => p.muted { "Fix the filter to see traces." },
             Ok(page) if page.items.is_empty() => p.muted {
