@@ -8,48 +8,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_quality::drift::{DriftOptions, DriftReport};
-use cairn_quality::monitor::{
-    now_ms, parse_duration, window_metrics, AlertEvent, AlertState, Label, Labels, LoggedTensor,
-    MetricBucket, Monitor, Prediction, PredictionLog, Values, WindowDrift, DEFAULT_WINDOW_SECONDS,
+use cairn_monitor::{
+    now_ms, parse_duration, AlertEvent, Label, Live, LoggedTensor, MetricBucket, Values,
+    VersionGauges, WindowDrift, DEFAULT_WINDOW_SECONDS,
 };
+use cairn_quality::drift::DriftOptions;
 use cairn_serving::{NamedTensor, TensorData};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Posts an alert to a webhook; the binary provides the HTTP client.
-pub trait Notifier: Send + Sync {
-    /// Posts `body` as JSON to `url`; returns the HTTP status or why it failed.
-    fn post(&self, url: &str, body: &Value) -> Result<u16, String>;
-}
-
-/// What was last computed for one model version.
-#[derive(Default)]
-struct VersionGauges {
-    predictions: u64,
-    drift: Option<DriftReport>,
-    metrics: Option<MetricBucket>,
-}
-
-/// Monitoring of a server: the log, the monitoring folder, the gauges and alert state.
+/// Monitoring of a server, as the API serves it: [`Live`] (the log, the evaluation under a
+/// lease, alert state) plus the wire: gauges in Prometheus' format and the JSON endpoints.
 pub struct Monitoring {
-    monitor: Monitor,
-    log: Option<PredictionLog>,
-    window_seconds: u64,
-    retention_seconds: u64,
-    notifier: Option<Arc<dyn Notifier>>,
-    gauges: Mutex<BTreeMap<(String, String), VersionGauges>>,
-    alerts: Mutex<AlertState>,
-    evaluations: AtomicU64,
-    next_id: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    live: Arc<Live>,
 }
 
 fn values_of(data: &TensorData) -> Values {
@@ -76,42 +50,21 @@ pub(crate) fn logged(tensors: &[NamedTensor]) -> Vec<LoggedTensor> {
 }
 
 impl Monitoring {
-    /// Monitoring on `monitor`'s folder; `log` is where served predictions go (none: not
-    /// logged); gauges and alerts look back `window_seconds`; logged predictions older than
-    /// `retention_seconds` are deleted.
-    pub fn new(
-        monitor: Monitor,
-        log: Option<PredictionLog>,
-        window_seconds: u64,
-        retention_seconds: u64,
-        notifier: Option<Arc<dyn Notifier>>,
-    ) -> Monitoring {
-        let alerts = AlertState::from_events(&monitor.alert_events().unwrap_or_default());
+    /// Serves `live`.
+    pub fn new(live: Live) -> Monitoring {
         Monitoring {
-            monitor,
-            log,
-            window_seconds: window_seconds.max(1),
-            retention_seconds: retention_seconds.max(1),
-            notifier,
-            gauges: Mutex::default(),
-            alerts: Mutex::new(alerts),
-            evaluations: AtomicU64::new(0),
-            next_id: AtomicU64::new(0),
+            live: Arc::new(live),
         }
     }
 
-    /// The id an answered request is logged under: the caller's (`given`, when not empty),
-    /// or one unique to this server (start time and a counter). `None` when nothing is logged.
+    /// The live monitoring underneath.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    /// The id an answered request is logged under (see [`Live::request_id`]).
     pub fn request_id(&self, given: Option<&str>) -> Option<String> {
-        static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-        self.log.as_ref()?;
-        Some(match given.filter(|id| !id.is_empty()) {
-            Some(id) => id.to_owned(),
-            None => {
-                let started = *STARTED.get_or_init(now_ms);
-                format!("{started:x}-{}", self.next_id.fetch_add(1, Relaxed))
-            }
-        })
+        self.live.request_id(given)
     }
 
     /// Queues one answered request for the log; never blocks or fails the request.
@@ -124,173 +77,29 @@ impl Monitoring {
         inputs: Vec<LoggedTensor>,
         outputs: &[NamedTensor],
     ) {
-        if let Some(log) = &self.log {
-            log.record(Prediction {
-                request_id,
-                model: model.to_owned(),
-                version: version.to_owned(),
-                timestamp_ms: now_ms(),
-                latency_us: latency.as_micros().min(i64::MAX as u128) as i64,
-                inputs,
-                outputs: logged(outputs),
-            });
+        if self.live.log().is_some() {
+            self.live
+                .record(request_id, model, version, latency, inputs, logged(outputs));
         }
     }
 
     /// Writes the predictions queued so far. Blocks.
     pub fn flush(&self) {
-        if let Some(log) = &self.log {
-            log.flush();
-        }
+        self.live.flush();
+    }
+
+    /// One evaluation, when this replica holds the lease (see [`Live::evaluate`]). Blocks.
+    pub fn evaluate(&self) -> bool {
+        self.live.evaluate()
+    }
+
+    /// Runs evaluations periodically on a thread of their own.
+    pub fn spawn_evaluator(self: Arc<Self>) {
+        self.live.clone().spawn_evaluator();
     }
 
     fn window(&self, seconds: u64) -> (i64, i64) {
-        let to = now_ms() + 1;
-        (to - (seconds as i64).saturating_mul(1000), to)
-    }
-
-    /// One evaluation: drift and metrics of every version with a reference over the
-    /// window, the gauges updated, alert rules checked (firings recorded and posted). Blocks.
-    pub fn evaluate(&self) {
-        self.flush();
-        if let Some(log) = &self.log {
-            let failed = log
-                .counters()
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
-            if let Some(e) = failed {
-                tracing::error!(error = %e, "prediction log file not written");
-            }
-        }
-        let (expired, _) = self.window(self.retention_seconds);
-        if let Err(e) = self.monitor.prune_predictions(expired) {
-            tracing::warn!(error = %e, "old predictions not deleted");
-        }
-        let versions = self.monitor.referenced_versions().unwrap_or_default();
-        let (from, to) = self.window(self.window_seconds);
-        let mut computed = BTreeMap::new();
-        // Read once per evaluation, not once per version.
-        let labels = if versions.is_empty() {
-            Labels::default()
-        } else {
-            self.monitor.labels().unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "labels not read");
-                Labels::default()
-            })
-        };
-        for (model, version) in &versions {
-            let window = match self.monitor.window(model, version, from, to) {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::warn!(model, version, error = %e, "prediction log not read");
-                    continue;
-                }
-            };
-            let predictions = window.rows;
-            let drift = self
-                .monitor
-                .window_drift(model, version, &window, &DriftOptions::default())
-                .ok()
-                .map(|d| d.report);
-            // A sampled window holds only some rows: metrics then stream every row again.
-            let metrics = if window.rows > window.keys.len() as u64 {
-                self.monitor
-                    .metrics_with_labels(model, version, from, to, to - from, &labels)
-            } else {
-                window_metrics(&window, to - from, &labels)
-            };
-            let metrics = metrics
-                .ok()
-                .and_then(|b| b.into_iter().next())
-                .filter(|b| b.labeled > 0);
-            computed.insert(
-                (model.clone(), version.clone()),
-                VersionGauges {
-                    predictions,
-                    drift,
-                    metrics,
-                },
-            );
-        }
-        let rules = match self.monitor.alert_rules() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "alert rules not read");
-                Vec::new()
-            }
-        };
-        let mut events = Vec::new();
-        for rule in &rules {
-            for (model, version) in versions.iter().filter(|(m, v)| rule.watches(m, v)) {
-                let default_window = rule.window_seconds == self.window_seconds;
-                let (value, window) = match computed.get(&(model.clone(), version.clone())) {
-                    Some(g) if default_window => (
-                        rule.metric.value(g.drift.as_ref(), g.metrics.as_ref()),
-                        (from, to),
-                    ),
-                    _ => {
-                        let (f, t) = self.window(rule.window_seconds);
-                        let value = if rule.metric.needs_labels() {
-                            let m = self.monitor.metrics(model, version, f, t, t - f).ok();
-                            rule.metric.value(None, m.as_ref().and_then(|b| b.first()))
-                        } else {
-                            let d = self
-                                .monitor
-                                .drift(model, version, f, t, &DriftOptions::default())
-                                .ok();
-                            rule.metric.value(d.as_ref().map(|d| &d.report), None)
-                        };
-                        (value, (f, t))
-                    }
-                };
-                let Some(value) = value else { continue };
-                let event = lock(&self.alerts).observe(rule, version, value, window);
-                if let Some(mut event) = event {
-                    if let (Some(url), Some(notifier)) = (&rule.webhook, &self.notifier) {
-                        event.webhook = Some(match notifier.post(url, &event_json(&event)) {
-                            Ok(status) => status.to_string(),
-                            Err(e) => e,
-                        });
-                    }
-                    events.push(event);
-                }
-            }
-        }
-        for event in &events {
-            tracing::info!(
-                alert = event.alert,
-                state = event.state,
-                model = event.model,
-                version = event.version,
-                value = event.value,
-                "alert"
-            );
-            if let Err(e) = self.monitor.record_alert(event) {
-                tracing::error!(error = %e, "alert not recorded");
-            }
-        }
-        *lock(&self.gauges) = computed;
-        self.evaluations.fetch_add(1, Relaxed);
-    }
-
-    /// Runs [`Monitoring::evaluate`] every `interval` on the blocking pool.
-    pub fn spawn_evaluator(self: Arc<Self>, interval: Duration) {
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let me = self.clone();
-                if tokio::task::spawn_blocking(move || me.evaluate())
-                    .await
-                    .is_err()
-                {
-                    tracing::error!("monitoring evaluation failed");
-                }
-            }
-        });
+        self.live.recent(Some(seconds))
     }
 
     /// The gauges in Prometheus' text format.
@@ -302,7 +111,7 @@ impl Monitoring {
                 let _ = writeln!(out, "{name}{l}");
             }
         };
-        if let Some(log) = &self.log {
+        if let Some(log) = self.live.log() {
             let c = log.counters();
             for (name, help, value) in [
                 ("cairn_prediction_log_records_total", "Predictions queued for the prediction log.", c.accepted.load(Relaxed)),
@@ -317,9 +126,9 @@ impl Monitoring {
             "cairn_monitor_evaluations_total",
             "counter",
             "Monitoring evaluations run.",
-            vec![format!(" {}", self.evaluations.load(Relaxed))],
+            vec![format!(" {}", self.live.evaluations())],
         );
-        let gauges = lock(&self.gauges);
+        let gauges = self.live.gauges();
         let label = |m: &str, v: &str| format!("model=\"{}\",version=\"{}\"", escape(m), escape(v));
         let per_version = |f: &dyn Fn(&VersionGauges) -> Option<f64>| -> Vec<String> {
             gauges
@@ -406,13 +215,15 @@ impl Monitoring {
                 per_version(&|g| g.metrics.as_ref().and_then(pick)),
             );
         }
-        let firing: Vec<String> = lock(&self.alerts)
-            .states()
+        let firing: Vec<String> = self
+            .live
+            .alert_states()
+            .into_iter()
             .map(|((a, m, v), f)| {
                 format!(
                     "{{alert=\"{}\",{}}} {}",
-                    escape(a),
-                    label(m, v),
+                    escape(&a),
+                    label(&m, &v),
                     u8::from(f)
                 )
             })
@@ -431,6 +242,17 @@ fn event_json(e: &AlertEvent) -> Value {
     serde_json::to_value(e).unwrap_or(Value::Null)
 }
 
+fn store_error(e: cairn_monitor::Error) -> ApiError {
+    match e {
+        cairn_monitor::Error::Invalid(m) if m.contains("has no training reference") => {
+            ApiError::new(StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m)
+        }
+        cairn_monitor::Error::Invalid(m) => ApiError::invalid(m),
+        cairn_monitor::Error::Store(e) => ApiError::from(e),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
 /// A window's drift report as JSON: `cairn drift`'s report plus the model version and window.
 pub fn window_drift_json(model: &str, version: &str, d: &WindowDrift) -> Value {
     let mut body = cairn_quality::report::drift_json(&d.report);
@@ -439,19 +261,9 @@ pub fn window_drift_json(model: &str, version: &str, d: &WindowDrift) -> Value {
     body["window"] = json!({
         "seconds": (d.to_ms - d.from_ms) / 1000, "from_ms": d.from_ms, "to_ms": d.to_ms,
         // Past the sample size, drift is computed on a uniform sample of the rows.
-        "rows": d.rows, "sampled_rows": d.rows.min(cairn_quality::monitor::WINDOW_SAMPLE_ROWS as u64),
+        "rows": d.rows, "sampled_rows": d.rows.min(cairn_monitor::WINDOW_SAMPLE_ROWS as u64),
     });
     body
-}
-
-fn quality_error(e: cairn_quality::Error) -> ApiError {
-    match e {
-        cairn_quality::Error::Invalid(m) if m.contains("has no training reference") => {
-            ApiError::new(StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", m)
-        }
-        cairn_quality::Error::Invalid(m) => ApiError::invalid(m),
-        other => ApiError::internal(other.to_string()),
-    }
 }
 
 /// Monitoring queries read whole windows of logged predictions: at most this many run at once,
@@ -475,10 +287,13 @@ async fn off_runtime<T: Send + 'static>(
 fn window_of(m: &Monitoring, f: &Fields, name: &str) -> Result<(i64, i64), ApiError> {
     let seconds = match f.opt_str(name)? {
         Some(w) => parse_duration(&w).map_err(|e| ApiError::invalid(format!("{name}: {e}")))?,
-        None => m.window_seconds,
+        None => m.live.window_seconds(),
     };
     Ok(m.window(seconds))
 }
+
+/// Most alert events the alerts endpoint answers with (the newest).
+const MAX_EVENTS: usize = 1_000;
 
 /// Longest model name or version the monitoring endpoints take (the registry's own limit).
 const MAX_NAME_BYTES: usize = 256;
@@ -507,7 +322,7 @@ async fn drift(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Value
 impl Monitoring {
     /// The window of `seconds` (the server's window when `None`) ending now, in ms.
     pub fn recent(&self, seconds: Option<u64>) -> (i64, i64) {
-        self.window(seconds.unwrap_or(self.window_seconds))
+        self.live.recent(seconds)
     }
 
     /// Drift of a version's logged inputs in `[from, to)` against its training reference, as
@@ -521,9 +336,10 @@ impl Monitoring {
     ) -> Result<Value, ApiError> {
         self.flush();
         let d = self
-            .monitor
+            .live
+            .monitor()
             .drift(name, version, from, to, &DriftOptions::default())
-            .map_err(quality_error)?;
+            .map_err(store_error)?;
         Ok(window_drift_json(name, version, &d))
     }
 
@@ -538,9 +354,10 @@ impl Monitoring {
     ) -> Result<Value, ApiError> {
         self.flush();
         let buckets = self
-            .monitor
+            .live
+            .monitor()
             .metrics(name, version, from, to, bucket_seconds as i64 * 1000)
-            .map_err(quality_error)?;
+            .map_err(store_error)?;
         Ok(json!({
             "model": name, "version": version,
             "buckets": buckets.iter().map(bucket_json).collect::<Vec<_>>(),
@@ -549,12 +366,17 @@ impl Monitoring {
 
     /// Alert rules (with where they fire) and every event, as the alerts endpoint answers.
     pub fn alerts_json(&self) -> Result<Value, ApiError> {
-        let rules = self.monitor.alert_rules().map_err(quality_error)?;
-        let events = self.monitor.alert_events().map_err(quality_error)?;
-        let firing: Vec<(String, String, String)> = lock(&self.alerts)
-            .states()
+        let monitor = self.live.monitor();
+        let rules = monitor.alert_rules().map_err(store_error)?;
+        let events = monitor
+            .alert_events(Some(MAX_EVENTS))
+            .map_err(store_error)?;
+        let firing: Vec<(String, String, String)> = self
+            .live
+            .alert_states()
+            .into_iter()
             .filter(|(_, f)| *f)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k)
             .collect();
         Ok(json!({
             "rules": rules.iter().map(|r| json!({
@@ -575,16 +397,18 @@ impl Monitoring {
         &self,
         model: &str,
         version: &str,
-    ) -> Result<Option<cairn_quality::monitor::Reference>, ApiError> {
-        self.monitor
+    ) -> Result<Option<cairn_monitor::Reference>, ApiError> {
+        self.live
+            .monitor()
             .reference(model, version)
-            .map_err(quality_error)
+            .map_err(store_error)
     }
 
     /// The model versions the last evaluation looked at, with their logged predictions in
     /// the window.
     pub fn monitored(&self) -> Vec<(String, String, u64)> {
-        lock(&self.gauges)
+        self.live
+            .gauges()
             .iter()
             .map(|((m, v), g)| (m.clone(), v.clone(), g.predictions))
             .collect()
@@ -645,7 +469,8 @@ async fn labels(State(m): State<Arc<Monitoring>>, f: Fields) -> Result<Json<Valu
     }
     let count = labels.len();
     off_runtime(move || {
-        m.monitor
+        m.live
+            .monitor()
             .record_labels(&labels)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(Json(json!({ "recorded": count })))

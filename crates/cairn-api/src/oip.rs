@@ -608,7 +608,7 @@ async fn run_inference(
 }
 
 /// Inputs (already converted for the log) and outputs of an answered request.
-pub(crate) type Tensors = (Vec<cairn_quality::monitor::LoggedTensor>, Vec<NamedTensor>);
+pub(crate) type Tensors = (Vec<cairn_monitor::LoggedTensor>, Vec<NamedTensor>);
 
 /// Answers one request; with `keep`, also returns its input and output tensors.
 async fn answer(

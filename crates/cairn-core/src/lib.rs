@@ -14,6 +14,7 @@ pub mod evaluation;
 pub mod ids;
 pub mod lineage;
 pub mod model;
+pub mod monitoring;
 pub mod paths;
 pub mod registry;
 pub mod search;
@@ -26,6 +27,7 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use evaluation::Evaluation;
+pub use monitoring::MonitoringStore;
 pub use registry::Registry;
 pub use store::{
     ArtifactEntry, ArtifactStore, DatasetStore, EvaluationStore, ExperimentLocation,

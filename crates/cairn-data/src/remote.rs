@@ -98,6 +98,31 @@ impl Config {
     }
 }
 
+/// The bucket an `s3://bucket/prefix` URL names, reached with the usual `AWS_*` variables
+/// (credentials, `AWS_REGION`, and `AWS_ENDPOINT_URL` for MinIO or moto), and the prefix with
+/// no leading or trailing `/`. Used by remotes and by the server's artifact store.
+pub fn s3_from_env(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{url}: not an s3:// URL"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{url}: no bucket"));
+    }
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        .unwrap_or_default();
+    if endpoint.starts_with("http://") {
+        builder = builder.with_allow_http(true);
+    }
+    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+        builder = builder.with_region("us-east-1");
+    }
+    let store = builder.build().map_err(|e| e.to_string())?;
+    Ok((Arc::new(store), prefix.trim_matches('/').to_string()))
+}
+
 /// An opened remote.
 pub struct Remote {
     name: String,
@@ -124,27 +149,11 @@ impl Remote {
             remote: name.to_string(),
             message,
         };
-        if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(fail(format!("{url}: no bucket")));
-            }
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let endpoint = std::env::var("AWS_ENDPOINT_URL")
-                .or_else(|_| std::env::var("AWS_ENDPOINT"))
-                .unwrap_or_default();
-            if endpoint.starts_with("http://") {
-                builder = builder.with_allow_http(true);
-            }
-            if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err()
-            {
-                builder = builder.with_region("us-east-1");
-            }
-            let store = builder.build().map_err(|e| fail(e.to_string()))?;
-            let prefix = prefix.trim_matches('/');
+        if url.starts_with("s3://") {
+            let (store, prefix) = s3_from_env(url).map_err(fail)?;
             return Ok(Remote {
                 name: name.to_string(),
-                store: Arc::new(store),
+                store,
                 prefix: if prefix.is_empty() {
                     String::new()
                 } else {

@@ -907,10 +907,9 @@ pub fn psi(reference: &[f64], current: &[f64]) -> f64 {
 const REFERENCE_MAGIC: &[u8] = b"CAIRN-REFERENCE-1\n";
 
 impl Dataset {
-    /// Stores the collected reference (sorted numbers, label counts) so later comparisons
-    /// need not reread or re-sort the original data. Written to a temporary file and renamed.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        use std::io::Write;
+    /// The collected reference (sorted numbers, label counts) as bytes, so later comparisons
+    /// need not reread or re-sort the original data.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let header = serde_json::json!({
             "rows": self.rows,
             "columns": self.columns.iter().map(|(name, s)| match s {
@@ -923,6 +922,32 @@ impl Dataset {
             }).collect::<Vec<_>>(),
         });
         let header = serde_json::to_vec(&header).map_err(|e| Error::Invalid(e.to_string()))?;
+        let numbers: usize = self
+            .columns
+            .iter()
+            .map(|(_, s)| match s {
+                Sample::Numbers { values, .. } => values.len(),
+                Sample::Labels { .. } => 0,
+            })
+            .sum();
+        let mut out = Vec::with_capacity(REFERENCE_MAGIC.len() + 8 + header.len() + numbers * 8);
+        out.extend_from_slice(REFERENCE_MAGIC);
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        for (_, s) in &self.columns {
+            if let Sample::Numbers { values, .. } = s {
+                for v in values {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores [`Dataset::to_bytes`] in a file: written to a temporary file and renamed.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        let bytes = self.to_bytes()?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -934,18 +959,9 @@ impl Dataset {
                 .unwrap_or("reference")
         ));
         let write = || -> std::io::Result<()> {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            f.write_all(REFERENCE_MAGIC)?;
-            f.write_all(&(header.len() as u64).to_le_bytes())?;
-            f.write_all(&header)?;
-            for (_, s) in &self.columns {
-                if let Sample::Numbers { values, .. } = s {
-                    for v in values {
-                        f.write_all(&v.to_le_bytes())?;
-                    }
-                }
-            }
-            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
             std::fs::rename(&tmp, path)
         };
         write().map_err(|e| {
@@ -967,12 +983,12 @@ impl Dataset {
     /// Loads a reference stored by [`Dataset::save`].
     pub fn load(path: &Path) -> Result<Dataset> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let bad = |what: &str| {
-            Error::Invalid(format!(
-                "{}: not a stored reference ({what})",
-                path.display()
-            ))
-        };
+        Dataset::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Reads [`Dataset::to_bytes`] back; `what` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Dataset> {
+        let bad = |why: &str| Error::Invalid(format!("{what}: not a stored reference ({why})"));
         let rest = bytes
             .strip_prefix(REFERENCE_MAGIC)
             .ok_or_else(|| bad("wrong header"))?;

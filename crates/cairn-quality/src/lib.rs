@@ -9,7 +9,6 @@
 pub mod drift;
 mod error;
 pub mod ks;
-pub mod monitor;
 pub mod profile;
 pub mod report;
 pub mod special;

@@ -8,6 +8,8 @@ pub(crate) enum Val {
     Int(i64),
     Real(f64),
     Text(String),
+    /// Bytes (BLOB on SQLite, BYTEA on PostgreSQL).
+    Blob(Vec<u8>),
 }
 
 impl Val {
@@ -16,7 +18,15 @@ impl Val {
             Val::Text(s) => s.clone(),
             Val::Int(i) => i.to_string(),
             Val::Real(f) => f.to_string(),
+            Val::Blob(b) => String::from_utf8_lossy(b).into_owned(),
             Val::Null => String::new(),
+        }
+    }
+    /// The bytes of a BLOB (or of text).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Val::Blob(b) => b,
+            other => other.text().into_bytes(),
         }
     }
     pub fn opt_text(&self) -> Option<String> {
@@ -30,7 +40,7 @@ impl Val {
             Val::Int(i) => *i,
             Val::Real(f) => *f as i64,
             Val::Text(s) => s.parse().unwrap_or(0),
-            Val::Null => 0,
+            Val::Null | Val::Blob(_) => 0,
         }
     }
     pub fn opt_int(&self) -> Option<i64> {
@@ -44,7 +54,7 @@ impl Val {
             Val::Real(f) => *f,
             Val::Int(i) => *i as f64,
             Val::Text(s) => s.parse().unwrap_or(f64::NAN),
-            Val::Null => f64::NAN,
+            Val::Null | Val::Blob(_) => f64::NAN,
         }
     }
 }

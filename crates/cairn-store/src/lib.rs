@@ -1,6 +1,6 @@
 //! Storage for Cairn: the [`SqlStore`] implements `cairn_core::TrackingStore` on SQLite (the
-//! embedded default, WAL mode) and on PostgreSQL, and [`LocalArtifactStore`] keeps artifact
-//! bytes in a folder with atomic writes.
+//! embedded default, WAL mode) and on PostgreSQL; [`LocalArtifactStore`] keeps artifact
+//! bytes in a folder with atomic writes, [`ObjectArtifactStore`] in an S3-compatible bucket.
 //!
 //! Both SQL dialects share one implementation of the store logic ([`SqlStore`]) over a narrow
 //! internal transaction trait; what differs (connections, placeholders, DDL) stays in
@@ -12,6 +12,8 @@ mod auth;
 mod datasets;
 mod db;
 mod evaluation;
+mod monitoring;
+mod object_artifacts;
 mod pool;
 mod postgres;
 mod registry;
@@ -20,6 +22,7 @@ mod traces;
 mod tracking;
 
 pub use artifacts::LocalArtifactStore;
+pub use object_artifacts::{ObjectArtifactStore, PART as OBJECT_PART_BYTES};
 pub use tracking::SqlStore;
 
 /// Opens the store a backend URI names: `sqlite:///path/to/file.db` (or `sqlite://:memory:`)

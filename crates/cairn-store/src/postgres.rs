@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/postgres/0005_auth.sql")),
     (6, include_str!("migrations/postgres/0006_traces.sql")),
     (7, include_str!("migrations/postgres/0007_evaluation.sql")),
+    (8, include_str!("migrations/postgres/0008_monitoring.sql")),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.
@@ -99,6 +100,7 @@ impl ToSql for Val {
             (Val::Real(f), &Type::INT8) => (*f as i64).to_sql(ty, out),
             (Val::Text(s), &Type::INT8) => s.parse::<i64>()?.to_sql(ty, out),
             (Val::Text(s), &Type::FLOAT8) => s.parse::<f64>()?.to_sql(ty, out),
+            (Val::Blob(b), _) => b.as_slice().to_sql(ty, out),
             (v, _) => v.text().to_sql(ty, out),
         }
     }
@@ -128,6 +130,9 @@ fn read_row(row: &postgres::Row) -> Result<Row> {
             Type::FLOAT4 => row
                 .try_get::<_, Option<f32>>(i)
                 .map(|v| v.map(|x| Val::Real(x.into()))),
+            Type::BYTEA => row
+                .try_get::<_, Option<Vec<u8>>>(i)
+                .map(|v| v.map(Val::Blob)),
             _ => row
                 .try_get::<_, Option<String>>(i)
                 .map(|v| v.map(Val::Text)),

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/sqlite/0005_auth.sql")),
     (6, include_str!("migrations/sqlite/0006_traces.sql")),
     (7, include_str!("migrations/sqlite/0007_evaluation.sql")),
+    (8, include_str!("migrations/sqlite/0008_monitoring.sql")),
 ];
 const READERS: usize = 4;
 
@@ -118,6 +119,7 @@ impl rusqlite::ToSql for Val {
             Val::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
             Val::Real(f) => ToSqlOutput::Owned(Value::Real(*f)),
             Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })
     }
 }
@@ -127,7 +129,8 @@ fn from_ref(v: ValueRef<'_>) -> Val {
         ValueRef::Null => Val::Null,
         ValueRef::Integer(i) => Val::Int(i),
         ValueRef::Real(f) => Val::Real(f),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Val::Blob(b.to_vec()),
     }
 }
 

@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use cairn_api::monitoring::Monitoring;
 use cairn_core::auth::{Permission, ResourceType};
-use cairn_quality::monitor::parse_duration;
+use cairn_monitor::parse_duration;
 use maud::{html, Markup, PreEscaped};
 use serde_json::Value;
 use std::collections::HashMap;

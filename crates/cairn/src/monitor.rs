@@ -1,16 +1,25 @@
 //! `cairn monitor`: training references, drift and label metrics of served model versions,
-//! and alert rules, read from the home's monitoring folder (`<home>/monitoring`), where
-//! `cairn server` logs the predictions it serves.
+//! and alert rules: predictions read from the home's monitoring folder (`<home>/monitoring`),
+//! where `cairn server` logs the ones it serves, and references, labels and rules from the
+//! metadata store.
 use crate::data::when_to_the_second as when;
 use anyhow::{bail, Context};
+use cairn_monitor::{now_ms, parse_duration, AlertRule, Monitor};
 use cairn_quality::drift::DriftOptions;
-use cairn_quality::monitor::{now_ms, parse_duration, AlertRule, Monitor};
 use cairn_quality::report::drift_html;
 use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct MonitorArgs {
+    /// Metadata store holding references, labels and alert rules: the server's
+    /// `--backend-store-uri`. Default: the home's SQLite file.
+    #[arg(long, env = "CAIRN_BACKEND_STORE_URI", global = true)]
+    backend_store_uri: Option<String>,
+    /// Where the server writes its prediction log (its `--prediction-log-destination`).
+    /// Default: `<home>/monitoring`.
+    #[arg(long, global = true)]
+    prediction_log_destination: Option<PathBuf>,
     #[command(subcommand)]
     command: MonitorCommand,
 }
@@ -83,6 +92,13 @@ enum MonitorCommand {
         #[arg(long)]
         webhook: Option<String>,
     },
+    /// Add (or replace, by name) every rule of a YAML file (`alerts:` list of rules with
+    /// `name`, `model`, `version`, `metric`, `above` or `below`, `window`, `webhook`): all
+    /// checked before any is saved.
+    AlertImport {
+        /// The rules file (an `alerts.yaml` of earlier Cairn versions works as it is).
+        file: PathBuf,
+    },
     /// The alert rules and every firing and resolution recorded.
     Alerts {
         /// Print JSON.
@@ -126,7 +142,13 @@ fn window_ms(text: &str) -> anyhow::Result<(i64, i64)> {
 
 pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
     let home = crate::home_dir();
-    let monitor = Monitor::open(&home.join("monitoring"))?;
+    let store = crate::server::metadata_store(args.backend_store_uri.as_deref(), &home)?;
+    let logs = crate::server::open_destination(
+        "--prediction-log-destination",
+        args.prediction_log_destination.as_deref(),
+        &home.join("monitoring"),
+    )?;
+    let monitor = Monitor::open(logs, store);
     match args.command {
         MonitorCommand::Reference {
             model,
@@ -257,13 +279,18 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
             )?;
             monitor.add_alert_rule(rule)?;
             println!(
-                "Alert {name:?} saved in {}",
-                monitor.root().join("alerts.yaml").display()
+                "Alert {name:?} saved; servers on this metadata store use it from their next evaluation"
             );
+        }
+        MonitorCommand::AlertImport { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let n = monitor.add_alert_rules_from(&text, &file.display().to_string())?;
+            println!("{n} alert rules saved from {}", file.display());
         }
         MonitorCommand::Alerts { json } => {
             let rules = monitor.alert_rules()?;
-            let events = monitor.alert_events()?;
+            let events = monitor.alert_events(None)?;
             if json {
                 println!(
                     "{}",

@@ -425,7 +425,7 @@ fn traffic(shifted: bool) -> (Vec<[f64; 4]>, Vec<f64>) {
 struct Watched {
     /// Per phase (training-like, then shifted): the drift report and the labels' accuracy.
     phases: Vec<(Value, Option<f64>)>,
-    alert: Option<cairn_quality::monitor::AlertEvent>,
+    alert: Option<cairn_monitor::AlertEvent>,
     gauge: String,
 }
 
@@ -438,8 +438,8 @@ fn watch(
     version: &str,
     monitoring: &cairn_api::monitoring::Monitoring,
 ) -> anyhow::Result<Watched> {
-    use cairn_quality::monitor::{AlertRule, Monitor};
-    let monitor = Monitor::open(&std::fs::canonicalize(home)?.join("monitoring"))?;
+    use cairn_monitor::AlertRule;
+    let monitor = monitoring.live().monitor();
     monitor.set_reference(
         MODEL_NAME,
         version,
@@ -487,7 +487,7 @@ fn watch(
     }
     monitoring.evaluate();
     let alert = monitor
-        .alert_events()?
+        .alert_events(None)?
         .into_iter()
         .rev()
         .find(|e| e.alert == "quickstart-drift" && e.version == version);
@@ -572,7 +572,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     };
     let built = server::build_blocking(server_args, home.clone()).await?;
     let monitoring = built.monitoring.clone();
-    monitoring.clone().spawn_evaluator(built.monitor_interval);
+    monitoring.clone().spawn_evaluator();
     let listener = match server::bind(&args.host, args.port).await {
         Ok(l) => l,
         Err(_) => {

@@ -225,10 +225,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let home = crate::home_dir();
     std::fs::create_dir_all(&home)
         .with_context(|| format!("cannot create home {}", home.display()))?;
-    let monitoring = args.monitoring.open(&std::fs::canonicalize(&home)?)?;
-    monitoring
-        .clone()
-        .spawn_evaluator(args.monitoring.interval());
+    let home = std::fs::canonicalize(&home)?;
+    let store = {
+        let home = home.clone();
+        tokio::task::spawn_blocking(move || crate::server::metadata_store(None, &home)).await??
+    };
+    let monitoring = args.monitoring.open(&home, store)?;
+    monitoring.clone().spawn_evaluator();
     let serving = Serving {
         models: Arc::new(StaticModels(vec![served])),
         metrics: Arc::default(),

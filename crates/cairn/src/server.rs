@@ -3,8 +3,9 @@ use anyhow::Context;
 use cairn_api::guard::AllowedHosts;
 use cairn_api::listen::ConnectionLimits;
 use cairn_api::{ApiOptions, AppState};
+use cairn_core::ArtifactStore;
 use cairn_core::{Registry, Tracking};
-use cairn_store::{LocalArtifactStore, SqlStore};
+use cairn_store::{LocalArtifactStore, ObjectArtifactStore, SqlStore};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +23,8 @@ pub struct ServerArgs {
     /// Default: `sqlite:///<home>/cairn.db`.
     #[arg(long, env = "CAIRN_BACKEND_STORE_URI")]
     pub backend_store_uri: Option<String>,
-    /// Folder for proxied artifacts. Default: `<home>/artifacts`.
+    /// Where proxied artifacts live: a folder, or `s3://bucket/prefix` (credentials, region
+    /// and endpoint from the usual `AWS_*` variables). Default: `<home>/artifacts`.
     #[arg(long)]
     pub artifacts_destination: Option<PathBuf>,
     /// Require a user for every request (HTTP Basic or a token, as the MLflow client sends
@@ -185,6 +187,10 @@ pub struct MonitoringArgs {
     /// Logged predictions older than this are deleted (like 7d, 30d).
     #[arg(long, default_value = PREDICTION_LOG_RETENTION)]
     pub prediction_log_retention: String,
+    /// Where the prediction log's Parquet files go: a folder, or `s3://bucket/prefix` (shared
+    /// by replicas). Default: `<home>/monitoring`.
+    #[arg(long)]
+    pub prediction_log_destination: Option<PathBuf>,
 }
 
 impl Default for MonitoringArgs {
@@ -196,33 +202,65 @@ impl Default for MonitoringArgs {
             monitor_interval_secs: MONITOR_INTERVAL_SECS,
             monitor_window: MONITOR_WINDOW.into(),
             prediction_log_retention: PREDICTION_LOG_RETENTION.into(),
+            prediction_log_destination: None,
         }
     }
 }
 
-/// Posts alerts with a short timeout, so a slow receiver cannot stall evaluations.
+/// Posts alerts with a short timeout (on the monitor's webhook thread, never the evaluation's).
 struct WebhookClient(ureq::Agent);
 
-impl cairn_api::monitoring::Notifier for WebhookClient {
-    fn post(&self, url: &str, body: &serde_json::Value) -> Result<u16, String> {
+impl cairn_monitor::Notifier for WebhookClient {
+    fn post(&self, url: &str, body: &str) -> Result<u16, String> {
         self.0
             .post(url)
             .header("content-type", "application/json")
-            .send(body.to_string())
+            .send(body)
             .map(|r| r.status().as_u16())
             .map_err(|e| format!("webhook failed: {e}"))
     }
 }
 
+/// A name for this process in leases: host, process id and start time, so two replicas (or a
+/// restarted one) never share one.
+fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "cairn".into());
+    format!(
+        "{host}-{}-{:x}",
+        std::process::id(),
+        cairn_core::now_millis()
+    )
+}
+
 impl MonitoringArgs {
-    /// Monitoring on `<home>/monitoring`, logging predictions unless turned off.
-    pub fn open(&self, home: &Path) -> anyhow::Result<Arc<cairn_api::monitoring::Monitoring>> {
-        use cairn_quality::monitor::{parse_duration, LogOptions, Monitor, PredictionLog};
+    /// Monitoring with its prediction log in `--prediction-log-destination` (unless turned
+    /// off) and its shared state in `state`.
+    pub fn open(
+        &self,
+        home: &Path,
+        state: Arc<dyn cairn_core::MonitoringStore>,
+    ) -> anyhow::Result<Arc<cairn_api::monitoring::Monitoring>> {
+        use cairn_monitor::{
+            parse_duration, Live, LiveOptions, LogOptions, Monitor, PredictionLog,
+        };
         let window = parse_duration(&self.monitor_window)
             .map_err(|e| anyhow::anyhow!("--monitor-window: {e}"))?;
         let retention = parse_duration(&self.prediction_log_retention)
             .map_err(|e| anyhow::anyhow!("--prediction-log-retention: {e}"))?;
-        let monitor = Monitor::open(&home.join("monitoring"))?;
+        let logs = open_destination(
+            "--prediction-log-destination",
+            self.prediction_log_destination.as_deref(),
+            &home.join("monitoring"),
+        )?;
+        let monitor = Monitor::open(logs, state);
         let log = if self.no_prediction_log {
             None
         } else {
@@ -242,13 +280,19 @@ impl MonitoringArgs {
             .timeout_global(Some(std::time::Duration::from_secs(10)))
             .build()
             .new_agent();
-        Ok(Arc::new(cairn_api::monitoring::Monitoring::new(
+        let live = Live::new(
             monitor,
             log,
-            window,
-            retention,
+            LiveOptions {
+                window_seconds: window,
+                retention_seconds: retention,
+                interval: self.interval(),
+                holder: replica_name(),
+                webhook_backoff: std::time::Duration::from_secs(1),
+            },
             Some(Arc::new(WebhookClient(agent))),
-        )))
+        );
+        Ok(Arc::new(cairn_api::monitoring::Monitoring::new(live)))
     }
 
     pub fn interval(&self) -> std::time::Duration {
@@ -326,7 +370,18 @@ pub struct Built {
     pub backend_description: String,
     /// Started (its evaluations) once the runtime serves.
     pub monitoring: Arc<cairn_api::monitoring::Monitoring>,
-    pub monitor_interval: std::time::Duration,
+}
+
+/// The metadata store at `backend`, or the home's SQLite file when none is given.
+pub fn metadata_store(backend: Option<&str>, home: &Path) -> anyhow::Result<Arc<SqlStore>> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create home {}", home.display()))?;
+    let backend = backend
+        .map(str::to_owned)
+        .unwrap_or_else(|| default_backend(home));
+    let store = SqlStore::open(&backend)
+        .with_context(|| format!("cannot open backend store {}", redact_uri(&backend)))?;
+    Ok(Arc::new(store))
 }
 
 fn default_backend(home: &Path) -> String {
@@ -336,6 +391,14 @@ fn default_backend(home: &Path) -> String {
 /// Opens the metadata store and the artifact folder a server (or `cairn serve models:/...`)
 /// works on. Returns the state and the store's printable description (no password).
 pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, String)> {
+    open_stores(args, home).map(|(state, shown, _)| (state, shown))
+}
+
+/// [`open_state`], with the metadata store itself (monitoring keeps its state there too).
+pub fn open_stores(
+    args: &ServerArgs,
+    home: &Path,
+) -> anyhow::Result<(AppState, String, Arc<SqlStore>)> {
     std::fs::create_dir_all(home)
         .with_context(|| format!("cannot create home {}", home.display()))?;
     let home = std::fs::canonicalize(home)?;
@@ -344,14 +407,9 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
         .clone()
         .unwrap_or_else(|| default_backend(&home));
     let shown = redact_uri(&backend);
-    let artifacts_dir = match &args.artifacts_destination {
-        Some(dest) => local_destination(dest)?,
-        None => home.join("artifacts"),
-    };
     let store =
         SqlStore::open(&backend).with_context(|| format!("cannot open backend store {shown}"))?;
-    let artifacts = LocalArtifactStore::new(&artifacts_dir)
-        .with_context(|| format!("cannot use artifact folder {}", artifacts_dir.display()))?;
+    let artifacts = open_artifacts(args.artifacts_destination.as_deref(), &home)?;
     let store = Arc::new(store);
     let tracking = Tracking::new(store.clone(), "mlflow-artifacts:");
     let registry = Registry::new(store.clone(), tracking.clone());
@@ -360,16 +418,17 @@ pub fn open_state(args: &ServerArgs, home: &Path) -> anyhow::Result<(AppState, S
     } else {
         None
     };
+    let sql = store.clone();
     let state = AppState {
         traces: cairn_core::Traces::new(store.clone(), tracking.clone()),
         evaluation: cairn_core::Evaluation::new(store.clone(), tracking.clone()),
         lineage: cairn_core::lineage::Lineage::new(registry.clone(), store),
         registry,
         tracking,
-        artifacts: Arc::new(artifacts),
+        artifacts,
         authn,
     };
-    Ok((state, shown))
+    Ok((state, shown, sql))
 }
 
 /// Users and permissions on the metadata store; on the first start, the admin user.
@@ -456,14 +515,49 @@ pub fn redact_uri(uri: &str) -> String {
     }
 }
 
-/// The local folder an `--artifacts-destination` names. Only folders (or `file:///` URIs of
-/// folders) are honoured today; a URI of any other scheme is refused, naming it, so no one
-/// believes bytes are in a bucket that never sees them.
-fn local_destination(dest: &Path) -> anyhow::Result<PathBuf> {
+/// The artifact store an `--artifacts-destination` names: a local folder (or a `file:///`
+/// URI of one; `<home>/artifacts` when none is given) or an S3-compatible bucket
+/// (`s3://bucket/prefix`, reached with the usual `AWS_*` variables and checked at start). A
+/// URI of any other scheme is refused, naming it, so no one believes bytes are in a store
+/// that never sees them.
+pub fn open_artifacts(dest: Option<&Path>, home: &Path) -> anyhow::Result<Arc<dyn ArtifactStore>> {
+    open_destination("--artifacts-destination", dest, &home.join("artifacts"))
+}
+
+/// The store a destination flag names (`flag` in messages), or the folder `default`.
+pub fn open_destination(
+    flag: &str,
+    dest: Option<&Path>,
+    default: &Path,
+) -> anyhow::Result<Arc<dyn ArtifactStore>> {
+    let dir = match dest {
+        None => default.to_path_buf(),
+        Some(dest) => {
+            let text = dest.to_string_lossy();
+            if text.starts_with("s3://") {
+                let (bucket, prefix) = cairn_data::remote::s3_from_env(&text)
+                    .map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
+                let store = ObjectArtifactStore::new(bucket, &prefix, &text)?;
+                store.check().with_context(|| {
+                    format!("{flag} {text}: the bucket cannot be listed (check AWS_ENDPOINT_URL, AWS_REGION and the credentials)")
+                })?;
+                return Ok(Arc::new(store));
+            }
+            local_destination(flag, dest)?
+        }
+    };
+    let store = LocalArtifactStore::new(&dir)
+        .with_context(|| format!("cannot use folder {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The local folder a destination other than `s3://` names: a folder or a `file:///` URI of
+/// one; any other scheme is refused.
+fn local_destination(flag: &str, dest: &Path) -> anyhow::Result<PathBuf> {
     let text = dest.to_string_lossy();
     if let Some(path) = text.strip_prefix("file://") {
         if !path.starts_with('/') {
-            anyhow::bail!("--artifacts-destination {text}: a file: URI must name an absolute folder (file:///path)");
+            anyhow::bail!("{flag} {text}: a file: URI must name an absolute folder (file:///path)");
         }
         return Ok(PathBuf::from(path));
     }
@@ -477,8 +571,8 @@ fn local_destination(dest: &Path) -> anyhow::Result<PathBuf> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
         if is_scheme {
             anyhow::bail!(
-                "--artifacts-destination {}: the {scheme}: scheme is not supported; \
-                 give a local folder (object stores come with the scale-out work)",
+                "{flag} {}: the {scheme}: scheme is not supported; \
+                 give a local folder or s3://bucket/prefix",
                 redact_uri(&text)
             );
         }
@@ -488,8 +582,8 @@ fn local_destination(dest: &Path) -> anyhow::Result<PathBuf> {
 
 /// Opens the stores and builds the router.
 pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
-    let (state, backend_description) = open_state(args, home)?;
-    let monitoring = args.monitoring.open(&std::fs::canonicalize(home)?)?;
+    let (state, backend_description, store) = open_stores(args, home)?;
+    let monitoring = args.monitoring.open(&std::fs::canonicalize(home)?, store)?;
     let pages_state = state.clone();
     let router = cairn_api::router_with_pages(
         state,
@@ -507,7 +601,6 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
         router,
         backend_description,
         monitoring,
-        monitor_interval: args.monitoring.interval(),
     })
 }
 
@@ -568,10 +661,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     check_exposure(&args.host, args.auth, args.no_auth)?;
     let home = crate::home_dir();
     let built = build_blocking(args.clone(), home).await?;
-    built
-        .monitoring
-        .clone()
-        .spawn_evaluator(built.monitor_interval);
+    built.monitoring.clone().spawn_evaluator();
     let listener = bind(&args.host, args.port).await?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(backend = built.backend_description, "store ready");

@@ -559,11 +559,36 @@ fn refused_start(home: &Path, args: &[&str]) -> String {
 #[test]
 fn start_up_refuses_what_it_cannot_honour_and_never_prints_a_password() {
     let home = tempfile::tempdir().unwrap();
-    for (dest, scheme) in [
-        ("s3://bucket/prefix", "s3:"),
-        ("gs://bucket/p", "gs:"),
-        ("hdfs://nn/x", "hdfs:"),
-    ] {
+    // A bucket that cannot be reached is refused at start, not at the first upload.
+    let out = std::process::Command::new(bin())
+        .args([
+            "server",
+            "--port",
+            "0",
+            "--artifacts-destination",
+            "s3://bucket/prefix",
+        ])
+        .env("CAIRN_HOME", home.path())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .current_dir(home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started on an unreachable bucket: {err}"
+    );
+    assert!(
+        err.contains("s3://bucket/prefix") && err.contains("cannot be listed"),
+        "{err}"
+    );
+    assert!(
+        !home.path().join("s3:").exists(),
+        "a local folder s3: was made"
+    );
+    for (dest, scheme) in [("gs://bucket/p", "gs:"), ("hdfs://nn/x", "hdfs:")] {
         let err = refused_start(home.path(), &["--artifacts-destination", dest]);
         assert!(
             err.contains(scheme) && err.contains("not supported"),

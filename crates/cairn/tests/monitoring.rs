@@ -291,8 +291,16 @@ fn shifted_traffic_is_flagged_in_the_endpoint_the_gauges_and_a_webhook() {
         assert_eq!(posts[0]["version"], "1");
         assert!(posts[0]["value"].as_f64().unwrap() > 0.5, "{posts:?}");
     }
-    let (code, out) = cairn(&home, &["monitor", "alerts"]);
-    assert_eq!(code, 0, "{out}");
+    // The webhook's answer is written into the event by the webhook thread, after the post.
+    let started = Instant::now();
+    let out = loop {
+        let (code, out) = cairn(&home, &["monitor", "alerts"]);
+        assert_eq!(code, 0, "{out}");
+        if out.contains("webhook: 200") || started.elapsed() > Duration::from_secs(30) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         out.contains("drift FIRING  models:/monitored/1  drift_share=")
             && out.contains("(above 0.5), webhook: 200"),

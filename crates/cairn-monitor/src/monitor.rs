@@ -1,4 +1,4 @@
-//! Live monitoring of served models, on files under `<home>/monitoring`:
+//! Live monitoring of served models:
 //!
 //! - [`PredictionLog`]: predictions (inputs, outputs, model version, latency, request id) go
 //!   through a bounded queue to a writer thread that turns them into Parquet files
@@ -7,22 +7,29 @@
 //! - [`Monitor`]: a model version's training reference (a stored [`Dataset`] plus which
 //!   columns are features), drift of a time window of logged inputs against it, ground-truth
 //!   labels posted by request id and the accuracy/error metrics they give over time, alert
-//!   rules (`alerts.yaml`) and the alerts that fired (`alerts.jsonl`).
+//!   rules and the alerts that fired. References, labels, rules and events live in the
+//!   metadata store ([`MonitoringStore`]); the prediction log is files under the home.
 //!
 //! Logged columns: `_request_id`, `_row` (row within the request), `_timestamp_ms`,
 //! `_latency_us`, one column per input value (`x` for a one-column tensor, `x[j]` otherwise)
 //! and one per output value (`_output:probability`, `_output:probability[j]`).
-use crate::drift::{self, Dataset, DriftOptions, DriftReport, Sample};
-use crate::table::Table;
 use crate::{Error, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use cairn_core::monitoring::{
+    StoredAlertEvent, StoredAlertRule, StoredLabel, StoredReference, LABEL_LOOKUP_BATCH,
+};
+use cairn_core::paths::ArtifactPath;
+use cairn_core::ArtifactStore;
+use cairn_core::MonitoringStore;
+use cairn_quality::drift::{self, Dataset, DriftOptions, DriftReport, Sample};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -169,17 +176,16 @@ pub struct PredictionLog {
 }
 
 impl PredictionLog {
-    /// Starts the writer thread for `monitor`'s folder.
+    /// Starts the writer thread for `monitor`'s prediction log store.
     pub fn start(monitor: &Monitor, options: LogOptions) -> Result<PredictionLog> {
-        let dir = monitor.root.join("predictions");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let logs = monitor.logs.clone();
         let (sender, receiver) = sync_channel(options.capacity.max(1));
         let counters = Arc::new(LogCounters::default());
         let shared = counters.clone();
         let writer = std::thread::Builder::new()
             .name("cairn-prediction-log".into())
-            .spawn(move || write_loop(receiver, dir, options, shared))
-            .map_err(|e| Error::io(&monitor.root, e))?;
+            .spawn(move || write_loop(receiver, &*logs, options, shared))
+            .map_err(|e| Error::io(Path::new("prediction log writer"), e))?;
         Ok(PredictionLog {
             sender: Some(sender),
             counters,
@@ -233,7 +239,7 @@ impl Drop for PredictionLog {
 
 fn write_loop(
     receiver: Receiver<Message>,
-    dir: PathBuf,
+    logs: &dyn ArtifactStore,
     options: LogOptions,
     counters: Arc<LogCounters>,
 ) {
@@ -243,10 +249,7 @@ fn write_loop(
     let mut oldest: Option<Instant> = None;
     let write = |pending: &mut Vec<((String, String), Vec<Prediction>)>| {
         for ((model, version), predictions) in std::mem::take(pending) {
-            let target = dir
-                .join(path_component(&model))
-                .join(path_component(&version));
-            match write_predictions(&target, &predictions) {
+            match write_predictions(logs, &model, &version, &predictions) {
                 Ok(written) => {
                     counters.rows_written.fetch_add(written as u64, Relaxed);
                 }
@@ -360,10 +363,44 @@ impl Builder {
     }
 }
 
-/// Writes one Parquet file of predictions into `dir` (temporary file, fsync, rename).
-/// Returns the rows written.
-fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+/// Writes predictions of one model version to the log store, one Parquet file per hour they
+/// fall in (the store writes atomically). Returns the rows written.
+fn write_predictions(
+    logs: &dyn ArtifactStore,
+    model: &str,
+    version: &str,
+    predictions: &[Prediction],
+) -> Result<usize> {
+    let mut hours: Vec<(i64, Vec<&Prediction>)> = Vec::new();
+    for p in predictions {
+        let hour = p.timestamp_ms.div_euclid(HOUR_MS);
+        match hours.iter_mut().find(|(h, _)| *h == hour) {
+            Some((_, list)) => list.push(p),
+            None => hours.push((hour, vec![p])),
+        }
+    }
+    let mut written = 0;
+    for (hour, list) in hours {
+        let Some((bytes, first, last, rows)) = encode_predictions(&list)? else {
+            continue;
+        };
+        let unique = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("{first}-{last}-{unique}-{}.parquet", std::process::id());
+        let path = hour_partition(model, version, hour)?.join(&file_path(&name)?);
+        logs.put(&path, &mut bytes.as_slice())
+            .map_err(|e| Error::Invalid(format!("prediction log {}: {e}", path.as_string())))?;
+        written += rows;
+    }
+    Ok(written)
+}
+
+/// One encoded log file: its bytes, first and last answer times, rows.
+type Encoded = (Vec<u8>, i64, i64, usize);
+
+/// Encodes predictions as one Parquet file; `None` when they hold no rows.
+fn encode_predictions(predictions: &[&Prediction]) -> Result<Option<Encoded>> {
     let mut request_ids = Vec::new();
     let mut row_numbers = Vec::new();
     let mut timestamps = Vec::new();
@@ -374,7 +411,7 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
     // record (a served model sends the same tensors every time).
     let mut layouts: Vec<(bool, &str, usize, Vec<usize>)> = Vec::new();
     request_ids.reserve(predictions.len());
-    for p in predictions {
+    for &p in predictions {
         let rows = p.rows();
         let start = request_ids.len();
         for r in 0..rows {
@@ -428,7 +465,7 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
     }
     let rows = request_ids.len();
     if rows == 0 {
-        return Ok(0);
+        return Ok(None);
     }
     let mut fields = vec![
         Field::new("_request_id", DataType::Utf8, false),
@@ -451,44 +488,94 @@ fn write_predictions(dir: &Path, predictions: &[Prediction]) -> Result<usize> {
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .map_err(|e| Error::Invalid(format!("prediction log: {e}")))?;
-    let unique = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let path = dir.join(format!("{first}-{last}-{unique}.parquet"));
-    let tmp = dir.join(format!(".{first}-{unique}.tmp"));
-    let written = (|| -> std::result::Result<(), String> {
-        let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-        // No dictionaries (request ids are unique, features mostly so) and statistics per
-        // column chunk only: the writer shares the serving cores, so it does the least work.
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::SNAPPY)
-            .set_dictionary_enabled(false)
-            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
-            .build();
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props))
-            .map_err(|e| e.to_string())?;
-        writer.write(&batch).map_err(|e| e.to_string())?;
-        let file = writer.into_inner().map_err(|e| e.to_string())?;
-        file.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Invalid(format!("{}: {e}", path.display())));
+    Ok(Some((parquet_bytes(&[batch])?, first, last, rows)))
+}
+
+/// Record batches of one schema as a Parquet file's bytes.
+fn parquet_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        return Ok(Vec::new());
+    };
+    // No dictionaries (request ids are unique, features mostly so) and statistics per column
+    // chunk only: the writer shares the serving cores, so it does the least work.
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+        .build();
+    let fail = |e: parquet::errors::ParquetError| Error::Invalid(format!("prediction log: {e}"));
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(fail)?;
+    for batch in batches {
+        writer.write(batch).map_err(fail)?;
     }
-    Ok(rows)
+    writer.into_inner().map_err(fail)
 }
 
 /// The first and last answer times (ms) of a prediction log file, from its name
-/// (`<first>-<last>-<nanos>.parquet`, as [`write_predictions`] names it); `None` for any
-/// other file (temporary files of a write in progress, say).
-fn file_span(path: &Path) -> Option<(i64, i64)> {
-    let stem = path.file_name()?.to_str()?.strip_suffix(".parquet")?;
+/// (`<first>-<last>-<nanos>-<pid>.parquet`, as [`write_predictions`] names it, or
+/// `<first>-<last>-compacted-<nanos>.parquet`); `None` for any other file.
+fn file_span(name: &str) -> Option<(i64, i64)> {
+    let stem = name.strip_suffix(".parquet")?;
     let mut parts = stem.split('-').map(str::parse::<i64>);
     match (parts.next(), parts.next()) {
         (Some(Ok(first)), Some(Ok(last))) => Some((first, last)),
         _ => None,
     }
+}
+
+/// Whether a log file is the result of compacting its hour.
+fn is_compacted(name: &str) -> bool {
+    name.split('-').nth(2) == Some("compacted")
+}
+
+/// One hour, in milliseconds: the log's partitions.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Top folder of the prediction log in its store.
+pub const PREDICTIONS_DIR: &str = "predictions";
+
+/// A model or version name as a partition value: [`path_component`] with `~` for `%`, so no
+/// reader that decodes `%XX` can turn it into a separator or `..`.
+pub fn partition_value(name: &str) -> String {
+    path_component(name).replace('%', "~")
+}
+
+fn file_path(raw: &str) -> Result<ArtifactPath> {
+    ArtifactPath::parse(raw).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// `predictions/model=M/version=V`.
+fn version_partition(model: &str, version: &str) -> Result<ArtifactPath> {
+    file_path(&format!(
+        "{PREDICTIONS_DIR}/model={}/version={}",
+        partition_value(model),
+        partition_value(version)
+    ))
+}
+
+/// `date=YYYY-MM-DD/hour=HH` of an hour number (hours since the epoch).
+fn hour_suffix(hour: i64) -> String {
+    let (y, m, d) = cairn_core::dates::civil_from_days(hour.div_euclid(24));
+    format!("date={y:04}-{m:02}-{d:02}/hour={:02}", hour.rem_euclid(24))
+}
+
+/// `predictions/model=M/version=V/date=YYYY-MM-DD/hour=HH` of an hour number.
+fn hour_partition(model: &str, version: &str, hour: i64) -> Result<ArtifactPath> {
+    Ok(version_partition(model, version)?.join(&file_path(&hour_suffix(hour))?))
+}
+
+/// The hour number of a `date=...` and `hour=...` pair of partition names.
+fn hour_of(date: &str, hour: &str) -> Option<i64> {
+    let date = date.strip_prefix("date=")?;
+    let hour: i64 = hour.strip_prefix("hour=")?.parse().ok()?;
+    let mut parts = date.split('-').map(str::parse::<i64>);
+    let (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    (0..24)
+        .contains(&hour)
+        .then(|| cairn_core::dates::days_from_civil(y, m, d) * 24 + hour)
 }
 
 /// A model or version name as one safe path component: ASCII letters, digits, `-`, `_` and
@@ -523,16 +610,6 @@ pub struct Reference {
     pub source: String,
     /// Its values.
     pub dataset: Dataset,
-}
-
-#[derive(Serialize, Deserialize)]
-struct ReferenceMeta {
-    model: String,
-    version: String,
-    features: Vec<String>,
-    target: Option<String>,
-    source: String,
-    rows: u64,
 }
 
 /// Ground truth for one row of one request.
@@ -691,64 +768,35 @@ pub struct MetricBucket {
     pub rmse: Option<f64>,
 }
 
-/// The monitoring folder of a home.
-#[derive(Debug, Clone)]
+/// Live monitoring: the prediction log in an artifact store (a folder or a bucket), and the
+/// shared state (references, labels, alert rules and events) in the metadata store.
+#[derive(Clone)]
 pub struct Monitor {
-    root: PathBuf,
+    logs: Arc<dyn ArtifactStore>,
+    state: Arc<dyn MonitoringStore>,
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| Error::io(path, e))
-}
-
-/// A file's text, or `None` when it does not exist (nothing recorded yet).
-fn read_if_present(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+impl std::fmt::Debug for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitor").finish_non_exhaustive()
     }
-}
-
-fn append_line(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.write_all(line.as_bytes())
-        .and_then(|()| f.sync_data())
-        .map_err(|e| Error::io(path, e))
 }
 
 impl Monitor {
-    /// Opens (creating) the monitoring folder `root`.
-    pub fn open(root: &Path) -> Result<Monitor> {
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        Ok(Monitor {
-            root: root.to_owned(),
-        })
+    /// Monitoring with its prediction log in `logs` (under `predictions/`) and shared state in
+    /// `state`.
+    pub fn open(logs: Arc<dyn ArtifactStore>, state: Arc<dyn MonitoringStore>) -> Monitor {
+        Monitor { logs, state }
     }
 
-    /// The folder.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the prediction log lives.
+    pub fn logs(&self) -> &Arc<dyn ArtifactStore> {
+        &self.logs
     }
 
-    fn reference_paths(&self, model: &str, version: &str) -> (PathBuf, PathBuf) {
-        let dir = self.root.join("references").join(path_component(model));
-        let stem = path_component(version);
-        (
-            dir.join(format!("{stem}.ref")),
-            dir.join(format!("{stem}.json")),
-        )
+    /// The store of shared state.
+    pub fn state(&self) -> &Arc<dyn MonitoringStore> {
+        &self.state
     }
 
     /// Reads `data` (CSV/TSV/Parquet) and stores it as the training reference of `model`
@@ -795,11 +843,6 @@ impl Monitor {
                 data.display()
             )));
         }
-        let (values, meta) = self.reference_paths(model, version);
-        if let Some(dir) = values.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        dataset.save(&values)?;
         let reference = Reference {
             model: model.into(),
             version: version.into(),
@@ -808,64 +851,38 @@ impl Monitor {
             source: data.display().to_string(),
             dataset,
         };
-        let json = serde_json::to_vec_pretty(&ReferenceMeta {
+        self.state.put_reference(&StoredReference {
             model: reference.model.clone(),
             version: reference.version.clone(),
             features: reference.features.clone(),
             target: reference.target.clone(),
             source: reference.source.clone(),
-            rows: reference.dataset.rows,
-        })
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-        write_durably(&meta, &json)?;
+            rows: reference.dataset.rows as i64,
+            values: reference.dataset.to_bytes()?,
+            created_ms: now_ms(),
+        })?;
         Ok(reference)
     }
 
     /// The training reference of `model` `version`, if one was stored.
     pub fn reference(&self, model: &str, version: &str) -> Result<Option<Reference>> {
-        let (values, meta) = self.reference_paths(model, version);
-        let Some(text) = read_if_present(&meta)? else {
+        let Some(stored) = self.state.get_reference(model, version)? else {
             return Ok(None);
         };
-        let m: ReferenceMeta = serde_json::from_str(&text)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", meta.display())))?;
+        let what = format!("the reference of {model} version {version}");
         Ok(Some(Reference {
-            model: m.model,
-            version: m.version,
-            features: m.features,
-            target: m.target,
-            source: m.source,
-            dataset: Dataset::load(&values)?,
+            dataset: Dataset::from_bytes(&stored.values, &what)?,
+            model: stored.model,
+            version: stored.version,
+            features: stored.features,
+            target: stored.target,
+            source: stored.source,
         }))
     }
 
     /// Every (model, version) with a stored reference.
     pub fn referenced_versions(&self) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        let dir = self.root.join("references");
-        let Ok(models) = std::fs::read_dir(&dir) else {
-            return Ok(out);
-        };
-        for model in models.flatten() {
-            let Ok(files) = std::fs::read_dir(model.path()) else {
-                continue;
-            };
-            for f in files.flatten() {
-                let path = f.path();
-                if path.extension().is_some_and(|e| e == "json") {
-                    if let Ok(m) = std::fs::read(&path)
-                        .map_err(|e| e.to_string())
-                        .and_then(|t| {
-                            serde_json::from_slice::<ReferenceMeta>(&t).map_err(|e| e.to_string())
-                        })
-                    {
-                        out.push((m.model, m.version));
-                    }
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+        Ok(self.state.referenced_versions()?)
     }
 
     /// The predictions of `model` `version` answered in `[from_ms, to_ms)`.
@@ -876,8 +893,8 @@ impl Monitor {
             ..Window::default()
         };
         let mut sampler = Sampler::new(from_ms, to_ms);
-        for file in self.window_files(model, version, from_ms, to_ms) {
-            read_window_file(&file, from_ms, to_ms, |batch| {
+        for file in self.window_files(model, version, from_ms, to_ms)? {
+            read_window_file(&*self.logs, &file, from_ms, to_ms, |batch| {
                 sampler.add(&mut window, batch);
                 Ok(())
             })?;
@@ -885,51 +902,182 @@ impl Monitor {
         Ok(window)
     }
 
-    /// The files of a version's log that may hold rows of `[from_ms, to_ms)`, oldest first.
-    fn window_files(&self, model: &str, version: &str, from_ms: i64, to_ms: i64) -> Vec<PathBuf> {
-        let dir = self
-            .root
-            .join("predictions")
-            .join(path_component(model))
-            .join(path_component(version));
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| file_span(p).is_some_and(|(first, last)| last >= from_ms && first < to_ms))
-            .collect();
-        files.sort();
-        files
+    /// Lists a folder of the log store; a folder that is not there is empty.
+    fn listed(&self, dir: &ArtifactPath) -> Result<Vec<cairn_core::ArtifactEntry>> {
+        Ok(self.logs.list(dir)?)
     }
 
-    /// Deletes prediction log files whose every row is older than `before_ms`; returns how
-    /// many were deleted.
-    pub fn prune_predictions(&self, before_ms: i64) -> Result<usize> {
-        let mut deleted = 0;
-        let root = self.root.join("predictions");
-        let Ok(models) = std::fs::read_dir(&root) else {
-            return Ok(0);
-        };
-        for model in models.flatten() {
-            let Ok(versions) = std::fs::read_dir(model.path()) else {
+    /// The hour partitions of a version's log from hour `first` to hour `last` (hour
+    /// numbers, inclusive), oldest first. Only the dates in range are listed, so a short
+    /// window costs a few listings however long the log is kept.
+    fn hours(
+        &self,
+        version_dir: &ArtifactPath,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, ArtifactPath)>> {
+        let mut hours = Vec::new();
+        for date in self.listed(version_dir)?.into_iter().filter(|e| e.is_dir) {
+            let Some(midnight) = hour_of(&date.path, "hour=0") else {
                 continue;
             };
-            for version in versions.flatten() {
-                let Ok(files) = std::fs::read_dir(version.path()) else {
-                    continue;
-                };
-                for file in files.flatten() {
-                    let path = file.path();
-                    if file_span(&path).is_some_and(|(_, last)| last < before_ms) {
-                        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                        deleted += 1;
+            if midnight + 23 < first || midnight > last {
+                continue;
+            }
+            let date_dir = version_dir.join(&file_path(&date.path)?);
+            for hour in self.listed(&date_dir)?.into_iter().filter(|e| e.is_dir) {
+                if let Some(n) =
+                    hour_of(&date.path, &hour.path).filter(|n| (first..=last).contains(n))
+                {
+                    hours.push((n, date_dir.join(&file_path(&hour.path)?)));
+                }
+            }
+        }
+        hours.sort_by_key(|(n, _)| *n);
+        Ok(hours)
+    }
+
+    /// The files of an hour partition that hold its rows: a compacted file stands for every
+    /// file written before it (they are deleted after it is written; a reader in between must
+    /// not count their rows twice).
+    fn hour_files(&self, hour_dir: &ArtifactPath) -> Result<Vec<(String, (i64, i64))>> {
+        let entries = self.listed(hour_dir)?;
+        let compacted_at = entries
+            .iter()
+            .filter(|e| is_compacted(&e.path))
+            .filter_map(|e| {
+                e.path
+                    .split('-')
+                    .nth(3)?
+                    .split('.')
+                    .next()?
+                    .parse::<u128>()
+                    .ok()
+            })
+            .max();
+        let mut files: Vec<(String, (i64, i64))> = entries
+            .into_iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| file_span(&e.path).map(|span| (e.path, span)))
+            .filter(|(name, _)| match compacted_at {
+                None => true,
+                Some(at) => {
+                    is_compacted(name)
+                        || name
+                            .split('-')
+                            .nth(2)
+                            .and_then(|n| n.parse::<u128>().ok())
+                            .is_some_and(|written| written > at)
+                }
+            })
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// The files of a version's log that may hold rows of `[from_ms, to_ms)`, oldest first.
+    fn window_files(
+        &self,
+        model: &str,
+        version: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ArtifactPath>> {
+        let version_dir = version_partition(model, version)?;
+        let (first_hour, last_hour) =
+            (from_ms.div_euclid(HOUR_MS), (to_ms - 1).div_euclid(HOUR_MS));
+        let mut files = Vec::new();
+        for (_, dir) in self.hours(&version_dir, first_hour, last_hour)? {
+            for (name, (first, last)) in self.hour_files(&dir)? {
+                if last >= from_ms && first < to_ms {
+                    files.push(dir.join(&file_path(&name)?));
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Every (model partition, version partition) folder of the log.
+    fn version_dirs(&self) -> Result<Vec<ArtifactPath>> {
+        let top = file_path(PREDICTIONS_DIR)?;
+        let mut out = Vec::new();
+        for model in self.listed(&top)?.into_iter().filter(|e| e.is_dir) {
+            let model_dir = top.join(&file_path(&model.path)?);
+            for version in self.listed(&model_dir)?.into_iter().filter(|e| e.is_dir) {
+                out.push(model_dir.join(&file_path(&version.path)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes logged predictions older than `before_ms`: whole hour partitions when every
+    /// row is older, single files at the edge. Returns how many files were deleted.
+    pub fn prune_predictions(&self, before_ms: i64) -> Result<usize> {
+        let mut deleted = 0;
+        for version_dir in self.version_dirs()? {
+            for (hour, dir) in
+                self.hours(&version_dir, i64::MIN / 2, before_ms.div_euclid(HOUR_MS))?
+            {
+                if (hour + 1) * HOUR_MS <= before_ms {
+                    deleted += self.listed(&dir)?.len();
+                    match self.logs.delete(&dir) {
+                        Ok(()) | Err(cairn_core::Error::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                } else if hour * HOUR_MS < before_ms {
+                    for (name, (_, last)) in self.hour_files(&dir)? {
+                        if last < before_ms {
+                            self.logs.delete(&dir.join(&file_path(&name)?))?;
+                            deleted += 1;
+                        }
                     }
                 }
             }
         }
         Ok(deleted)
+    }
+
+    /// Merges the files of each hour partition in `[from_ms, before_ms)` that ended before
+    /// `before_ms` into one file (`<first>-<last>-compacted-<nanos>.parquet`), then deletes
+    /// the files merged. Hours already down to one file are left alone. Returns how many hours
+    /// were compacted.
+    pub fn compact_predictions(&self, from_ms: i64, before_ms: i64) -> Result<usize> {
+        let mut compacted = 0;
+        let (first, last) = (from_ms.div_euclid(HOUR_MS), before_ms.div_euclid(HOUR_MS));
+        for version_dir in self.version_dirs()? {
+            for (hour, dir) in self.hours(&version_dir, first, last)? {
+                if (hour + 1) * HOUR_MS > before_ms {
+                    continue;
+                }
+                let files = self.hour_files(&dir)?;
+                if files.len() < 2 {
+                    continue;
+                }
+                let mut batches = Vec::new();
+                for (name, _) in &files {
+                    batches.extend(read_log_batches(&*self.logs, &dir.join(&file_path(name)?))?);
+                }
+                let batches = unify(batches)?;
+                let first = files.iter().map(|(_, (f, _))| *f).min().unwrap_or(0);
+                let last = files.iter().map(|(_, (_, l))| *l).max().unwrap_or(0);
+                let unique = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let merged = dir.join(&file_path(&format!(
+                    "{first}-{last}-compacted-{unique}.parquet"
+                ))?);
+                let bytes = parquet_bytes(&batches)?;
+                self.logs.put(&merged, &mut bytes.as_slice())?;
+                for (name, _) in &files {
+                    match self.logs.delete(&dir.join(&file_path(name)?)) {
+                        Ok(()) | Err(cairn_core::Error::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                compacted += 1;
+            }
+        }
+        Ok(compacted)
     }
 
     /// Drift of the inputs logged in `[from_ms, to_ms)` against the version's reference.
@@ -968,34 +1116,45 @@ impl Monitor {
         })
     }
 
-    fn labels_path(&self) -> PathBuf {
-        self.root.join("labels.jsonl")
-    }
-
-    /// Records ground-truth labels durably (fsynced before returning).
+    /// Records ground-truth labels durably (committed before returning).
     pub fn record_labels(&self, labels: &[Label]) -> Result<()> {
-        let mut text = String::new();
-        for l in labels {
-            text.push_str(&serde_json::to_string(l).map_err(|e| Error::Invalid(e.to_string()))?);
-            text.push('\n');
-        }
-        append_line(&self.labels_path(), &text)
+        let stored: Vec<StoredLabel> = labels
+            .iter()
+            .map(|l| StoredLabel {
+                request_id: l.request_id.clone(),
+                row: l.row,
+                value: l.label.to_string(),
+                timestamp_ms: l.timestamp_ms,
+            })
+            .collect();
+        Ok(self.state.record_labels(&stored)?)
     }
 
-    /// Every recorded label, the newest per (request id, row).
-    pub fn labels(&self) -> Result<Labels> {
-        let path = self.labels_path();
-        let text = read_if_present(&path)?.unwrap_or_default();
-        // A torn last line (a crash mid-append of an unacknowledged write) is skipped.
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Label>(l).ok())
-            .map(|l| ((l.request_id, l.row), l.label))
-            .collect())
+    /// The labels of the requests in `keys` (request id, row), found by request id.
+    pub fn labels_for(&self, keys: &[(String, i64)]) -> Result<Labels> {
+        let mut ids: Vec<String> = keys.iter().map(|(id, _)| id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut labels = Labels::new();
+        for chunk in ids.chunks(LABEL_LOOKUP_BATCH) {
+            for l in self.state.labels_for(chunk)? {
+                // A label the store holds is JSON the monitor wrote; anything else is skipped.
+                if let Ok(value) = serde_json::from_str(&l.value) {
+                    labels.insert((l.request_id, l.row), value);
+                }
+            }
+        }
+        Ok(labels)
+    }
+
+    /// Deletes labels recorded before `before_ms`; answers how many.
+    pub fn prune_labels(&self, before_ms: i64) -> Result<u64> {
+        Ok(self.state.prune_labels(before_ms)?)
     }
 
     /// Accuracy (classification) or MAE/RMSE (regression) of the labelled predictions in
-    /// `[from_ms, to_ms)`, in buckets of `bucket_ms`.
+    /// `[from_ms, to_ms)`, in buckets of `bucket_ms`: the log is read batch by batch, and each
+    /// batch's labels are looked up by its request ids.
     pub fn metrics(
         &self,
         model: &str,
@@ -1004,71 +1163,77 @@ impl Monitor {
         to_ms: i64,
         bucket_ms: i64,
     ) -> Result<Vec<MetricBucket>> {
-        self.metrics_with_labels(model, version, from_ms, to_ms, bucket_ms, &self.labels()?)
-    }
-
-    /// [`Monitor::metrics`] with labels already read (an evaluation reads them once for every
-    /// version).
-    pub fn metrics_with_labels(
-        &self,
-        model: &str,
-        version: &str,
-        from_ms: i64,
-        to_ms: i64,
-        bucket_ms: i64,
-        labels: &Labels,
-    ) -> Result<Vec<MetricBucket>> {
         let mut buckets = MetricBuckets::new(from_ms, to_ms, bucket_ms)?;
-        for file in self.window_files(model, version, from_ms, to_ms) {
-            read_window_file(&file, from_ms, to_ms, |batch| {
-                buckets.add(&batch, labels);
+        for file in self.window_files(model, version, from_ms, to_ms)? {
+            read_window_file(&*self.logs, &file, from_ms, to_ms, |batch| {
+                let labels = self.labels_for(&batch.keys)?;
+                buckets.add(&batch, &labels);
                 Ok(())
             })?;
         }
         Ok(buckets.finish())
     }
 
-    fn rules_path(&self) -> PathBuf {
-        self.root.join("alerts.yaml")
-    }
-
-    /// The alert rules in `alerts.yaml` (none when the file does not exist).
+    /// The alert rules, by name.
     pub fn alert_rules(&self) -> Result<Vec<AlertRule>> {
-        let path = self.rules_path();
-        let text = read_if_present(&path)?.unwrap_or_default();
-        AlertRule::parse_file(&text, &path.display().to_string())
+        self.state
+            .alert_rules()?
+            .into_iter()
+            .map(|stored| {
+                let origin = format!("alert rule {:?}", stored.name);
+                let raw: RawRule = serde_yaml::from_str(&stored.body)
+                    .map_err(|e| Error::Invalid(format!("{origin}: {e}")))?;
+                AlertRule::from_raw(raw)
+            })
+            .collect()
     }
 
-    /// Adds (or replaces, by name) a rule in `alerts.yaml`.
+    /// Adds (or replaces, by name) a rule.
     pub fn add_alert_rule(&self, rule: AlertRule) -> Result<()> {
-        let mut rules = self.alert_rules()?;
-        rules.retain(|r| r.name != rule.name);
-        rules.push(rule);
-        let file = RulesFile {
-            alerts: rules.iter().map(AlertRule::raw).collect(),
-        };
-        let text = serde_yaml::to_string(&file).map_err(|e| Error::Invalid(e.to_string()))?;
-        write_durably(&self.rules_path(), text.as_bytes())
+        let body = serde_yaml::to_string(&rule.raw()).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(self.state.put_alert_rule(&StoredAlertRule {
+            name: rule.name,
+            body,
+        })?)
     }
 
-    fn events_path(&self) -> PathBuf {
-        self.root.join("alerts.jsonl")
+    /// Adds (or replaces, by name) every rule of a rules file (`alerts:` list, YAML), all
+    /// checked before any is stored.
+    pub fn add_alert_rules_from(&self, text: &str, origin: &str) -> Result<usize> {
+        let rules = AlertRule::parse_file(text, origin)?;
+        let n = rules.len();
+        for rule in rules {
+            self.add_alert_rule(rule)?;
+        }
+        Ok(n)
     }
 
-    /// Records an alert firing or resolving (fsynced).
-    pub fn record_alert(&self, event: &AlertEvent) -> Result<()> {
-        let mut line = serde_json::to_string(event).map_err(|e| Error::Invalid(e.to_string()))?;
-        line.push('\n');
-        append_line(&self.events_path(), &line)
+    /// Records an alert firing or resolving (committed before returning); answers its id.
+    pub fn record_alert(&self, event: &AlertEvent) -> Result<i64> {
+        let body = serde_json::to_string(event).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(self.state.record_alert_event(&StoredAlertEvent {
+            rule: event.alert.clone(),
+            model: event.model.clone(),
+            version: event.version.clone(),
+            at_ms: event.at_ms,
+            body,
+        })?)
     }
 
-    /// Every recorded alert event, oldest first.
-    pub fn alert_events(&self) -> Result<Vec<AlertEvent>> {
-        let path = self.events_path();
-        let text = read_if_present(&path)?.unwrap_or_default();
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+    /// Writes a recorded event again with what its webhook answered.
+    pub fn set_alert_outcome(&self, id: i64, event: &AlertEvent) -> Result<()> {
+        let body = serde_json::to_string(event).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.state.update_alert_event(id, &body)?;
+        Ok(())
+    }
+
+    /// Recorded alert events, oldest first: every one, or the newest `limit`.
+    pub fn alert_events(&self, limit: Option<usize>) -> Result<Vec<AlertEvent>> {
+        Ok(self
+            .state
+            .alert_events(limit)?
+            .iter()
+            .filter_map(|e| serde_json::from_str(&e.body).ok())
             .collect())
     }
 }
@@ -1263,24 +1428,97 @@ impl Sampler {
 
 /// Reads one log file batch by batch, handing each batch's rows in `[from_ms, to_ms)` to
 /// `each` as a small window of its own (the file is never held whole).
+/// A log file's record batches.
+fn read_log_batches(logs: &dyn ArtifactStore, path: &ArtifactPath) -> Result<Vec<RecordBatch>> {
+    let (mut reader, size) = logs.open(path)?;
+    let mut bytes = Vec::with_capacity(size.min(1 << 30) as usize);
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(Path::new(&path.as_string()), e))?;
+    let bad = |e: parquet::errors::ParquetError| {
+        Error::Invalid(format!(
+            "{}: not a prediction log file ({e})",
+            path.as_string()
+        ))
+    };
+    let batches = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(bad)?
+        .with_batch_size(65_536)
+        .build()
+        .map_err(bad)?;
+    batches
+        .map(|b| b.map_err(|e| Error::Invalid(format!("{}: {e}", path.as_string()))))
+        .collect()
+}
+
+/// Batches of several log files (their columns may differ: a model's inputs changed, or one
+/// file saw an output the other did not) as batches of one schema, the union of their
+/// columns, missing values null.
+fn unify(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    let mut fields: Vec<Field> = Vec::new();
+    for batch in &batches {
+        for field in batch.schema().fields() {
+            match fields.iter_mut().find(|f| f.name() == field.name()) {
+                Some(known) if known.data_type() != field.data_type() => {
+                    // Integers met floats: the column becomes floats, as the writer does.
+                    *known = Field::new(field.name(), DataType::Float64, true);
+                }
+                Some(_) => {}
+                None => fields.push(field.as_ref().clone().with_nullable(true)),
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    batches
+        .into_iter()
+        .map(|batch| {
+            let columns: Vec<ArrayRef> = schema
+                .fields()
+                .iter()
+                .map(|field| match batch.column_by_name(field.name()) {
+                    None => arrow_array::new_null_array(field.data_type(), batch.num_rows()),
+                    Some(c) if c.data_type() == field.data_type() => c.clone(),
+                    Some(c) => {
+                        let ints = c.as_primitive::<Int64Type>();
+                        Arc::new(Float64Array::from_iter(
+                            ints.iter().map(|v| v.map(|n| n as f64)),
+                        ))
+                    }
+                })
+                .collect();
+            RecordBatch::try_new(schema.clone(), columns)
+                .map_err(|e| Error::Invalid(format!("prediction log: {e}")))
+        })
+        .collect()
+}
+
 fn read_window_file(
-    path: &Path,
+    logs: &dyn ArtifactStore,
+    path: &ArtifactPath,
     from_ms: i64,
     to_ms: i64,
     mut each: impl FnMut(Window) -> Result<()>,
 ) -> Result<()> {
-    let mut table = Table::open(path)?;
-    let names = table.column_names();
+    let batches = read_log_batches(logs, path)?;
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
+    let names: Vec<String> = first
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let find = |n: &str| names.iter().position(|c| c == n);
     let (Some(id_at), Some(row_at), Some(ts_at)) =
         (find("_request_id"), find("_row"), find("_timestamp_ms"))
     else {
         return Err(Error::Invalid(format!(
             "{}: not a prediction log file",
-            path.display()
+            path.as_string()
         )));
     };
-    while let Some(batch) = table.next_batch()? {
+    for batch in batches {
         let mut window = Window {
             from_ms,
             to_ms,
@@ -1982,10 +2220,17 @@ mod tests {
         );
     }
 
+    /// A monitor on a throw-away SQLite store under `dir`.
+    fn test_monitor(dir: &Path) -> Monitor {
+        let store = cairn_store::SqlStore::open_sqlite(dir.join("cairn.db")).unwrap();
+        let logs = cairn_store::LocalArtifactStore::new(dir.join("monitoring")).unwrap();
+        Monitor::open(Arc::new(logs), Arc::new(store))
+    }
+
     #[test]
     fn logged_predictions_come_back_by_window_with_positional_feature_names() {
         let dir = tempfile::tempdir().unwrap();
-        let monitor = Monitor::open(dir.path()).unwrap();
+        let monitor = test_monitor(dir.path());
         let log = PredictionLog::start(&monitor, LogOptions::default()).unwrap();
         assert!(log.record(prediction(
             "a",
@@ -2049,9 +2294,110 @@ mod tests {
     }
 
     #[test]
+    fn the_log_is_partitioned_by_model_version_and_hour_and_compacts_per_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = test_monitor(dir.path());
+        let log = PredictionLog::start(&monitor, LogOptions::default()).unwrap();
+        // 2024-03-01 10:59:59.000 and 11:00:00.500 UTC: one flush, two hours, two files.
+        let ten = (cairn_core::dates::days_from_civil(2024, 3, 1) * 24 + 10) * HOUR_MS;
+        log.record(prediction(
+            "a",
+            ten + HOUR_MS - 1_000,
+            vec![[1.0, 2.0]],
+            vec![0.1],
+        ));
+        log.record(prediction(
+            "b",
+            ten + HOUR_MS + 500,
+            vec![[3.0, 4.0]],
+            vec![0.2],
+        ));
+        log.flush();
+        // More flushes into hour 10, one with an extra output column (the schemas differ).
+        log.record(prediction(
+            "c",
+            ten + 5,
+            vec![[5.0, 6.0], [7.0, 8.0]],
+            vec![0.3, 0.4],
+        ));
+        log.flush();
+        let mut wide = prediction("d", ten + 10, vec![[9.0, 10.0]], vec![0.5]);
+        wide.outputs.push(LoggedTensor {
+            name: "label".into(),
+            shape: vec![1],
+            values: Values::Int(vec![1]),
+        });
+        log.record(wide);
+        log.flush();
+        let root = dir.path().join("monitoring/predictions/model=m/version=1");
+        let hour10 = root.join("date=2024-03-01/hour=10");
+        let hour11 = root.join("date=2024-03-01/hour=11");
+        let count = |d: &Path| std::fs::read_dir(d).map_or(0, |r| r.count());
+        assert_eq!((count(&hour10), count(&hour11)), (3, 1));
+        let everything = |m: &Monitor| {
+            let w = m
+                .window("m", "1", ten - HOUR_MS, ten + 3 * HOUR_MS)
+                .unwrap();
+            let mut keys = w.keys.clone();
+            keys.sort();
+            keys
+        };
+        let before = everything(&monitor);
+        assert_eq!(before.len(), 5);
+        // A window of one hour opens only that hour's files.
+        assert_eq!(
+            monitor
+                .window("m", "1", ten + HOUR_MS, ten + 2 * HOUR_MS)
+                .unwrap()
+                .rows,
+            1
+        );
+        // Hour 10 ended before the cut-off: its three files become one; hour 11 did not.
+        assert_eq!(
+            monitor
+                .compact_predictions(ten - HOUR_MS, ten + HOUR_MS + 1)
+                .unwrap(),
+            1
+        );
+        assert_eq!((count(&hour10), count(&hour11)), (1, 1));
+        let merged = std::fs::read_dir(&hour10)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name();
+        assert!(
+            merged.to_string_lossy().contains("-compacted-"),
+            "{merged:?}"
+        );
+        assert_eq!(everything(&monitor), before);
+        // The merged file keeps the union of the columns.
+        let w = monitor.window("m", "1", ten, ten + HOUR_MS).unwrap();
+        assert!(
+            w.outputs.iter().any(|(n, _)| n == "label"),
+            "{:?}",
+            w.outputs
+        );
+        // Compacting again changes nothing.
+        assert_eq!(
+            monitor
+                .compact_predictions(ten - HOUR_MS, ten + HOUR_MS + 1)
+                .unwrap(),
+            0
+        );
+        // Retention removes whole hours.
+        assert_eq!(monitor.prune_predictions(ten + HOUR_MS).unwrap(), 1);
+        assert!(!hour10.exists());
+        assert_eq!(everything(&monitor), vec![("b".to_string(), 0)]);
+        // Names that are not path-safe become safe partition values.
+        assert_eq!(partition_value("fraud/v2"), "fraud~2Fv2");
+        assert_eq!(partition_value("a~b"), "a~7Eb");
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_instead_of_blocking() {
         let dir = tempfile::tempdir().unwrap();
-        let monitor = Monitor::open(dir.path()).unwrap();
+        let monitor = test_monitor(dir.path());
         let log = PredictionLog::start(
             &monitor,
             LogOptions {
