@@ -174,8 +174,11 @@ async fn log_request(req: Request, next: Next) -> Response {
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
-    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
+    // A handler that logged the request for monitoring already named it (the caller's id).
+    if !response.headers().contains_key("x-request-id") {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
     }
     response
 }

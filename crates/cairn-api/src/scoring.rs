@@ -405,10 +405,15 @@ async fn invocations(
     let started = Instant::now();
     // With monitoring on, the request id (the caller's `x-request-id`, or a new one) comes
     // back as `x-request-id`, for labels posted later.
-    let request_id = serving
-        .monitoring
-        .as_ref()
-        .and_then(|m| m.request_id(req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok())));
+    let request_id = serving.monitoring.as_ref().and_then(|m| {
+        let given = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
+        // Without one from the caller, the request's own id (its log line's) is logged.
+        m.request_id(Some(
+            given
+                .map_or_else(crate::request_id::current, str::to_owned)
+                .as_str(),
+        ))
+    });
     let result = score(&served, req, request_id.is_some()).await;
     let elapsed = started.elapsed();
     let status = result.as_ref().map_or_else(|e| e.0.as_u16(), |_| 200);

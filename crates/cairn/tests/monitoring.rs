@@ -104,39 +104,6 @@ fn wait_for(http: &Http, what: &str, check: impl Fn(&str) -> bool) -> String {
     }
 }
 
-/// A webhook receiver: records each POSTed body, answers 200.
-fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let store = received.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                if let Ok(v) = serde_json::from_slice(&body) {
-                    store.lock().unwrap().push(v);
-                }
-            }
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
-}
-
 fn cairn(home: &Path, args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(bin())
         .args(args)
@@ -204,7 +171,7 @@ fn shifted_traffic_is_flagged_in_the_endpoint_the_gauges_and_a_webhook() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("features x0, x1, x2, x3, target y"), "{out}");
-    let (hook, received) = webhook();
+    let (hook, received) = cairn_test::webhook_receiver();
     let (code, out) = cairn(
         &home,
         &[
@@ -529,4 +496,78 @@ fn cairn_serve_logs_scoring_requests_for_monitoring() {
         assert!(started.elapsed() < Duration::from_secs(30), "{out}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(server);
+    duckdb_reads_the_log(&home.join("monitoring"), &ids);
+}
+
+/// DuckDB (the Python package, pinned in tests/interop/requirements.txt) reads the log's
+/// Parquet files with their Hive partitions and no Cairn code: the rows, the partition
+/// columns and the logged features all come back.
+fn duckdb_reads_the_log(log_root: &std::path::Path, ids: &std::collections::HashSet<String>) {
+    let Ok(python) = std::env::var(cairn_test::PYTHON_ENV) else {
+        cairn_test::skip("duckdb_reads_the_log", "CAIRN_TEST_PYTHON is not set");
+        return;
+    };
+    let script = r#"
+import json, sys, duckdb
+files = sys.argv[1] + "/predictions/**/*.parquet"
+con = duckdb.connect()
+rows = con.execute(
+    "SELECT model, version, count(*), count(DISTINCT _request_id), min(\"x[0]\"), max(hour) "
+    "FROM read_parquet(?, hive_partitioning = true, union_by_name = true) GROUP BY ALL",
+    [files],
+).fetchall()
+columns = [d[0] for d in con.execute(
+    "SELECT * FROM read_parquet(?, hive_partitioning = true, union_by_name = true) LIMIT 1", [files]
+).description]
+ids = [r[0] for r in con.execute(
+    "SELECT DISTINCT _request_id FROM read_parquet(?, hive_partitioning = true)", [files]
+).fetchall()]
+print(json.dumps({"rows": [list(map(str, r)) for r in rows], "columns": columns, "ids": ids}))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script, log_root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let rows = answer["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{answer}");
+    assert_eq!(rows[0][0], "lr");
+    assert_eq!(rows[0][1], "1");
+    assert_eq!(rows[0][2], "400");
+    assert_eq!(rows[0][3], "10");
+    let columns: Vec<&str> = answer["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for wanted in [
+        "_request_id",
+        "_row",
+        "_timestamp_ms",
+        "_latency_us",
+        "x[0]",
+        "x[3]",
+        "_output:probability",
+        "model",
+        "version",
+        "date",
+        "hour",
+    ] {
+        assert!(columns.contains(&wanted), "{wanted} not in {columns:?}");
+    }
+    let read: std::collections::HashSet<String> = answer["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(&read, ids);
 }
