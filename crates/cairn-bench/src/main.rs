@@ -601,7 +601,7 @@ fn main() {
     if part == "a" || part == "all" {
         out.insert(
             "log_batch".into(),
-            log_batch_throughput(&c, &url, 8, seconds),
+            log_batch_throughput(&c, &url, arg(&args, "--clients", "8").parse().unwrap(), seconds),
         );
     }
     if part == "b" || part == "all" {
