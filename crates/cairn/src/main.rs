@@ -11,6 +11,13 @@ mod server;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc's allocator: a served request allocates on a runtime thread and
+/// the prediction log frees on its writer thread, and glibc's arenas make such cross-thread
+/// frees contend on a lock with the next request's allocations (measured in
+/// docs/benchmarks.md, "bench/serving").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cairn: one binary for the life cycle of a machine-learning model.
 #[derive(Parser)]
 #[command(name = "cairn", version, about)]
