@@ -171,8 +171,13 @@ def main():
                 downs.append(timed(lambda: got.update(r=download(port, key))))
                 assert got["r"] == (size, want), f"{name}: the download differs"
             results[name] = (statistics.median(ups), statistics.median(downs))
+        # The ceiling: the same file straight into moto with boto3 (multipart, 10 threads), no proxy.
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+        direct = statistics.median(timed(lambda: s3.upload_file(path, "bench", f"direct/{i}.bin")) for i in range(args.repeat))
         mb = size / 1e6
         print(f"{args.mib} MiB file, median of {args.repeat}, through each server's proxy to moto's S3 on loopback")
+        print(f"(moto's own ingest, boto3 straight to the bucket: {mb / direct:.1f} MB/s upload)")
         print(f"{'':10} {'upload MB/s':>12} {'download MB/s':>14}")
         for name in ("cairn", "mlflow"):
             up, down = results[name]

@@ -80,6 +80,14 @@ def split_bench(urls, argv_of):
     return [p.communicate()[0] for p in procs]
 
 
+def last_json(text):
+    """The JSON object a cairn-bench run printed last."""
+    try:
+        return json.loads(text.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise SystemExit(f"cairn-bench printed no result:\n{text}")
+
+
 def number(pattern, text):
     m = re.search(pattern, text)
     if not m:
@@ -137,10 +145,10 @@ def main():
             urls, db = start_replicas(n, f"r{n}")
             out = split_bench(urls, lambda u, k: [bench, "tracking", "--url", u, "--part", "a", "--seconds", str(args.seconds),
                                                     "--clients", str(8 // k)])
-            metrics = sum(json.loads(o.strip().splitlines()[-1])["log_batch"]["metrics_per_second"] for o in out)
+            metrics = sum(last_json(o)["log_batch"]["metrics_per_second"] for o in out)
             out = subprocess.run([bench, "tracking", "--url", urls[0], "--part", "b", "--runs", str(args.runs)],
                                  capture_output=True, text=True, check=True).stdout
-            search_ms = json.loads(out.strip().splitlines()[-1])["search"]["median_ms"]
+            search_ms = last_json(out)["search"]["median_ms"]
 
             # A registered model served from the bucket.
             model = os.path.join(work, "model.onnx")
@@ -167,7 +175,7 @@ open({model!r}, "wb").write(to_onnx(LogisticRegression(max_iter=500).fit(X, y), 
             before = sum(o.get("Size", 0) for o in s3.list_objects_v2(Bucket="bench", Prefix=f"r{n}/monitoring/").get("Contents", []))
             out = split_bench(urls, lambda u, k: [bench, "post", "--url", u, "--path", "/v2/models/scaling/versions/1/infer",
                                                     "--body", body, "--clients", str(32 // k), "--seconds", str(args.seconds)])
-            infer = sum(json.loads(o.strip().splitlines()[-1])["requests_per_second"] for o in out)
+            infer = sum(last_json(o)["requests_per_second"] for o in out)
             time.sleep(7)  # the log flushes every 5 s
             listed = s3.get_paginator("list_objects_v2").paginate(Bucket="bench", Prefix=f"r{n}/monitoring/")
             after = sum(o["Size"] for page in listed for o in page.get("Contents", []))
