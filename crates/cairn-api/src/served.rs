@@ -2,10 +2,9 @@
 //! model name is the registered model's name, the OIP version its number or an alias.
 use crate::artifacts::proxied_root;
 use crate::oip::{unknown_text, ModelError, ModelSource, ServedModel};
-use cairn_core::model::ModelVersion;
 use cairn_core::paths::ArtifactPath;
 use cairn_core::registry::parse_version;
-use cairn_core::{ArtifactStore, Error, Registry};
+use cairn_core::{ArtifactStore, Error, Registry, VersionSelector};
 use cairn_serving::{OnnxModel, Runner, RunnerOptions};
 use std::collections::HashMap;
 use std::io::Read;
@@ -141,21 +140,18 @@ impl RegistryModels {
             .len()
     }
 
-    fn find_version(&self, name: &str, version: Option<&str>) -> Result<ModelVersion, Error> {
-        match version {
-            None => self
-                .registry
-                .get_model(name)?
-                .latest_versions
-                .into_iter()
-                .max_by_key(|v| v.version)
-                .ok_or_else(|| Error::not_found(format!("model '{name}' has no versions"))),
+    /// The (number, creation time) of the version a request names: one query per request,
+    /// so a version deleted and created again, or an alias moved through another replica, is
+    /// seen at the next request.
+    fn identify(&self, name: &str, version: Option<&str>) -> Result<Option<(i64, i64)>, Error> {
+        let which = match version {
+            None => VersionSelector::Newest,
             Some(v) if v.chars().all(|c| c.is_ascii_digit()) => {
-                let n = parse_version(v)?;
-                self.registry.get_version(name, n)
+                VersionSelector::Number(parse_version(v)?)
             }
-            Some(alias) => self.registry.version_by_alias(name, alias),
-        }
+            Some(alias) => VersionSelector::Alias(alias.to_owned()),
+        };
+        self.registry.version_identity(name, &which)
     }
 
     fn load(&self, name: &str, number: i64) -> Result<(OnnxModel, u64), ModelError> {
@@ -238,14 +234,16 @@ pub fn checked_signature(
 
 impl ModelSource for RegistryModels {
     fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ModelError> {
-        let found = self.find_version(name, version).map_err(|e| match e {
-            Error::NotFound(_) | Error::InvalidParameter(_) => {
-                ModelError::Unknown(unknown_text(name, version))
-            }
-            other => ModelError::Unservable(other.to_string()),
-        })?;
-        let number = found.version;
-        let key: Identity = (found.name.clone(), number, found.creation_time);
+        let (number, created) = self
+            .identify(name, version)
+            .map_err(|e| match e {
+                Error::NotFound(_) | Error::InvalidParameter(_) => {
+                    ModelError::Unknown(unknown_text(name, version))
+                }
+                other => ModelError::Unservable(other.to_string()),
+            })?
+            .ok_or_else(|| ModelError::Unknown(unknown_text(name, version)))?;
+        let key: Identity = (name.to_owned(), number, created);
         if let Some(hit) = self
             .loaded
             .lock()

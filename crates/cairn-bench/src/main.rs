@@ -601,7 +601,12 @@ fn main() {
     if part == "a" || part == "all" {
         out.insert(
             "log_batch".into(),
-            log_batch_throughput(&c, &url, arg(&args, "--clients", "8").parse().unwrap(), seconds),
+            log_batch_throughput(
+                &c,
+                &url,
+                arg(&args, "--clients", "8").parse().unwrap(),
+                seconds,
+            ),
         );
     }
     if part == "b" || part == "all" {

@@ -32,7 +32,7 @@ pub use registry::Registry;
 pub use store::{
     ArtifactEntry, ArtifactStore, DatasetStore, EvaluationStore, ExperimentLocation,
     ExperimentQuery, LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore,
-    RunQuery, TraceStore, TrackingStore,
+    RunQuery, TraceStore, TrackingStore, VersionSelector,
 };
 pub use traces::Traces;
 pub use tracking::Tracking;

@@ -417,6 +417,16 @@ impl Registry {
         Ok(())
     }
 
+    /// The (number, creation time) of the version `which` names, if there is one: one query,
+    /// for the serving path.
+    pub fn version_identity(
+        &self,
+        name: &str,
+        which: &crate::VersionSelector,
+    ) -> Result<Option<(i64, i64)>> {
+        self.store.version_identity(name, which)
+    }
+
     /// The version an alias points at.
     pub fn version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         self.get_model(name)?;

@@ -297,6 +297,9 @@ pub trait RegistryStore: Send + Sync {
     fn delete_alias(&self, name: &str, alias: &str) -> Result<bool>;
     /// The version an alias points at.
     fn get_alias(&self, name: &str, alias: &str) -> Result<Option<i64>>;
+    /// The (number, creation time) of the version `which` names, in one query: what serving
+    /// checks on every request to know whether its loaded graph is still the one named.
+    fn version_identity(&self, name: &str, which: &VersionSelector) -> Result<Option<(i64, i64)>>;
 }
 
 /// One entry of an artifact directory listing.
@@ -322,6 +325,17 @@ pub trait ArtifactStore: Send + Sync {
     fn list(&self, path: &ArtifactPath) -> Result<Vec<ArtifactEntry>>;
     /// Deletes a file or a directory tree; `NotFound` if absent.
     fn delete(&self, path: &ArtifactPath) -> Result<()>;
+}
+
+/// Which version of a registered model a request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionSelector {
+    /// A version number.
+    Number(i64),
+    /// The version an alias points to.
+    Alias(String),
+    /// The newest version.
+    Newest,
 }
 
 /// Versions of Cairn datasets.

@@ -3,7 +3,9 @@ use crate::db::{Row, Tx, Val};
 use crate::tracking::{compare, key_value_clause, limit_args, page, upsert_tags, SqlStore};
 use cairn_core::model::*;
 use cairn_core::search::{Entity, Op, Value};
-use cairn_core::{Error, ModelVersionQuery, RegisteredModelQuery, RegistryStore, Result};
+use cairn_core::{
+    Error, ModelVersionQuery, RegisteredModelQuery, RegistryStore, Result, VersionSelector,
+};
 use std::collections::HashMap;
 
 const VERSION_COLUMNS: &str = "mv.name, mv.version, mv.creation_time, mv.last_updated_time, \
@@ -522,5 +524,27 @@ impl RegistryStore for SqlStore {
             )?;
             Ok(rows.first().map(|r| r[0].int()))
         })
+    }
+
+    fn version_identity(&self, name: &str, which: &VersionSelector) -> Result<Option<(i64, i64)>> {
+        let (sql, args): (&str, Vec<Val>) = match which {
+            VersionSelector::Number(n) => (
+                "SELECT version, creation_time FROM model_versions WHERE name = ? AND version = ?",
+                vec![name.into(), (*n).into()],
+            ),
+            VersionSelector::Alias(alias) => (
+                "SELECT mv.version, mv.creation_time FROM registered_model_aliases a \
+                 JOIN model_versions mv ON mv.name = a.name AND mv.version = a.version \
+                 WHERE a.name = ? AND a.alias = ?",
+                vec![name.into(), alias.into()],
+            ),
+            VersionSelector::Newest => (
+                "SELECT version, creation_time FROM model_versions WHERE name = ? \
+                 ORDER BY version DESC LIMIT 1",
+                vec![name.into()],
+            ),
+        };
+        let rows = self.read(|tx| tx.query(sql, &args))?;
+        Ok(rows.first().map(|r| (r[0].int(), r[1].int())))
     }
 }

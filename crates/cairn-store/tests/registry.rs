@@ -5,7 +5,7 @@
 use cairn_core::model::*;
 use cairn_core::registry::NewModelVersion;
 use cairn_core::tracking::{NewLoggedModel, NewRun};
-use cairn_core::{Error, Registry, Tracking};
+use cairn_core::{Error, Registry, Tracking, VersionSelector};
 use cairn_store::SqlStore;
 use cairn_test::PgDatabase;
 use std::sync::Arc;
@@ -195,7 +195,31 @@ fn aliases(r: &Registry) {
         Err(Error::InvalidParameter(_))
     ));
     assert!(matches!(r.set_alias("a", "x", 7), Err(Error::NotFound(_))));
+    // The one-query identity serving checks per request agrees with the full lookups.
+    let identity = |which: VersionSelector| r.version_identity("a", &which).unwrap();
+    let second = r.get_version("a", 2).unwrap();
+    assert_eq!(
+        identity(VersionSelector::Alias("champion".into())),
+        Some((2, second.creation_time))
+    );
+    assert_eq!(
+        identity(VersionSelector::Number(1)).map(|(n, _)| n),
+        Some(1)
+    );
+    assert_eq!(
+        identity(VersionSelector::Newest),
+        Some((2, second.creation_time))
+    );
+    assert_eq!(identity(VersionSelector::Number(9)), None);
+    assert_eq!(identity(VersionSelector::Alias("nobody".into())), None);
+    assert_eq!(
+        r.version_identity("missing", &VersionSelector::Newest)
+            .unwrap(),
+        None
+    );
     r.delete_version("a", 2).unwrap();
+    assert_eq!(identity(VersionSelector::Alias("champion".into())), None);
+    assert_eq!(identity(VersionSelector::Newest).map(|(n, _)| n), Some(1));
     assert!(matches!(
         r.version_by_alias("a", "champion"),
         Err(Error::NotFound(_))

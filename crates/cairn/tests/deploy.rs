@@ -64,9 +64,10 @@ fn the_kserve_runtime_serves_a_model_folder_as_written() {
         .map(|a| match a.as_str() {
             "/mnt/models" => models.to_str().unwrap().to_owned(),
             "--port=8080" => "--port=0".to_owned(),
-            _ => a
-                .replace("{{.Name}}", "churn")
-                .replace("/tmp/cairn-monitoring", tmp.path().join("log").to_str().unwrap()),
+            _ => a.replace("{{.Name}}", "churn").replace(
+                "/tmp/cairn-monitoring",
+                tmp.path().join("log").to_str().unwrap(),
+            ),
         })
         .collect();
     let mut cmd = Command::new(bin());
@@ -99,7 +100,11 @@ fn the_server_deployment_runs_on_a_database_and_a_bucket_as_written() {
         return;
     };
     cairn_test::tally("postgresql");
-    let ours = format!("{}/deploy-{}", bucket.trim_end_matches('/'), std::process::id());
+    let ours = format!(
+        "{}/deploy-{}",
+        bucket.trim_end_matches('/'),
+        std::process::id()
+    );
     let args: Vec<String> = args_of(&checked["server_args"])
         .into_iter()
         .map(|a| match a.as_str() {
@@ -117,7 +122,12 @@ fn the_server_deployment_runs_on_a_database_and_a_bucket_as_written() {
     let server = TestServer::spawn(cmd, tmp.path());
     let anonymous = server.http();
     assert_eq!(anonymous.get("/health").0, 200);
-    assert_eq!(anonymous.get("/api/2.0/mlflow/experiments/search?max_results=5").0, 401);
+    assert_eq!(
+        anonymous
+            .get("/api/2.0/mlflow/experiments/search?max_results=5")
+            .0,
+        401
+    );
     let admin = anonymous.basic("admin", "deploy-secret-1");
     let (status, created) = admin.post("experiments/create", &json!({"name": "deployed"}));
     assert_eq!(status, 200, "{created}");
