@@ -178,13 +178,20 @@ impl RegistryStore for SqlStore {
         now: i64,
     ) -> Result<()> {
         self.write(|tx| {
+            let taken =
+                || Error::AlreadyExists(format!("Registered Model (name={name}) already exists."));
             if model_exists(tx, name)? {
-                return Err(Error::AlreadyExists(format!("Registered Model (name={name}) already exists.")));
+                return Err(taken());
             }
-            tx.exec(
-                "INSERT INTO registered_models (name, creation_time, last_updated_time, description) VALUES (?, ?, ?, ?)",
+            // Two replicas creating one name at once both pass the check; the key decides.
+            let inserted = tx.exec(
+                "INSERT INTO registered_models (name, creation_time, last_updated_time, description) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
                 &[name.into(), now.into(), now.into(), description.into()],
             )?;
+            if inserted == 0 {
+                return Err(taken());
+            }
             upsert_tags(tx, "registered_model_tags", "name", name.into(), tags)
         })
     }

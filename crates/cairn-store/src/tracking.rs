@@ -561,28 +561,31 @@ impl TrackingStore for SqlStore {
         now: i64,
     ) -> Result<String> {
         self.write(|tx| {
+            let taken = || {
+                Error::AlreadyExists(format!(
+                    "Experiment(name={name}) already exists. Error: an experiment with this name \
+                     exists (it may be deleted: restore it or pick another name)."
+                ))
+            };
             if !tx
                 .query("SELECT 1 FROM experiments WHERE name = ?", &[name.into()])?
                 .is_empty()
             {
-                return Err(Error::AlreadyExists(format!(
-                    "Experiment(name={name}) already exists. Error: an experiment with this name \
-                     exists (it may be deleted: restore it or pick another name)."
-                )));
+                return Err(taken());
             }
             let given = match &location {
                 ExperimentLocation::Given(l) => l.clone(),
                 ExperimentLocation::UnderRoot(_) => String::new(),
             };
+            // A concurrent create of the same name on PostgreSQL passes the check above too;
+            // the unique constraint then decides, and the loser is told the name is taken.
             let rows = tx.query(
                 "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, \
-                 last_update_time) VALUES (?, ?, 'active', ?, ?) RETURNING experiment_id",
+                 last_update_time) VALUES (?, ?, 'active', ?, ?) ON CONFLICT (name) DO NOTHING \
+                 RETURNING experiment_id",
                 &[name.into(), given.into(), now.into(), now.into()],
             )?;
-            let id = rows
-                .first()
-                .map(|r| r[0].int())
-                .ok_or_else(|| storage("no id returned"))?;
+            let id = rows.first().map(|r| r[0].int()).ok_or_else(taken)?;
             if let ExperimentLocation::UnderRoot(root) = location {
                 tx.exec(
                     "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",

@@ -49,6 +49,7 @@ conformance!(
     inputs_and_outputs,
     dataset_summaries_of_experiments,
     concurrent_writers_to_one_run,
+    concurrent_creates_of_one_experiment_name,
     logged_models,
     reopening_keeps_everything,
     listings_for_pages,
@@ -1019,4 +1020,26 @@ fn sqlite_file_survives_reopen() {
         vec![KeyValue::new("k", "v")]
     );
     assert!(SqlStore::open("mysql://x").is_err());
+}
+
+/// Replicas creating one experiment name at once: one wins, every other is told the name is
+/// taken (never a storage error: on PostgreSQL both pass the existence check).
+fn concurrent_creates_of_one_experiment_name(t: &Tracking) {
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let outcomes: Vec<Result<String, Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| t.create_experiment(&name, None, vec![])))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(won, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.is_ok() || matches!(o, Err(Error::AlreadyExists(_)))),
+            "{outcomes:?}"
+        );
+    }
 }

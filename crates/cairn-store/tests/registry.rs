@@ -49,6 +49,7 @@ conformance!(
     aliases,
     search_and_tags,
     concurrent_registrations_get_distinct_versions,
+    concurrent_creates_of_one_model_name,
     rename_and_delete,
 );
 
@@ -344,4 +345,24 @@ fn rename_and_delete(r: &Registry) {
     assert!(matches!(r.get_version("new", 1), Err(Error::NotFound(_))));
     r.create_model("new", None, vec![]).unwrap();
     assert!(r.get_model("new").unwrap().aliases.is_empty());
+}
+
+/// Replicas creating one registered model at once: one wins, the others get AlreadyExists.
+fn concurrent_creates_of_one_model_name(r: &Registry) {
+    for round in 0..5 {
+        let name = format!("race-{round}");
+        let outcomes: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| r.create_model(&name, None, vec![])))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.is_ok() || matches!(o, Err(Error::AlreadyExists(_)))),
+            "{outcomes:?}"
+        );
+    }
 }
