@@ -112,7 +112,7 @@ fn now_ms() -> i64 {
 }
 
 fn experiment(c: &Client, name: &str) -> String {
-    let body = json!({"name": format!("{name}-{}", now_ms())}).to_string();
+    let body = json!({"name": format!("{name}-{}-{}", now_ms(), std::process::id())}).to_string();
     c.post("experiments/create", &body)["experiment_id"]
         .as_str()
         .unwrap()
