@@ -6,9 +6,7 @@
 #![allow(clippy::unwrap_used)]
 use cairn_test::{Http, TestServer};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn bin() -> &'static Path {
