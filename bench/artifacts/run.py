@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import http.client
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from common import free_port, wait_healthy  # noqa: E402
 VENV_BIN = os.path.dirname(sys.executable)
 
 parser = argparse.ArgumentParser()
@@ -39,26 +40,6 @@ parser.add_argument("--cairn", help="a built cairn binary (default: build target
 args = parser.parse_args()
 
 BLOCK = 1 << 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url, proc, timeout=120):
-    started = time.time()
-    while time.time() - started < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not become healthy")
 
 
 def rss_kib(pid):

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from common import free_port, wait_healthy  # noqa: E402
 VENV_BIN = os.path.dirname(sys.executable)
 
 parser = argparse.ArgumentParser()
@@ -36,26 +37,6 @@ parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/
 parser.add_argument("--seconds", type=int, default=10)
 parser.add_argument("--runs", type=int, default=10000)
 args = parser.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url, proc, timeout=120):
-    started = time.time()
-    while time.time() - started < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not become healthy")
 
 
 def psql(url, sql):

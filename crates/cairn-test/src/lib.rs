@@ -85,6 +85,26 @@ pub fn run_interop_script_with(test: &str, script: &str, url: &str, env: &[(&str
     assert!(stdout.contains("\"ok\": true"), "{stdout}");
 }
 
+/// Runs `python` with `args` and `env`, asserts it succeeded, and returns the JSON object on
+/// the last line of its output (what the interop scripts print when they pass).
+pub fn python_json(python: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Value {
+    let out = Command::new(python)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("{args:?}: no JSON last line ({e}):\n{stdout}"))
+}
+
 /// A `cairn server` child process.
 pub struct TestServer {
     /// Base URL, e.g. `http://127.0.0.1:40123`.

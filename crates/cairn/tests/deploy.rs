@@ -23,18 +23,13 @@ fn checked(test: &str) -> Option<Value> {
         skip(test, "CAIRN_TEST_PYTHON is not set");
         return None;
     };
-    let out = Command::new(python)
-        .arg(root().join("tests/interop/deploy_check.py"))
-        .arg(root())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(serde_json::from_str(stdout.lines().last().unwrap()).unwrap())
+    let script = root().join("tests/interop/deploy_check.py");
+    let root = root();
+    Some(cairn_test::python_json(
+        &python,
+        &[script.as_os_str(), root.as_os_str()],
+        &[],
+    ))
 }
 
 fn args_of(v: &Value) -> Vec<String> {

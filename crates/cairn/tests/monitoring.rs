@@ -5,7 +5,7 @@
 //! than the log's buffer must be answered in full.
 #![allow(clippy::unwrap_used)]
 use cairn_test::{Http, TestServer};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -523,17 +523,11 @@ ids = [r[0] for r in con.execute(
 ).fetchall()]
 print(json.dumps({"rows": [list(map(str, r)) for r in rows], "columns": columns, "ids": ids}))
 "#;
-    let out = std::process::Command::new(python)
-        .args(["-c", script, log_root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let answer = cairn_test::python_json(
+        &python,
+        &["-c".as_ref(), script.as_ref(), log_root.as_os_str()],
+        &[],
     );
-    let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
     let rows = answer["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{answer}");
     assert_eq!(rows[0][0], "lr");

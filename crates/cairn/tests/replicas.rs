@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cairn_test::{skip, Http, PgDatabase, TestServer};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -101,22 +101,16 @@ fn two_replicas_on_one_database_and_one_bucket_act_as_one_server() {
     // The MLflow client, alternating between the replicas.
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/replicas_client_test.py");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .env("URL_A", &a.url)
-        .env("URL_B", &b.url)
-        .env("MLFLOW_TRACKING_URI", &a.url)
-        .env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let client = cairn_test::python_json(
+        &python,
+        &[script.as_os_str()],
+        &[
+            ("URL_A", &a.url),
+            ("URL_B", &b.url),
+            ("MLFLOW_TRACKING_URI", &a.url),
+            ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
+        ],
     );
-    let client: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(client["ok"], true);
 
     // Monitoring state set up once, through the shared store.
