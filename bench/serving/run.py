@@ -16,7 +16,6 @@ import argparse
 import shutil
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,26 +33,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--seconds", type=int, default=10)
 parser.add_argument("--cairn", help="a built cairn binary (default: build target/release/cairn)")
 args = parser.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url, proc, timeout=120):
-    start = time.time()
-    while time.time() - start < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"server at {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not become healthy")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import free_port, wait_healthy  # noqa: E402
 
 
 if args.cairn:
