@@ -204,7 +204,11 @@ pub async fn handler(
 ) -> impl IntoResponse {
     let mut text = metrics.render();
     if let Some(m) = monitoring {
-        text.push_str(&m.render());
+        // The alert states may be read from the metadata store: off the async workers.
+        match tokio::task::spawn_blocking(move || m.render()).await {
+            Ok(gauges) => text.push_str(&gauges),
+            Err(e) => tracing::error!(error = %e, "monitoring gauges not rendered"),
+        }
     }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -215,9 +215,11 @@ impl Monitoring {
                 per_version(&|g| g.metrics.as_ref().and_then(pick)),
             );
         }
-        let firing: Vec<String> = self
-            .live
-            .alert_states()
+        let states = self.live.alert_states().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "alert states not read for the metrics page");
+            Vec::new()
+        });
+        let firing: Vec<String> = states
             .into_iter()
             .map(|((a, m, v), f)| {
                 format!(
@@ -374,6 +376,7 @@ impl Monitoring {
         let firing: Vec<(String, String, String)> = self
             .live
             .alert_states()
+            .map_err(store_error)?
             .into_iter()
             .filter(|(_, f)| *f)
             .map(|(k, _)| k)
@@ -404,14 +407,28 @@ impl Monitoring {
             .map_err(store_error)
     }
 
-    /// The model versions the last evaluation looked at, with their logged predictions in
-    /// the window.
-    pub fn monitored(&self) -> Vec<(String, String, u64)> {
-        self.live
-            .gauges()
+    /// The monitored model versions (those with a training reference, and those this
+    /// replica's last evaluation looked at), with their logged predictions in the window where
+    /// this replica evaluated them. Read from the store, so every replica lists the same
+    /// versions; the counts come from the replica that leads the evaluation.
+    pub fn monitored(&self) -> Result<Vec<(String, String, Option<u64>)>, ApiError> {
+        let gauges = self.live.gauges();
+        let mut monitored: Vec<(String, String, Option<u64>)> = gauges
             .iter()
-            .map(|((m, v), g)| (m.clone(), v.clone(), g.predictions))
-            .collect()
+            .map(|((m, v), g)| (m.clone(), v.clone(), Some(g.predictions)))
+            .collect();
+        for (model, version) in self
+            .live
+            .monitor()
+            .referenced_versions()
+            .map_err(store_error)?
+        {
+            if !gauges.contains_key(&(model.clone(), version.clone())) {
+                monitored.push((model, version, None));
+            }
+        }
+        monitored.sort();
+        Ok(monitored)
     }
 }
 

@@ -448,12 +448,22 @@ impl Live {
         lock(&self.gauges).clone()
     }
 
-    /// (rule, model, version) -> whether it fires, as this replica last saw it.
-    pub fn alert_states(&self) -> Vec<((String, String, String), bool)> {
-        lock(&self.alerts)
-            .states()
-            .map(|(k, f)| (k.clone(), f))
-            .collect()
+    /// (rule, model, version) -> whether it fires. While this replica leads the evaluation,
+    /// its own state; otherwise the recorded events' (the leader records every change there),
+    /// so every replica answers alike.
+    pub fn alert_states(&self) -> crate::Result<Vec<((String, String, String), bool)>> {
+        let collect = |state: &AlertState| state.states().map(|(k, f)| (k.clone(), f)).collect();
+        if self.leading.load(Relaxed) {
+            return Ok(collect(&lock(&self.alerts)));
+        }
+        Ok(collect(&AlertState::from_events(
+            &self.monitor.alert_events(None)?,
+        )))
+    }
+
+    /// Whether this replica held the evaluation lease at its last evaluation.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Relaxed)
     }
 }
 
@@ -611,10 +621,11 @@ mod tests {
             .unwrap();
         assert!(b.evaluate());
         assert_eq!(b.monitor().alert_events(None).unwrap().len(), 1);
-        assert_eq!(
-            b.alert_states(),
-            vec![(("drift".into(), "m".into(), "1".into()), true)]
-        );
+        let firing = vec![(("drift".into(), "m".into(), "1".into()), true)];
+        assert_eq!(b.alert_states().unwrap(), firing);
         assert!(!a.evaluate());
+        // The replica that does not lead answers from the store, as the leader does.
+        assert!(!a.leading());
+        assert_eq!(a.alert_states().unwrap(), firing);
     }
 }

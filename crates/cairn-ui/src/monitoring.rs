@@ -101,7 +101,7 @@ pub async fn list(State(ui): State<Shared>, viewer: Viewer) -> Result<Response, 
             }
         }
         let mut kept_monitored = Vec::new();
-        for entry in m.monitored() {
+        for entry in m.monitored().map_err(api_error)? {
             if readable(&entry.0)? {
                 kept_monitored.push(entry);
             }
@@ -135,11 +135,11 @@ pub async fn list(State(ui): State<Shared>, viewer: Viewer) -> Result<Response, 
                         td.num { (s.errors) }
                         td.num { (format::number(s.mean_seconds * 1000.0)) }
                         td { (s.quantiles.iter().map(|q| q.map(|q| format!("{} ms", format::number(q * 1000.0))).unwrap_or_else(|| "-".into())).collect::<Vec<_>>().join(" / ")) }
-                        td.num { (monitored.iter().find(|(m, v, _)| *m == s.model && *v == s.version).map(|x| x.2.to_string()).unwrap_or_default()) }
+                        td.num { (monitored.iter().find(|(m, v, _)| *m == s.model && *v == s.version).and_then(|x| x.2).map(|n| n.to_string()).unwrap_or_else(|| "-".into())) }
                     } }
                     @for (model, version, n) in monitored.iter().filter(|(m, v, _)| !snapshot.iter().any(|s| s.model == *m && s.version == *v)) { tr {
                         td { a href={ "/monitoring/" (enc(model)) "/" (enc(version)) } { (model) } }
-                        td { (version) } td.num { "0" } td.num {} td.num {} td {} td.num { (n) }
+                        td { (version) } td.num { "0" } td.num {} td.num {} td {} td.num { (n.map(|n| n.to_string()).unwrap_or_else(|| "-".into())) }
                     } }
                 }
             }

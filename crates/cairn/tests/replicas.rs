@@ -214,6 +214,18 @@ fn two_replicas_on_one_database_and_one_bucket_act_as_one_server() {
         let events = alerts["events"].as_array().unwrap();
         assert_eq!(events.len(), 1, "{alerts}");
         assert_eq!(events[0]["state"], "firing");
+        // Both replicas, leader or not, say the rule fires and list the monitored version.
+        let firing = &alerts["rules"][0]["firing"];
+        assert_eq!(
+            firing,
+            &json!([{"model": "shared", "version": "1"}]),
+            "{alerts}"
+        );
+        let (status, page) = http.get_bytes("/monitoring");
+        let page = String::from_utf8_lossy(&page);
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("firing (1)"), "{page}");
+        assert!(page.contains("/monitoring/shared/1"), "{page}");
     }
     // SIGKILL B mid-traffic: A keeps answering, and every write either acknowledged is there.
     let run_id = client["run_id"].as_str().unwrap();
