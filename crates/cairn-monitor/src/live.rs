@@ -451,7 +451,7 @@ impl Live {
     /// (rule, model, version) -> whether it fires. While this replica leads the evaluation,
     /// its own state; otherwise the recorded events' (the leader records every change there),
     /// so every replica answers alike.
-    pub fn alert_states(&self) -> crate::Result<Vec<((String, String, String), bool)>> {
+    pub fn alert_states(&self) -> crate::Result<AlertStates> {
         let collect = |state: &AlertState| state.states().map(|(k, f)| (k.clone(), f)).collect();
         if self.leading.load(Relaxed) {
             return Ok(collect(&lock(&self.alerts)));
@@ -466,6 +466,9 @@ impl Live {
         self.leading.load(Relaxed)
     }
 }
+
+/// (rule, model, version) and whether that alert fires.
+pub type AlertStates = Vec<((String, String, String), bool)>;
 
 /// Posts queued webhooks one by one, each up to [`WEBHOOK_ATTEMPTS`] times (a 2xx answer
 /// ends it), and writes the outcome into the recorded event.
