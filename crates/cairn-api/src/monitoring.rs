@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_monitor::{
-    now_ms, parse_duration, AlertEvent, Label, Live, LoggedTensor, MetricBucket, Values,
+    now_ms, parse_duration, AlertEvent, Label, Live, MetricBucket, TensorRef, ValuesRef,
     VersionGauges, WindowDrift, DEFAULT_WINDOW_SECONDS,
 };
 use cairn_quality::drift::DriftOptions;
@@ -26,27 +26,27 @@ pub struct Monitoring {
     live: Arc<Live>,
 }
 
-fn values_of(data: &TensorData) -> Values {
-    match data {
-        TensorData::Fp32(v) => Values::Float(v.iter().map(|x| f64::from(*x)).collect()),
-        TensorData::Fp64(v) => Values::Float(v.clone()),
-        TensorData::Int32(v) => Values::Int(v.iter().map(|x| i64::from(*x)).collect()),
-        TensorData::Int64(v) => Values::Int(v.clone()),
-        TensorData::Bool(v) => Values::Int(v.iter().map(|b| i64::from(*b)).collect()),
-        TensorData::Bytes(v) => Values::Text(v.clone()),
-    }
-}
+/// Filler for unused slots of [`Monitoring::record`]'s arrays.
+const EMPTY: TensorRef<'static> = TensorRef {
+    name: "",
+    shape: &[],
+    values: ValuesRef::F64(&[]),
+};
 
-/// Tensors as the prediction log keeps them.
-pub(crate) fn logged(tensors: &[NamedTensor]) -> Vec<LoggedTensor> {
-    tensors
-        .iter()
-        .map(|t| LoggedTensor {
-            name: t.name.clone(),
-            shape: t.shape.clone(),
-            values: values_of(&t.data),
-        })
-        .collect()
+/// A served tensor as the prediction log borrows it (no copy, no widening here).
+fn tensor_ref(t: &NamedTensor) -> TensorRef<'_> {
+    TensorRef {
+        name: &t.name,
+        shape: &t.shape,
+        values: match &t.data {
+            TensorData::Fp32(v) => ValuesRef::F32(v),
+            TensorData::Fp64(v) => ValuesRef::F64(v),
+            TensorData::Int32(v) => ValuesRef::I32(v),
+            TensorData::Int64(v) => ValuesRef::I64(v),
+            TensorData::Bool(v) => ValuesRef::Bool(v),
+            TensorData::Bytes(v) => ValuesRef::Text(v),
+        },
+    }
 }
 
 impl Monitoring {
@@ -67,19 +67,43 @@ impl Monitoring {
         self.live.request_id(given)
     }
 
-    /// Queues one answered request for the log; never blocks or fails the request.
+    /// Stages one answered request for the log; never blocks on the writer or fails the
+    /// request.
     pub fn record(
         &self,
-        request_id: String,
+        request_id: &str,
         model: &str,
         version: &str,
         latency: Duration,
-        inputs: Vec<LoggedTensor>,
+        inputs: &[NamedTensor],
         outputs: &[NamedTensor],
     ) {
-        if self.live.log().is_some() {
+        if self.live.log().is_none() {
+            return;
+        }
+        // Most models take one tensor and answer one or two: no allocation for those.
+        const INLINE: usize = 4;
+        if inputs.len() <= INLINE && outputs.len() <= INLINE {
+            let (mut ins, mut outs) = ([EMPTY; INLINE], [EMPTY; INLINE]);
+            for (slot, t) in ins.iter_mut().zip(inputs) {
+                *slot = tensor_ref(t);
+            }
+            for (slot, t) in outs.iter_mut().zip(outputs) {
+                *slot = tensor_ref(t);
+            }
+            self.live.record(
+                request_id,
+                model,
+                version,
+                latency,
+                &ins[..inputs.len()],
+                &outs[..outputs.len()],
+            );
+        } else {
+            let ins: Vec<TensorRef> = inputs.iter().map(tensor_ref).collect();
+            let outs: Vec<TensorRef> = outputs.iter().map(tensor_ref).collect();
             self.live
-                .record(request_id, model, version, latency, inputs, logged(outputs));
+                .record(request_id, model, version, latency, &ins, &outs);
         }
     }
 

@@ -598,7 +598,14 @@ async fn run_inference(
         if let (Some(m), Some(id), Some((inputs, outputs))) =
             (&serving.monitoring, request_id, tensors)
         {
-            m.record(id, &served.name, &served.version, elapsed, inputs, &outputs);
+            m.record(
+                &id,
+                &served.name,
+                &served.version,
+                elapsed,
+                &inputs,
+                &outputs,
+            );
         }
         response
     });
@@ -607,8 +614,8 @@ async fn run_inference(
     Ok(response)
 }
 
-/// Inputs (already converted for the log) and outputs of an answered request.
-pub(crate) type Tensors = (Vec<cairn_monitor::LoggedTensor>, Vec<NamedTensor>);
+/// Inputs and outputs of an answered request, for the prediction log.
+pub(crate) type Tensors = (Vec<NamedTensor>, Vec<NamedTensor>);
 
 /// Answers one request; with `keep`, also returns its input and output tensors.
 async fn answer(
@@ -668,7 +675,7 @@ async fn answer(
             )));
         }
     }
-    let kept_inputs = keep.then(|| crate::monitoring::logged(&inputs));
+    let kept_inputs = keep.then(|| inputs.clone());
     let outputs = served.runner.infer(inputs).await.map_err(serving_status)?;
     let mut tail = Vec::new();
     let mut json_outputs = Vec::new();

@@ -429,7 +429,14 @@ async fn invocations(
                 if let Ok(header) = HeaderValue::from_str(&id) {
                     response.headers_mut().insert(REQUEST_ID, header);
                 }
-                m.record(id, &served.name, &served.version, elapsed, inputs, &outputs);
+                m.record(
+                    &id,
+                    &served.name,
+                    &served.version,
+                    elapsed,
+                    &inputs,
+                    &outputs,
+                );
             }
             response
         }
@@ -496,7 +503,7 @@ async fn score(
             ),
         ));
     };
-    let kept_inputs = keep.then(|| crate::monitoring::logged(&inputs));
+    let kept_inputs = keep.then(|| inputs.clone());
     let outputs = served.runner.infer(inputs).await.map_err(|e| {
         let e = serving_status(e);
         let status = e.status();

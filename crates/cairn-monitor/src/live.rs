@@ -4,8 +4,7 @@
 //! the metadata store, so an alert fires once however many replicas serve. Webhooks are posted
 //! by a thread of their own, with retries, so a slow receiver never delays an evaluation.
 use crate::monitor::{
-    now_ms, window_metrics, AlertEvent, AlertState, LoggedTensor, MetricBucket, Monitor,
-    Prediction, PredictionLog,
+    now_ms, window_metrics, AlertEvent, AlertState, MetricBucket, Monitor, PredictionLog, TensorRef,
 };
 use cairn_quality::drift::{DriftOptions, DriftReport};
 use std::collections::BTreeMap;
@@ -161,26 +160,27 @@ impl Live {
         })
     }
 
-    /// Queues one answered request for the log; never blocks or fails the request.
+    /// Stages one answered request for the log; never blocks on the writer or fails the
+    /// request.
     pub fn record(
         &self,
-        request_id: String,
+        request_id: &str,
         model: &str,
         version: &str,
         latency: Duration,
-        inputs: Vec<LoggedTensor>,
-        outputs: Vec<LoggedTensor>,
+        inputs: &[TensorRef],
+        outputs: &[TensorRef],
     ) {
         if let Some(log) = &self.log {
-            log.record(Prediction {
+            log.record_tensors(
                 request_id,
-                model: model.to_owned(),
-                version: version.to_owned(),
-                timestamp_ms: now_ms(),
-                latency_us: latency.as_micros().min(i64::MAX as u128) as i64,
+                model,
+                version,
+                now_ms(),
+                latency.as_micros().min(i64::MAX as u128) as i64,
                 inputs,
                 outputs,
-            });
+            );
         }
     }
 
@@ -580,17 +580,18 @@ mod tests {
             .unwrap();
         for (i, replica) in [&a, &b].into_iter().enumerate() {
             let values: Vec<f64> = (0..25).map(|v| 1_000.0 + (v + 25 * i) as f64).collect();
+            let x = crate::monitor::LoggedTensor {
+                name: "x".into(),
+                shape: vec![25],
+                values: crate::monitor::Values::Float(values),
+            };
             replica.record(
-                format!("r{i}"),
+                &format!("r{i}"),
                 "m",
                 "1",
                 Duration::from_micros(5),
-                vec![LoggedTensor {
-                    name: "x".into(),
-                    shape: vec![25],
-                    values: crate::monitor::Values::Float(values),
-                }],
-                Vec::new(),
+                &[x.as_ref()],
+                &[],
             );
             replica.flush();
         }

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -54,11 +54,80 @@ pub enum Values {
 }
 
 impl Values {
+    fn as_ref(&self) -> ValuesRef<'_> {
+        match self {
+            Values::Float(v) => ValuesRef::F64(v),
+            Values::Int(v) => ValuesRef::I64(v),
+            Values::Text(v) => ValuesRef::Text(v),
+        }
+    }
+}
+
+/// The values of a tensor as the server already holds them: the log widens them on its own
+/// thread, never on the request's.
+#[derive(Debug, Clone, Copy)]
+pub enum ValuesRef<'a> {
+    /// 32-bit floats.
+    F32(&'a [f32]),
+    /// 64-bit floats.
+    F64(&'a [f64]),
+    /// 32-bit integers.
+    I32(&'a [i32]),
+    /// 64-bit integers.
+    I64(&'a [i64]),
+    /// Booleans (logged as 0/1).
+    Bool(&'a [bool]),
+    /// Text.
+    Text(&'a [String]),
+}
+
+/// The Parquet type a tensor's values are logged as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Float,
+    Int,
+    Text,
+}
+
+impl ValuesRef<'_> {
     fn len(&self) -> usize {
         match self {
-            Values::Float(v) => v.len(),
-            Values::Int(v) => v.len(),
-            Values::Text(v) => v.len(),
+            ValuesRef::F32(v) => v.len(),
+            ValuesRef::F64(v) => v.len(),
+            ValuesRef::I32(v) => v.len(),
+            ValuesRef::I64(v) => v.len(),
+            ValuesRef::Bool(v) => v.len(),
+            ValuesRef::Text(v) => v.len(),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            ValuesRef::F32(_) | ValuesRef::F64(_) => Kind::Float,
+            ValuesRef::I32(_) | ValuesRef::I64(_) | ValuesRef::Bool(_) => Kind::Int,
+            ValuesRef::Text(_) => Kind::Text,
+        }
+    }
+
+    /// Value `i` as a float (integers widen; text has none).
+    fn float(&self, i: usize) -> Option<f64> {
+        match self {
+            ValuesRef::F32(v) => Some(f64::from(v[i])),
+            ValuesRef::F64(v) => Some(v[i]),
+            ValuesRef::I32(v) => Some(f64::from(v[i])),
+            ValuesRef::I64(v) => Some(v[i] as f64),
+            ValuesRef::Bool(v) => Some(f64::from(u8::from(v[i]))),
+            ValuesRef::Text(_) => None,
+        }
+    }
+
+    /// Value `i` as an integer (floats and text have none).
+    fn int(&self, i: usize) -> Option<i64> {
+        match self {
+            ValuesRef::I32(v) => Some(i64::from(v[i])),
+            ValuesRef::I64(v) => Some(v[i]),
+            ValuesRef::Bool(v) => Some(i64::from(v[i])),
+            _ => None,
         }
     }
 }
@@ -75,6 +144,28 @@ pub struct LoggedTensor {
 }
 
 impl LoggedTensor {
+    /// A view of it for [`PredictionLog::record_tensors`].
+    pub fn as_ref(&self) -> TensorRef<'_> {
+        TensorRef {
+            name: &self.name,
+            shape: &self.shape,
+            values: self.values.as_ref(),
+        }
+    }
+}
+
+/// A tensor of an answered request, borrowed from the server's own.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorRef<'a> {
+    /// Tensor name.
+    pub name: &'a str,
+    /// Its shape; the first dimension is the rows of the request.
+    pub shape: &'a [usize],
+    /// Its values, flat, row-major.
+    pub values: ValuesRef<'a>,
+}
+
+impl TensorRef<'_> {
     fn rows(&self) -> usize {
         self.shape.first().copied().unwrap_or(1)
     }
@@ -121,18 +212,12 @@ pub struct Prediction {
     pub outputs: Vec<LoggedTensor>,
 }
 
-impl Prediction {
-    fn rows(&self) -> usize {
-        self.inputs.first().map_or(1, LoggedTensor::rows)
-    }
-}
-
 /// How the prediction log buffers and writes.
 #[derive(Debug, Clone, Copy)]
 pub struct LogOptions {
-    /// Records waiting to be written; beyond this, records are dropped (and counted).
+    /// Rows staged and not yet written; beyond this, records are dropped (and counted).
     pub capacity: usize,
-    /// Rows that trigger a write.
+    /// Staged rows that trigger a write.
     pub flush_rows: usize,
     /// Longest a record waits before it is written.
     pub flush_interval: Duration,
@@ -141,7 +226,7 @@ pub struct LogOptions {
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
-            capacity: 10_000,
+            capacity: 100_000,
             flush_rows: 50_000,
             flush_interval: Duration::from_secs(5),
         }
@@ -151,9 +236,9 @@ impl Default for LogOptions {
 /// Counters of the prediction log, exported by the server.
 #[derive(Debug, Default)]
 pub struct LogCounters {
-    /// Records queued for writing.
+    /// Records staged for writing.
     pub accepted: AtomicU64,
-    /// Records dropped because the queue was full.
+    /// Records dropped because the staging area was full.
     pub dropped: AtomicU64,
     /// Rows written to Parquet.
     pub rows_written: AtomicU64,
@@ -163,14 +248,155 @@ pub struct LogCounters {
     pub last_error: Mutex<Option<String>>,
 }
 
-enum Message {
-    Record(Box<Prediction>),
-    Flush(SyncSender<()>),
+/// Rows waiting for the writer, per model version and hour, already in columns: a request
+/// appends its values to vectors that grow once and are reused, so recording allocates
+/// nothing per request and frees nothing on another thread.
+#[derive(Default)]
+struct Staging {
+    files: Vec<((String, String, i64), Staged)>,
+    rows: usize,
+    oldest: Option<Instant>,
 }
 
-/// The writer side of the prediction log. Dropping it writes what is queued.
+impl Staging {
+    fn stage(&mut self, model: &str, version: &str, hour: i64) -> &mut Staged {
+        let at = match self
+            .files
+            .iter()
+            .position(|((m, v, h), _)| *h == hour && m == model && v == version)
+        {
+            Some(at) => at,
+            None => {
+                self.files.push((
+                    (model.to_owned(), version.to_owned(), hour),
+                    Staged::default(),
+                ));
+                self.files.len() - 1
+            }
+        };
+        &mut self.files[at].1
+    }
+}
+
+/// The rows of one future log file.
+#[derive(Default)]
+struct Staged {
+    request_ids: arrow_array::builder::StringBuilder,
+    row_numbers: Vec<i64>,
+    timestamps: Vec<i64>,
+    latencies: Vec<i64>,
+    columns: Vec<(String, Builder)>,
+    index: HashMap<String, usize>,
+    /// (output?, tensor name, width) -> its columns: names are made once per layout, not per
+    /// record (a served model sends the same tensors every time).
+    layouts: Vec<(bool, String, usize, Vec<usize>)>,
+}
+
+impl Staged {
+    fn len(&self) -> usize {
+        self.row_numbers.len()
+    }
+
+    /// Appends one answered request; returns its rows.
+    fn append(
+        &mut self,
+        request_id: &str,
+        timestamp_ms: i64,
+        latency_us: i64,
+        inputs: &[TensorRef],
+        outputs: &[TensorRef],
+    ) -> usize {
+        let rows = inputs.first().map_or(1, TensorRef::rows);
+        let start = self.len();
+        for r in 0..rows {
+            self.request_ids.append_value(request_id);
+            self.row_numbers.push(r as i64);
+            self.timestamps.push(timestamp_ms);
+            self.latencies.push(latency_us);
+        }
+        let tensors = inputs
+            .iter()
+            .map(|t| (false, t))
+            .chain(outputs.iter().map(|t| (true, t)));
+        for (output, tensor) in tensors {
+            let Some(width) = tensor.width() else {
+                continue;
+            };
+            if tensor.rows() != rows {
+                continue;
+            }
+            let layout = match self
+                .layouts
+                .iter()
+                .position(|(o, n, w, _)| *o == output && *w == width && n == tensor.name)
+            {
+                Some(at) => at,
+                None => {
+                    let prefix = if output { OUTPUT_PREFIX } else { "" };
+                    let (columns, index) = (&mut self.columns, &mut self.index);
+                    let at: Vec<usize> = tensor_columns(prefix, tensor.name, width)
+                        .into_iter()
+                        .map(|name| {
+                            *index.entry(name.clone()).or_insert_with(|| {
+                                columns.push((name, Builder::new(tensor.values.kind())));
+                                columns.len() - 1
+                            })
+                        })
+                        .collect();
+                    self.layouts
+                        .push((output, tensor.name.to_owned(), width, at));
+                    self.layouts.len() - 1
+                }
+            };
+            for (j, &at) in self.layouts[layout].3.iter().enumerate() {
+                let column = &mut self.columns[at].1;
+                column.pad(start);
+                for r in 0..rows {
+                    column.push(&tensor.values, r * width + j);
+                }
+            }
+        }
+        rows
+    }
+
+    /// The staged rows as one Parquet file; `None` when there are none.
+    fn encode(mut self) -> Result<Option<Encoded>> {
+        let rows = self.len();
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut fields = vec![
+            Field::new("_request_id", DataType::Utf8, false),
+            Field::new("_row", DataType::Int64, false),
+            Field::new("_timestamp_ms", DataType::Int64, false),
+            Field::new("_latency_us", DataType::Int64, false),
+        ];
+        let first = self.timestamps.iter().copied().min().unwrap_or(0);
+        let last = self.timestamps.iter().copied().max().unwrap_or(0);
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(self.request_ids.finish()),
+            Arc::new(Int64Array::from(self.row_numbers)),
+            Arc::new(Int64Array::from(self.timestamps)),
+            Arc::new(Int64Array::from(self.latencies)),
+        ];
+        for (name, mut builder) in self.columns {
+            builder.pad(rows);
+            let (data_type, array) = builder.finish();
+            fields.push(Field::new(name, data_type, true));
+            arrays.push(array);
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::Invalid(format!("prediction log: {e}")))?;
+        Ok(Some((parquet_bytes(&[batch])?, first, last, rows)))
+    }
+}
+
+/// The writer side of the prediction log. Dropping it writes what is staged.
 pub struct PredictionLog {
-    sender: Option<SyncSender<Message>>,
+    staging: Arc<Mutex<Staging>>,
+    capacity: usize,
+    /// Flush requests to the writer; dropped to stop it.
+    flushes: Option<SyncSender<SyncSender<()>>>,
     counters: Arc<LogCounters>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -179,45 +405,93 @@ impl PredictionLog {
     /// Starts the writer thread for `monitor`'s prediction log store.
     pub fn start(monitor: &Monitor, options: LogOptions) -> Result<PredictionLog> {
         let logs = monitor.logs.clone();
-        let (sender, receiver) = sync_channel(options.capacity.max(1));
+        let (flushes, requests) = sync_channel(64);
         let counters = Arc::new(LogCounters::default());
-        let shared = counters.clone();
+        let staging = Arc::new(Mutex::new(Staging::default()));
+        let (shared_counters, shared_staging) = (counters.clone(), staging.clone());
         let writer = std::thread::Builder::new()
             .name("cairn-prediction-log".into())
-            .spawn(move || write_loop(receiver, &*logs, options, shared))
+            .spawn(move || {
+                write_loop(
+                    &requests,
+                    &shared_staging,
+                    &*logs,
+                    options,
+                    &shared_counters,
+                )
+            })
             .map_err(|e| Error::io(Path::new("prediction log writer"), e))?;
         Ok(PredictionLog {
-            sender: Some(sender),
+            staging,
+            capacity: options.capacity.max(1),
+            flushes: Some(flushes),
             counters,
             writer: Some(writer),
         })
     }
 
-    /// Queues a prediction for writing; never blocks. Returns false (and counts it) when the
-    /// queue is full.
+    /// Stages a prediction for writing; never blocks on the writer. Returns false (and
+    /// counts it) when the staging area is full.
     pub fn record(&self, prediction: Prediction) -> bool {
-        let Some(sender) = &self.sender else {
-            return false;
-        };
-        match sender.try_send(Message::Record(Box::new(prediction))) {
-            Ok(()) => {
-                self.counters.accepted.fetch_add(1, Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Relaxed);
-                false
-            }
-        }
+        let inputs: Vec<TensorRef> = prediction.inputs.iter().map(LoggedTensor::as_ref).collect();
+        let outputs: Vec<TensorRef> = prediction
+            .outputs
+            .iter()
+            .map(LoggedTensor::as_ref)
+            .collect();
+        self.record_tensors(
+            &prediction.request_id,
+            &prediction.model,
+            &prediction.version,
+            prediction.timestamp_ms,
+            prediction.latency_us,
+            &inputs,
+            &outputs,
+        )
     }
 
-    /// Writes everything queued so far and returns once it is on disk. Blocks.
+    /// Stages one answered request from borrowed tensors: the request thread copies its
+    /// values into the staged columns and allocates nothing of its own. Returns false (and
+    /// counts it) when the staging area is full.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_tensors(
+        &self,
+        request_id: &str,
+        model: &str,
+        version: &str,
+        timestamp_ms: i64,
+        latency_us: i64,
+        inputs: &[TensorRef],
+        outputs: &[TensorRef],
+    ) -> bool {
+        let mut staging = lock(&self.staging);
+        if staging.rows >= self.capacity {
+            drop(staging);
+            self.counters.dropped.fetch_add(1, Relaxed);
+            return false;
+        }
+        let hour = timestamp_ms.div_euclid(HOUR_MS);
+        let rows = staging.stage(model, version, hour).append(
+            request_id,
+            timestamp_ms,
+            latency_us,
+            inputs,
+            outputs,
+        );
+        staging.rows += rows;
+        staging.oldest.get_or_insert_with(Instant::now);
+        drop(staging);
+        self.counters.accepted.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Writes everything staged so far and returns once it is stored. Blocks.
     pub fn flush(&self) {
-        let Some(sender) = &self.sender else {
+        let Some(flushes) = &self.flushes else {
             return;
         };
         let (done, wait) = sync_channel(1);
-        if sender.send(Message::Flush(done)).is_ok() {
+        if flushes.send(done).is_ok() {
             let _ = wait.recv();
         }
     }
@@ -230,68 +504,59 @@ impl PredictionLog {
 
 impl Drop for PredictionLog {
     fn drop(&mut self) {
-        self.sender.take();
+        self.flushes.take();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn write_loop(
-    receiver: Receiver<Message>,
+    requests: &Receiver<SyncSender<()>>,
+    staging: &Mutex<Staging>,
     logs: &dyn ArtifactStore,
     options: LogOptions,
-    counters: Arc<LogCounters>,
+    counters: &LogCounters,
 ) {
-    // Per model version; few versions are served at once, so a list beats a map here.
-    let mut pending: Vec<((String, String), Vec<Prediction>)> = Vec::new();
-    let mut rows = 0usize;
-    let mut oldest: Option<Instant> = None;
-    let write = |pending: &mut Vec<((String, String), Vec<Prediction>)>| {
-        for ((model, version), predictions) in std::mem::take(pending) {
-            match write_predictions(logs, &model, &version, &predictions) {
-                Ok(written) => {
-                    counters.rows_written.fetch_add(written as u64, Relaxed);
-                }
-                Err(e) => {
-                    counters.write_errors.fetch_add(1, Relaxed);
-                    *counters
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-                }
-            }
-        }
-    };
-    // The writer polls on a short tick instead of blocking in `recv`: a blocked receiver would
-    // make every `try_send` on the request path wake this thread (a futex call and a context
-    // switch per request, on the cores that serve).
+    let trigger = options.flush_rows.min(options.capacity).max(1);
+    // The writer polls on a short tick instead of being woken: a wake-up per request would
+    // cost a futex call and a context switch on the cores that serve.
     let tick = options.flush_interval.min(POLL_TICK);
     loop {
         std::thread::sleep(tick);
         let mut flushes = Vec::new();
         let disconnected = loop {
-            match receiver.try_recv() {
-                Ok(Message::Record(p)) => {
-                    rows += p.rows();
-                    oldest.get_or_insert_with(Instant::now);
-                    match pending
-                        .iter_mut()
-                        .find(|((m, v), _)| *m == p.model && *v == p.version)
-                    {
-                        Some((_, list)) => list.push(*p),
-                        None => pending.push(((p.model.clone(), p.version.clone()), vec![*p])),
-                    }
-                }
-                Ok(Message::Flush(done)) => flushes.push(done),
+            match requests.try_recv() {
+                Ok(done) => flushes.push(done),
                 Err(TryRecvError::Empty) => break false,
                 Err(TryRecvError::Disconnected) => break true,
             }
         };
-        let due = oldest.is_some_and(|t| t.elapsed() >= options.flush_interval);
-        if disconnected || due || rows >= options.flush_rows || !flushes.is_empty() {
-            write(&mut pending);
-            (rows, oldest) = (0, None);
+        let taken = {
+            let mut staged = lock(staging);
+            let due = staged
+                .oldest
+                .is_some_and(|t| t.elapsed() >= options.flush_interval);
+            if disconnected || due || staged.rows >= trigger || !flushes.is_empty() {
+                std::mem::take(&mut *staged).files
+            } else {
+                Vec::new()
+            }
+        };
+        for ((model, version, hour), staged) in taken {
+            match write_staged(logs, &model, &version, hour, staged) {
+                Ok(written) => {
+                    counters.rows_written.fetch_add(written as u64, Relaxed);
+                }
+                Err(e) => {
+                    counters.write_errors.fetch_add(1, Relaxed);
+                    *lock(&counters.last_error) = Some(e.to_string());
+                }
+            }
         }
         for done in flushes {
             let _ = done.send(());
@@ -302,7 +567,7 @@ fn write_loop(
     }
 }
 
-/// Longest the writer sleeps between draining the queue.
+/// Longest the writer sleeps between looks at the staging area.
 const POLL_TICK: Duration = Duration::from_millis(20);
 
 /// A column being built from records whose tensors may differ.
@@ -329,16 +594,15 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, values: &Values, i: usize) {
+    fn push(&mut self, values: &ValuesRef, i: usize) {
         // An integer column that meets floats becomes a float column.
-        if let (Builder::Int(ints), Values::Float(_)) = (&*self, values) {
+        if let (Builder::Int(ints), Kind::Float) = (&*self, values.kind()) {
             *self = Builder::Float(ints.iter().map(|v| v.map(|n| n as f64)).collect());
         }
         match (self, values) {
-            (Builder::Float(c), Values::Float(v)) => c.push(Some(v[i])),
-            (Builder::Float(c), Values::Int(v)) => c.push(Some(v[i] as f64)),
-            (Builder::Int(c), Values::Int(v)) => c.push(Some(v[i])),
-            (Builder::Text(c), Values::Text(v)) => c.push(Some(v[i].clone())),
+            (Builder::Text(c), ValuesRef::Text(v)) => c.push(Some(v[i].clone())),
+            (Builder::Float(c), v) if v.kind() != Kind::Text => c.push(v.float(i)),
+            (Builder::Int(c), v) if v.kind() == Kind::Int => c.push(v.int(i)),
             (other, _) => {
                 let len = other.len() + 1;
                 other.pad(len);
@@ -346,11 +610,11 @@ impl Builder {
         }
     }
 
-    fn new(values: &Values) -> Builder {
-        match values {
-            Values::Float(_) => Builder::Float(Vec::new()),
-            Values::Int(_) => Builder::Int(Vec::new()),
-            Values::Text(_) => Builder::Text(Vec::new()),
+    fn new(kind: Kind) -> Builder {
+        match kind {
+            Kind::Float => Builder::Float(Vec::new()),
+            Kind::Int => Builder::Int(Vec::new()),
+            Kind::Text => Builder::Text(Vec::new()),
         }
     }
 
@@ -363,133 +627,30 @@ impl Builder {
     }
 }
 
-/// Writes predictions of one model version to the log store, one Parquet file per hour they
-/// fall in (the store writes atomically). Returns the rows written.
-fn write_predictions(
+/// Writes the staged rows of one model version and hour to the log store as one Parquet
+/// file (the store writes atomically). Returns the rows written.
+fn write_staged(
     logs: &dyn ArtifactStore,
     model: &str,
     version: &str,
-    predictions: &[Prediction],
+    hour: i64,
+    staged: Staged,
 ) -> Result<usize> {
-    let mut hours: Vec<(i64, Vec<&Prediction>)> = Vec::new();
-    for p in predictions {
-        let hour = p.timestamp_ms.div_euclid(HOUR_MS);
-        match hours.iter_mut().find(|(h, _)| *h == hour) {
-            Some((_, list)) => list.push(p),
-            None => hours.push((hour, vec![p])),
-        }
-    }
-    let mut written = 0;
-    for (hour, list) in hours {
-        let Some((bytes, first, last, rows)) = encode_predictions(&list)? else {
-            continue;
-        };
-        let unique = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let name = format!("{first}-{last}-{unique}-{}.parquet", std::process::id());
-        let path = hour_partition(model, version, hour)?.join(&file_path(&name)?);
-        logs.put(&path, &mut bytes.as_slice())
-            .map_err(|e| Error::Invalid(format!("prediction log {}: {e}", path.as_string())))?;
-        written += rows;
-    }
-    Ok(written)
+    let Some((bytes, first, last, rows)) = staged.encode()? else {
+        return Ok(0);
+    };
+    let unique = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{first}-{last}-{unique}-{}.parquet", std::process::id());
+    let path = hour_partition(model, version, hour)?.join(&file_path(&name)?);
+    logs.put(&path, &mut bytes.as_slice())
+        .map_err(|e| Error::Invalid(format!("prediction log {}: {e}", path.as_string())))?;
+    Ok(rows)
 }
 
 /// One encoded log file: its bytes, first and last answer times, rows.
 type Encoded = (Vec<u8>, i64, i64, usize);
-
-/// Encodes predictions as one Parquet file; `None` when they hold no rows.
-fn encode_predictions(predictions: &[&Prediction]) -> Result<Option<Encoded>> {
-    let mut request_ids = Vec::new();
-    let mut row_numbers = Vec::new();
-    let mut timestamps = Vec::new();
-    let mut latencies = Vec::new();
-    let mut columns: Vec<(String, Builder)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    // (output?, tensor name, width) -> its columns: names are made once per layout, not per
-    // record (a served model sends the same tensors every time).
-    let mut layouts: Vec<(bool, &str, usize, Vec<usize>)> = Vec::new();
-    request_ids.reserve(predictions.len());
-    for &p in predictions {
-        let rows = p.rows();
-        let start = request_ids.len();
-        for r in 0..rows {
-            request_ids.push(p.request_id.as_str());
-            row_numbers.push(r as i64);
-            timestamps.push(p.timestamp_ms);
-            latencies.push(p.latency_us);
-        }
-        let tensors = p
-            .inputs
-            .iter()
-            .map(|t| (false, t))
-            .chain(p.outputs.iter().map(|t| (true, t)));
-        for (output, tensor) in tensors {
-            let Some(width) = tensor.width() else {
-                continue;
-            };
-            if tensor.rows() != rows {
-                continue;
-            }
-            let layout = match layouts
-                .iter()
-                .position(|(o, n, w, _)| *o == output && *n == tensor.name && *w == width)
-            {
-                Some(at) => at,
-                None => {
-                    let prefix = if output { OUTPUT_PREFIX } else { "" };
-                    let at: Vec<usize> = tensor_columns(prefix, &tensor.name, width)
-                        .into_iter()
-                        .map(|name| {
-                            *index.entry(name.clone()).or_insert_with(|| {
-                                columns.push((name, Builder::new(&tensor.values)));
-                                columns.len() - 1
-                            })
-                        })
-                        .collect();
-                    layouts.push((output, &tensor.name, width, at));
-                    layouts.len() - 1
-                }
-            };
-            for (j, &at) in layouts[layout].3.iter().enumerate() {
-                let column = &mut columns[at].1;
-                column.pad(start);
-                for r in 0..rows {
-                    column.push(&tensor.values, r * width + j);
-                }
-            }
-        }
-        let len = request_ids.len();
-        columns.iter_mut().for_each(|(_, c)| c.pad(len));
-    }
-    let rows = request_ids.len();
-    if rows == 0 {
-        return Ok(None);
-    }
-    let mut fields = vec![
-        Field::new("_request_id", DataType::Utf8, false),
-        Field::new("_row", DataType::Int64, false),
-        Field::new("_timestamp_ms", DataType::Int64, false),
-        Field::new("_latency_us", DataType::Int64, false),
-    ];
-    let first = timestamps.iter().copied().min().unwrap_or(0);
-    let last = timestamps.iter().copied().max().unwrap_or(0);
-    let mut arrays: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(request_ids)),
-        Arc::new(Int64Array::from(row_numbers)),
-        Arc::new(Int64Array::from(timestamps)),
-        Arc::new(Int64Array::from(latencies)),
-    ];
-    for (name, builder) in columns {
-        let (data_type, array) = builder.finish();
-        fields.push(Field::new(name, data_type, true));
-        arrays.push(array);
-    }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| Error::Invalid(format!("prediction log: {e}")))?;
-    Ok(Some((parquet_bytes(&[batch])?, first, last, rows)))
-}
 
 /// Record batches of one schema as a Parquet file's bytes.
 fn parquet_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
@@ -2225,6 +2386,93 @@ mod tests {
         let store = cairn_store::SqlStore::open_sqlite(dir.join("cairn.db")).unwrap();
         let logs = cairn_store::LocalArtifactStore::new(dir.join("monitoring")).unwrap();
         Monitor::open(Arc::new(logs), Arc::new(store))
+    }
+
+    #[test]
+    fn borrowed_tensors_of_every_type_are_logged_as_the_server_holds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = test_monitor(dir.path());
+        let log = PredictionLog::start(&monitor, LogOptions::default()).unwrap();
+        let (x, flag) = ([0.5f32, 1.5, 2.5, 3.5], [true, false]);
+        let (label, score, text) = ([7i32, 8], [0.25f64, 0.75], ["a".to_string(), "b".into()]);
+        assert!(log.record_tensors(
+            "req",
+            "m",
+            "1",
+            1_000,
+            42,
+            &[
+                TensorRef {
+                    name: "x",
+                    shape: &[2, 2],
+                    values: ValuesRef::F32(&x)
+                },
+                TensorRef {
+                    name: "flag",
+                    shape: &[2],
+                    values: ValuesRef::Bool(&flag)
+                },
+            ],
+            &[
+                TensorRef {
+                    name: "label",
+                    shape: &[2],
+                    values: ValuesRef::I32(&label)
+                },
+                TensorRef {
+                    name: "score",
+                    shape: &[2, 1],
+                    values: ValuesRef::F64(&score)
+                },
+                TensorRef {
+                    name: "name",
+                    shape: &[2],
+                    values: ValuesRef::Text(&text)
+                },
+            ],
+        ));
+        // A second request of another layout: its missing columns are null, not shifted.
+        assert!(log.record_tensors(
+            "other",
+            "m",
+            "1",
+            1_001,
+            7,
+            &[TensorRef {
+                name: "x",
+                shape: &[1, 2],
+                values: ValuesRef::I64(&[4, 5])
+            }],
+            &[],
+        ));
+        log.flush();
+        assert_eq!(log.counters().rows_written.load(Relaxed), 3);
+        let w = monitor.window("m", "1", 0, 2_000).unwrap();
+        assert_eq!(
+            w.keys,
+            vec![("req".into(), 0), ("req".into(), 1), ("other".into(), 0)]
+        );
+        let numbers = |cols: &[(String, Column)], name: &str| match &cols
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+            .1
+        {
+            Column::Numbers(v, integer) => (v.clone(), *integer),
+            Column::Text(_) => panic!("{name} is text"),
+        };
+        assert_eq!(numbers(&w.inputs, "x[0]"), (vec![0.5, 2.5, 4.0], false));
+        assert_eq!(numbers(&w.inputs, "x[1]"), (vec![1.5, 3.5, 5.0], false));
+        let (flags, integer) = numbers(&w.inputs, "flag");
+        assert!(integer);
+        assert_eq!(flags[..2], [1.0, 0.0]);
+        assert!(flags[2].is_nan());
+        assert_eq!(numbers(&w.outputs, "label").0[..2], [7.0, 8.0]);
+        assert_eq!(numbers(&w.outputs, "score").0[..2], [0.25, 0.75]);
+        match &w.outputs.iter().find(|(n, _)| n == "name").unwrap().1 {
+            Column::Text(v) => assert_eq!(v, &[Some("a".into()), Some("b".into()), None]),
+            Column::Numbers(..) => panic!("name is not text"),
+        }
     }
 
     #[test]
