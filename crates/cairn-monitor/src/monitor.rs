@@ -412,6 +412,7 @@ impl PredictionLog {
         let writer = std::thread::Builder::new()
             .name("cairn-prediction-log".into())
             .spawn(move || {
+                lower_priority();
                 write_loop(
                     &requests,
                     &shared_staging,
@@ -508,6 +509,15 @@ impl Drop for PredictionLog {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19): encoding a batch of the log
+/// takes tens of milliseconds, and a request that shares its core must not wait for it.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(error = %e, "prediction log writer keeps its priority");
     }
 }
 
