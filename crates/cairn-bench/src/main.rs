@@ -164,7 +164,15 @@ fn log_batch_throughput(c: &Client, url: &str, clients: usize, seconds: f64) -> 
 }
 
 /// (b) search over `runs` runs with 20 metrics and 10 params each.
-fn search_latency(c: &Client, url: &str, runs: usize, repeats: usize) -> Value {
+/// With `analyze` (a PostgreSQL URL), runs `ANALYZE` there after loading, as autovacuum would
+/// in time (it is off on some machines, and a planner without statistics picks nested loops).
+fn search_latency(
+    c: &Client,
+    url: &str,
+    runs: usize,
+    repeats: usize,
+    analyze: Option<&str>,
+) -> Value {
     let exp = experiment(c, "bench-search");
     let load_started = Instant::now();
     std::thread::scope(|s| {
@@ -187,6 +195,13 @@ fn search_latency(c: &Client, url: &str, runs: usize, repeats: usize) -> Value {
         }
     });
     let load_seconds = load_started.elapsed().as_secs_f64();
+    if let Some(db) = analyze {
+        let status = std::process::Command::new("psql")
+            .args([db, "-q", "-c", "ANALYZE"])
+            .status()
+            .expect("psql runs");
+        assert!(status.success(), "ANALYZE failed");
+    }
     let body = json!({
         "experiment_ids": [exp],
         "filter": "metrics.metric_0 > 0.5 and params.param_0 = 'v1'",
@@ -587,7 +602,7 @@ fn main() {
             "       cairn-bench traces --url URL [--seconds 20] [--traces 100000] [--repeats 11]"
         );
         eprintln!("       cairn-bench post --url URL --path PATH --body FILE [--clients 8] [--seconds 10]");
-        eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000]");
+        eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000] [--analyze-postgres URL]");
         eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--history-runs RUNS] [--params 10] [--long-steps 0] [--wide-keys 0]");
         std::process::exit(2);
     }
@@ -610,7 +625,15 @@ fn main() {
         );
     }
     if part == "b" || part == "all" {
-        out.insert("search".into(), search_latency(&c, &url, runs, repeats));
+        let analyze = args
+            .iter()
+            .position(|a| a == "--analyze-postgres")
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str);
+        out.insert(
+            "search".into(),
+            search_latency(&c, &url, runs, repeats, analyze),
+        );
     }
     if part == "c" || part == "all" {
         out.insert("history".into(), history_latency(&c, steps, repeats));

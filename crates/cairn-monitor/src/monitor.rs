@@ -1,9 +1,10 @@
 //! Live monitoring of served models:
 //!
-//! - [`PredictionLog`]: predictions (inputs, outputs, model version, latency, request id) go
-//!   through a bounded queue to a writer thread that turns them into Parquet files
-//!   (`predictions/<model>/<version>/<first ms>-<last ms>-<nanos>.parquet`). Recording never
-//!   blocks: when the queue is full the record is dropped and counted.
+//! - [`PredictionLog`]: predictions (inputs, outputs, model version, latency, request id) are
+//!   copied into a bounded staging area of columns, from which a writer thread makes Parquet
+//!   files (`predictions/model=M/version=V/date=D/hour=H/<first ms>-<last ms>-<nanos>-<pid>.parquet`).
+//!   Recording never waits for the writer: when the area is full the record is dropped and
+//!   counted.
 //! - [`Monitor`]: a model version's training reference (a stored [`Dataset`] plus which
 //!   columns are features), drift of a time window of logged inputs against it, ground-truth
 //!   labels posted by request id and the accuracy/error metrics they give over time, alert
