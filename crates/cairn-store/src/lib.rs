@@ -22,7 +22,9 @@ mod traces;
 mod tracking;
 
 pub use artifacts::LocalArtifactStore;
-pub use object_artifacts::{ObjectArtifactStore, PART as OBJECT_PART_BYTES};
+pub use object_artifacts::{
+    ObjectArtifactStore, PART as OBJECT_PART_BYTES, RANGE as OBJECT_RANGE_BYTES,
+};
 pub use tracking::SqlStore;
 
 /// Opens the store a backend URI names: `sqlite:///path/to/file.db` (or `sqlite://:memory:`)

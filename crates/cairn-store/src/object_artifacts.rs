@@ -7,12 +7,16 @@
 //! [`PART`]-sized parts with at most [`PARTS_IN_FLIGHT`] in flight, so memory stays bounded
 //! whatever the file's size; an object becomes visible only when its upload completes (S3
 //! never shows part of one), and a body that fails midway aborts the upload. Reads stream the
-//! same way, at most [`CHUNKS_AHEAD`] network chunks ahead of the reader.
+//! same way, at most [`CHUNKS_AHEAD`] network chunks ahead of the reader; an object larger
+//! than two [`RANGE`]s is read as its first range from the first response and the rest as
+//! byte ranges, [`RANGES_IN_FLIGHT`] at once, in order, each pinned to the first response's
+//! ETag (a single stream is the bottleneck of most S3 servers; the S3 docs recommend ranged
+//! reads, and boto3's downloads use them).
 use cairn_core::paths::ArtifactPath;
 use cairn_core::{ArtifactEntry, ArtifactStore, Error, Result};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use std::future::Future;
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -26,6 +30,15 @@ pub const PARTS_IN_FLIGHT: usize = 2;
 const START_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 /// Network chunks a download reads ahead of its consumer.
 const CHUNKS_AHEAD: usize = 8;
+/// Bytes per ranged request of a large download.
+pub const RANGE: usize = 4 << 20;
+/// Ranged requests of one download at once: with the chunks ahead (1 MiB slices of ranges),
+/// a download holds at most about (8 + 3) x 4 MiB (measured: a 1 GiB download through the
+/// server raised its RSS by 44 MiB; with 4 in flight, 27 MiB but 27% slower from s3s-fs).
+pub const RANGES_IN_FLIGHT: usize = 8;
+/// Ranges are handed to the reader in slices of this size, so that the chunks ahead bound
+/// memory in bytes, not in ranges.
+const SLICE: usize = 1 << 20;
 
 /// An [`ArtifactStore`] on any [`ObjectStore`] (S3 in practice), under a key prefix.
 pub struct ObjectArtifactStore {
@@ -273,7 +286,12 @@ impl ArtifactStore for ObjectArtifactStore {
         let (store, url) = (self.store.clone(), self.url.clone());
         let got = self.block(async move {
             match store.get(&key).await {
-                Ok(result) => Ok(Some((result.meta.size, result.into_stream()))),
+                Ok(result) => {
+                    let size = result.meta.size;
+                    let e_tag = result.meta.e_tag.clone();
+                    let first = result.into_stream();
+                    Ok(Some((size, ranged(store, key, first, size, e_tag))))
+                }
                 Err(object_store::Error::NotFound { .. }) => {
                     if has_children(&*store, &key, &url).await? {
                         Err(Error::invalid("directory"))
@@ -390,6 +408,60 @@ impl ObjectArtifactStore {
             done: false,
         }
     }
+}
+
+/// The download of an object of `size` bytes whose whole-object response is `first`: that
+/// stream alone when the object is small or has no ETag to pin ranges to; otherwise its first
+/// [`RANGE`] bytes, then the rest by ranged requests pinned to the ETag, [`RANGES_IN_FLIGHT`]
+/// at once, in order, in [`SLICE`]-sized chunks.
+fn ranged(
+    store: Arc<dyn ObjectStore>,
+    key: Key,
+    first: BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    size: u64,
+    e_tag: Option<String>,
+) -> BoxStream<'static, object_store::Result<bytes::Bytes>> {
+    let range = RANGE as u64;
+    let Some(e_tag) = e_tag.filter(|_| size > 2 * range) else {
+        return first;
+    };
+    // The first range from the response already open; the connection closes when it drops.
+    let head = first
+        .scan(0u64, move |taken, chunk| {
+            let left = range - *taken;
+            let item = match chunk {
+                _ if left == 0 => None,
+                Ok(mut bytes) => {
+                    if bytes.len() as u64 > left {
+                        bytes.truncate(left as usize);
+                    }
+                    *taken += bytes.len() as u64;
+                    Some(Ok(bytes))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures_util::future::ready(item)
+        })
+        .boxed();
+    let rest = futures_util::stream::iter((1..size.div_ceil(range)).map(move |i| {
+        let (store, key) = (store.clone(), key.clone());
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(i * range..((i + 1) * range).min(size))),
+            if_match: Some(e_tag.clone()),
+            ..GetOptions::default()
+        };
+        async move { store.get_opts(&key, options).await?.bytes().await }
+    }))
+    .buffered(RANGES_IN_FLIGHT)
+    .map_ok(|bytes| {
+        let slices: Vec<object_store::Result<bytes::Bytes>> = (0..bytes.len())
+            .step_by(SLICE)
+            .map(|at| Ok(bytes.slice(at..(at + SLICE).min(bytes.len()))))
+            .collect();
+        futures_util::stream::iter(slices)
+    })
+    .try_flatten();
+    head.chain(rest).boxed()
 }
 
 /// A download's chunks, then `None` once the object has been read whole.

@@ -5,7 +5,7 @@
 
 use cairn_core::paths::ArtifactPath;
 use cairn_core::{ArtifactStore, Error};
-use cairn_store::{LocalArtifactStore, ObjectArtifactStore, OBJECT_PART_BYTES};
+use cairn_store::{LocalArtifactStore, ObjectArtifactStore, OBJECT_PART_BYTES, OBJECT_RANGE_BYTES};
 use std::io::{self, Read};
 
 fn p(s: &str) -> ArtifactPath {
@@ -74,6 +74,16 @@ fn conformance(store: &dyn ArtifactStore) {
         read_all(store, "run/model/big.bin") == big,
         "big file differs"
     );
+    // Read back by ranges on a bucket: sizes on and around range boundaries come back whole.
+    for len in [OBJECT_RANGE_BYTES * 2 + 1, OBJECT_RANGE_BYTES * 3] {
+        let data = pattern(len);
+        store.put(&p("ranged/data.bin"), &mut &data[..]).unwrap();
+        assert!(
+            read_all(store, "ranged/data.bin") == data,
+            "{len} bytes differ"
+        );
+    }
+    store.delete(&p("ranged")).unwrap();
 
     // Listing: direct children only, directories without sizes, sorted.
     store
