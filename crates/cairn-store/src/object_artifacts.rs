@@ -7,11 +7,12 @@
 //! [`PART`]-sized parts with at most [`PARTS_IN_FLIGHT`] in flight, so memory stays bounded
 //! whatever the file's size; an object becomes visible only when its upload completes (S3
 //! never shows part of one), and a body that fails midway aborts the upload. Reads stream the
-//! same way, at most [`CHUNKS_AHEAD`] network chunks ahead of the reader; an object larger
-//! than two [`RANGE`]s is read as its first range from the first response and the rest as
-//! byte ranges, [`RANGES_IN_FLIGHT`] at once, in order, each pinned to the first response's
-//! ETag (a single stream is the bottleneck of most S3 servers; the S3 docs recommend ranged
-//! reads, and boto3's downloads use them).
+//! same way, at most [`CHUNKS_AHEAD`] network chunks ahead of the reader. With
+//! [`ObjectArtifactStore::with_ranged_reads`], an object larger than two [`RANGE`]s is read as
+//! its first range from the first response and the rest as byte ranges, several at once, in
+//! order, each pinned to the first response's ETag: a single stream is the bottleneck of many
+//! S3 servers (the S3 docs recommend ranged reads, and boto3's downloads use them), but some
+//! (moto's) read the whole object for every range, so it is a choice, off by default.
 use cairn_core::paths::ArtifactPath;
 use cairn_core::{ArtifactEntry, ArtifactStore, Error, Result};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -32,10 +33,10 @@ const START_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 const CHUNKS_AHEAD: usize = 8;
 /// Bytes per ranged request of a large download.
 pub const RANGE: usize = 4 << 20;
-/// Ranged requests of one download at once: with the chunks ahead (1 MiB slices of ranges),
-/// a download holds at most about (8 + 3) x 4 MiB (measured: a 1 GiB download through the
-/// server raised its RSS by 44 MiB; with 4 in flight, 27 MiB but 27% slower from s3s-fs).
-pub const RANGES_IN_FLIGHT: usize = 8;
+/// The most ranged requests of one download at once: with the chunks ahead (1 MiB slices of
+/// ranges), a download holds at most about (n + 3) x 4 MiB (measured with 8: a 1 GiB download
+/// through the server raised its RSS by 44 MiB; with 4, 27 MiB but 27% slower from s3s-fs).
+pub const MAX_RANGES_IN_FLIGHT: usize = 8;
 /// Ranges are handed to the reader in slices of this size, so that the chunks ahead bound
 /// memory in bytes, not in ranges.
 const SLICE: usize = 1 << 20;
@@ -48,6 +49,8 @@ pub struct ObjectArtifactStore {
     /// Shown in errors and logs: `s3://bucket/prefix`.
     url: String,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Ranged requests per large download; 0 reads every object as one stream.
+    ranges_in_flight: usize,
 }
 
 impl std::fmt::Debug for ObjectArtifactStore {
@@ -69,6 +72,13 @@ impl Drop for ObjectArtifactStore {
 }
 
 impl ObjectArtifactStore {
+    /// Reads objects larger than two [`RANGE`]s by byte ranges, `in_flight` at once (at most
+    /// [`MAX_RANGES_IN_FLIGHT`]; 0 keeps one stream per object).
+    pub fn with_ranged_reads(mut self, in_flight: usize) -> Self {
+        self.ranges_in_flight = in_flight.min(MAX_RANGES_IN_FLIGHT);
+        self
+    }
+
     /// Keeps artifacts in `store` under `prefix`; `url` names the place in messages.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, url: &str) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,6 +91,7 @@ impl ObjectArtifactStore {
             prefix: prefix.trim_matches('/').to_string(),
             url: url.to_string(),
             runtime: Some(runtime),
+            ranges_in_flight: 0,
         })
     }
 
@@ -284,13 +295,17 @@ impl ArtifactStore for ObjectArtifactStore {
     fn open(&self, path: &ArtifactPath) -> Result<(Box<dyn Read + Send>, u64)> {
         let key = self.key_of(path.components())?;
         let (store, url) = (self.store.clone(), self.url.clone());
+        let in_flight = self.ranges_in_flight;
         let got = self.block(async move {
             match store.get(&key).await {
                 Ok(result) => {
                     let size = result.meta.size;
                     let e_tag = result.meta.e_tag.clone();
                     let first = result.into_stream();
-                    Ok(Some((size, ranged(store, key, first, size, e_tag))))
+                    Ok(Some((
+                        size,
+                        ranged(store, key, first, size, e_tag, in_flight),
+                    )))
                 }
                 Err(object_store::Error::NotFound { .. }) => {
                     if has_children(&*store, &key, &url).await? {
@@ -411,18 +426,19 @@ impl ObjectArtifactStore {
 }
 
 /// The download of an object of `size` bytes whose whole-object response is `first`: that
-/// stream alone when the object is small or has no ETag to pin ranges to; otherwise its first
-/// [`RANGE`] bytes, then the rest by ranged requests pinned to the ETag, [`RANGES_IN_FLIGHT`]
-/// at once, in order, in [`SLICE`]-sized chunks.
+/// stream alone when ranged reads are off, the object is small or it has no ETag to pin
+/// ranges to; otherwise its first [`RANGE`] bytes, then the rest by ranged requests pinned to
+/// the ETag, `in_flight` at once, in order, in [`SLICE`]-sized chunks.
 fn ranged(
     store: Arc<dyn ObjectStore>,
     key: Key,
     first: BoxStream<'static, object_store::Result<bytes::Bytes>>,
     size: u64,
     e_tag: Option<String>,
+    in_flight: usize,
 ) -> BoxStream<'static, object_store::Result<bytes::Bytes>> {
     let range = RANGE as u64;
-    let Some(e_tag) = e_tag.filter(|_| size > 2 * range) else {
+    let Some(e_tag) = e_tag.filter(|_| in_flight > 0 && size > 2 * range) else {
         return first;
     };
     // The first range from the response already open; the connection closes when it drops.
@@ -452,7 +468,7 @@ fn ranged(
         };
         async move { store.get_opts(&key, options).await?.bytes().await }
     }))
-    .buffered(RANGES_IN_FLIGHT)
+    .buffered(in_flight)
     .map_ok(|bytes| {
         let slices: Vec<object_store::Result<bytes::Bytes>> = (0..bytes.len())
             .step_by(SLICE)

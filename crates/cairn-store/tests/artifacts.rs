@@ -201,7 +201,14 @@ fn an_s3_compatible_bucket_keeps_the_artifact_promises() {
         std::process::id()
     );
     let (bucket, prefix) = cairn_data::remote::s3_from_env(&url).unwrap();
-    let store = ObjectArtifactStore::new(bucket, &prefix, &url).unwrap();
+    let store = ObjectArtifactStore::new(bucket.clone(), &prefix, &url).unwrap();
     store.check().unwrap();
     conformance(&store);
+    // The same promises when large objects are read by byte ranges.
+    let ranged_url = format!("{url}-ranged");
+    let ranged_prefix = format!("{prefix}-ranged");
+    let ranged = ObjectArtifactStore::new(bucket, &ranged_prefix, &ranged_url)
+        .unwrap()
+        .with_ranged_reads(3);
+    conformance(&ranged);
 }

@@ -537,7 +537,16 @@ pub fn open_destination(
             if text.starts_with("s3://") {
                 let (bucket, prefix) = cairn_data::remote::s3_from_env(&text)
                     .map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
-                let store = ObjectArtifactStore::new(bucket, &prefix, &text)?;
+                let ranges = match std::env::var("CAIRN_S3_DOWNLOAD_RANGES") {
+                    Ok(n) => n.trim().parse::<usize>().map_err(|_| {
+                        anyhow::anyhow!(
+                            "CAIRN_S3_DOWNLOAD_RANGES must be a number of ranged requests (0-8), not '{n}'"
+                        )
+                    })?,
+                    Err(_) => 0,
+                };
+                let store =
+                    ObjectArtifactStore::new(bucket, &prefix, &text)?.with_ranged_reads(ranges);
                 store.check().with_context(|| {
                     format!("{flag} {text}: the bucket cannot be listed (check AWS_ENDPOINT_URL, AWS_REGION and the credentials)")
                 })?;
