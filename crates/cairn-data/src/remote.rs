@@ -115,6 +115,11 @@ pub fn s3_from_env(url: &str) -> std::result::Result<(Arc<dyn ObjectStore>, Stri
         .unwrap_or_default();
     if endpoint.starts_with("http://") {
         builder = builder.with_allow_http(true);
+    } else if std::env::var_os("AWS_UNSIGNED_PAYLOAD").is_none() {
+        // As boto3 does over HTTPS: TLS already protects the body, so requests are signed
+        // without hashing every byte (SHA-256 of each part halved uploads here). Over plain
+        // HTTP bodies stay signed unless AWS_UNSIGNED_PAYLOAD=true says otherwise.
+        builder = builder.with_unsigned_payload(true);
     }
     if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
         builder = builder.with_region("us-east-1");

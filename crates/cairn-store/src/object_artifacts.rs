@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// must be at least 5 MiB).
 pub const PART: usize = 8 << 20;
 /// Parts uploading at once: memory per upload is at most this many parts plus one filling.
-pub const PARTS_IN_FLIGHT: usize = 2;
+pub const PARTS_IN_FLIGHT: usize = 4;
 /// How long the start-up check waits for the bucket.
 const START_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 /// Network chunks a download reads ahead of its consumer.
