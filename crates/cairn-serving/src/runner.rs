@@ -120,6 +120,19 @@ impl Runner {
             .clone()
             .try_acquire_owned()
             .map_err(|_| overloaded(self.max_queue))?;
+        let mean = self.mean_call_ns.load(Relaxed);
+        if self.batcher.is_none() && mean != 0 && mean < INLINE_CALL_NS {
+            let started = Instant::now();
+            // A panic fails this request only, as on the blocking pool.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.infer(inputs)))
+                    .unwrap_or_else(|_| {
+                        Err(ServingError::Inference("the model call panicked".into()))
+                    });
+            observe_call(&self.mean_call_ns, started.elapsed());
+            drop(permit);
+            return result;
+        }
         let (reply, answer) = oneshot::channel();
         match &self.batcher {
             Some(batcher) => {
@@ -142,20 +155,6 @@ impl Runner {
                     })?;
             }
             None => {
-                let mean = self.mean_call_ns.load(Relaxed);
-                if mean != 0 && mean < INLINE_CALL_NS {
-                    let started = Instant::now();
-                    // A panic fails this request only, as on the blocking pool.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.model.infer(inputs)
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(ServingError::Inference("the model call panicked".into()))
-                    });
-                    observe_call(&self.mean_call_ns, started.elapsed());
-                    drop(permit);
-                    return result;
-                }
                 let model = self.model.clone();
                 let mean_ns = self.mean_call_ns.clone();
                 tokio::task::spawn_blocking(move || {
