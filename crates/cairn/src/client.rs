@@ -1,10 +1,36 @@
-//! A minimal client of Cairn's MLflow-compatible REST API, for the quickstart.
+//! A minimal client of Cairn's MLflow-compatible REST API, for the quickstart and `cairn run`.
 use anyhow::{anyhow, Context};
 use serde_json::Value;
+use std::path::Path;
 
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// An `Authorization` header value, from the MLflow client's variables.
+    authorization: Option<String>,
+}
+
+/// The `Authorization` header the MLflow client would send: `MLFLOW_TRACKING_TOKEN` as a
+/// bearer token, else `MLFLOW_TRACKING_USERNAME` and `MLFLOW_TRACKING_PASSWORD` as basic auth.
+fn authorization_from_env() -> Option<String> {
+    use base64::Engine;
+    if let Ok(token) = std::env::var("MLFLOW_TRACKING_TOKEN") {
+        return Some(format!("Bearer {token}"));
+    }
+    let user = std::env::var("MLFLOW_TRACKING_USERNAME").ok()?;
+    let password = std::env::var("MLFLOW_TRACKING_PASSWORD").unwrap_or_default();
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    Some(format!("Basic {pair}"))
+}
+
+/// The path under the artifact proxy of a run's `artifact_uri` (`mlflow-artifacts:/1/abc/artifacts`
+/// → `1/abc/artifacts`).
+pub fn proxied_root(artifact_uri: &str) -> String {
+    artifact_uri
+        .strip_prefix("mlflow-artifacts:")
+        .unwrap_or(artifact_uri)
+        .trim_start_matches('/')
+        .to_string()
 }
 
 impl Client {
@@ -16,6 +42,27 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            authorization: None,
+        }
+    }
+
+    /// A client that authenticates as the MLflow client would, from `MLFLOW_TRACKING_*`.
+    pub fn from_env(base: &str) -> Self {
+        Client {
+            authorization: authorization_from_env(),
+            ..Client::new(base)
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn with_auth<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
         }
     }
 
@@ -36,8 +83,10 @@ impl Client {
 
     pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let resp = self
-            .agent
-            .post(&format!("{}/api/2.0/mlflow/{path}", self.base))
+            .with_auth(
+                self.agent
+                    .post(&format!("{}/api/2.0/mlflow/{path}", self.base)),
+            )
             .header("content-type", "application/json")
             .send(body.to_string())
             .with_context(|| format!("POST {path}"))?;
@@ -46,11 +95,10 @@ impl Client {
 
     pub fn put_artifact(&self, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let resp = self
-            .agent
-            .put(&format!(
+            .with_auth(self.agent.put(&format!(
                 "{}/api/2.0/mlflow-artifacts/artifacts/{path}",
                 self.base
-            ))
+            )))
             .send(bytes)
             .with_context(|| format!("PUT {path}"))?;
         Self::check(resp, path).map(|_| ())
@@ -59,8 +107,7 @@ impl Client {
     /// POST to any path of the server (`/v2/...`).
     pub fn post_path(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let resp = self
-            .agent
-            .post(&format!("{}{path}", self.base))
+            .with_auth(self.agent.post(&format!("{}{path}", self.base)))
             .header("content-type", "application/json")
             .send(body.to_string())
             .with_context(|| format!("POST {path}"))?;
@@ -70,8 +117,7 @@ impl Client {
     /// GET a JSON answer from any path of the server.
     pub fn get(&self, path_and_query: &str) -> anyhow::Result<Value> {
         let resp = self
-            .agent
-            .get(&format!("{}{path_and_query}", self.base))
+            .with_auth(self.agent.get(&format!("{}{path_and_query}", self.base)))
             .call()
             .with_context(|| format!("GET {path_and_query}"))?;
         Self::check(resp, path_and_query)
@@ -80,11 +126,10 @@ impl Client {
     /// Downloads an artifact through the server's proxy.
     pub fn get_artifact(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let mut resp = self
-            .agent
-            .get(&format!(
+            .with_auth(self.agent.get(&format!(
                 "{}/api/2.0/mlflow-artifacts/artifacts/{path}",
                 self.base
-            ))
+            )))
             .call()
             .with_context(|| format!("GET {path}"))?;
         if !resp.status().is_success() {
@@ -95,5 +140,19 @@ impl Client {
             .limit(1 << 32)
             .read_to_vec()
             .with_context(|| format!("GET {path}: reading body"))
+    }
+
+    /// Uploads a file through the server's proxy, streaming it from disk.
+    pub fn put_artifact_file(&self, path: &str, file: &Path) -> anyhow::Result<()> {
+        let mut reader =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let resp = self
+            .with_auth(self.agent.put(&format!(
+                "{}/api/2.0/mlflow-artifacts/artifacts/{path}",
+                self.base
+            )))
+            .send(ureq::SendBody::from_reader(&mut reader))
+            .with_context(|| format!("PUT {path}"))?;
+        Self::check(resp, path).map(|_| ())
     }
 }

@@ -5,6 +5,7 @@ mod data;
 mod monitor;
 mod quality;
 mod quickstart;
+mod run;
 mod serve;
 mod server;
 
@@ -50,6 +51,10 @@ enum Command {
     /// Watch served models: training references, drift and label metrics of recent
     /// predictions, alert rules.
     Monitor(monitor::MonitorArgs),
+    /// Run a training command or notebook as a tracked run: `cairn run -- python train.py`.
+    Run(run::RunArgs),
+    /// Run a recorded `cairn run` again, with its dataset versions, and compare the metrics.
+    Rerun(run::RerunArgs),
 }
 
 /// `$CAIRN_HOME`, or `./cairn-data`.
@@ -121,6 +126,16 @@ fn main() -> anyhow::Result<()> {
         Command::Quickstart(args) => {
             init_logging("warn");
             runtime.block_on(quickstart::run(args))
+        }
+        Command::Run(args) => {
+            init_logging("warn");
+            let code = runtime.block_on(run::run(args))?;
+            std::process::exit(code);
+        }
+        Command::Rerun(args) => {
+            init_logging("warn");
+            let code = runtime.block_on(run::rerun(args))?;
+            std::process::exit(code);
         }
         Command::Data(_)
         | Command::Repro(_)

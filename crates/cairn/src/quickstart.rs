@@ -308,7 +308,7 @@ fn train_and_log(
     let artifact_uri = run["run"]["info"]["artifact_uri"]
         .as_str()
         .unwrap_or_default();
-    let root = cairn_api_proxied_root(artifact_uri);
+    let root = crate::client::proxied_root(artifact_uri);
     client.put_artifact(
         &format!("{root}/model/weights.json"),
         serde_json::to_string_pretty(&model)?.as_bytes(),
@@ -328,13 +328,6 @@ fn train_and_log(
         val_loss,
         val_accuracy,
     })
-}
-
-fn cairn_api_proxied_root(uri: &str) -> String {
-    uri.strip_prefix("mlflow-artifacts:")
-        .unwrap_or(uri)
-        .trim_start_matches('/')
-        .to_string()
 }
 
 fn log_experiment(
