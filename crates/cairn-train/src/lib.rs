@@ -1,11 +1,13 @@
 //! Cairn's tabular trainer.
 //!
 //! `frame` reads a CSV or Parquet table into typed feature columns and a target; `metrics` holds
-//! the standard scores with scikit-learn's definitions; `baseline` and `linear` are the models.
+//! the standard scores with scikit-learn's definitions; `baseline`, `linear` and `gbdt` are the
+//! models.
 //! Nothing here knows of runs, HTTP or storage: the binary logs what these return.
 pub mod baseline;
 pub mod error;
 pub mod frame;
+pub mod gbdt;
 pub mod linear;
 pub mod metrics;
 
