@@ -32,6 +32,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 parser = argparse.ArgumentParser()
 parser.add_argument("--seconds", type=int, default=10)
 parser.add_argument("--cairn", help="a built cairn binary (default: build target/release/cairn)")
+parser.add_argument("--skip-peer", action="store_true", help="only Cairn, logged and unlogged (quick A/B runs)")
 args = parser.parse_args()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import free_port, wait_healthy  # noqa: E402
@@ -83,11 +84,30 @@ for label, est in models.items():
             wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
             body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 20], "data": row.ravel().tolist()}]}
             cairn_variants[variant] = {c: load(f"http://127.0.0.1:{port}/v2/models/model/infer", body, c) for c in (1, 32)}
+            if variant == "logged":
+                # Did the log keep up? Predictions it had to drop (a full buffer) are counted.
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                    text = r.read().decode()
+                counters = {}
+                for line in text.splitlines():
+                    for name in ("records", "dropped", "rows_written"):
+                        if line.startswith(f"cairn_prediction_log_{name}_total "):
+                            counters[name] = int(float(line.split()[1]))
+                cairn_variants["log_counters"] = counters
         finally:
             proc.terminate()
             proc.wait()
             shutil.rmtree(home, ignore_errors=True)
     cairn_runs = cairn_variants["logged"]
+    log_counters = cairn_variants["log_counters"]
+    if args.skip_peer:
+        for c in (1, 32):
+            a, u = cairn_runs[c], cairn_variants["unlogged"][c]
+            print(f"{label:40} {c:>2} conn | cairn {a['requests_per_s']:>8.0f} req/s p99 {a['p99_ms']:.3f} ms"
+                  f" | unlogged {u['requests_per_s']:>8.0f} req/s p99 {u['p99_ms']:.3f} ms"
+                  f" | log cost {100 * (1 - a['requests_per_s'] / u['requests_per_s']):.1f}%")
+        print(f"{label:40} prediction log: {log_counters}")
+        continue
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "fastapi_app:app", "--port", str(port), "--workers", "2",
@@ -106,9 +126,11 @@ for label, est in models.items():
         a, b = cairn_runs[c], peer_runs[c]
         u = cairn_variants["unlogged"][c]
         results.append({"model": label, "connections": c, "cairn": a, "cairn_unlogged": u, "fastapi": b,
+                        "prediction_log": log_counters,
                         "throughput_ratio": a["requests_per_s"] / b["requests_per_s"]})
         print(f"{label:40} {c:>2} conn | cairn {a['requests_per_s']:>8.0f} req/s p50 {a['p50_ms']:.3f} ms p99 {a['p99_ms']:.3f} ms"
               f" (errors {a['errors']}) | fastapi {b['requests_per_s']:>7.0f} req/s p50 {b['p50_ms']:.3f} ms p99 {b['p99_ms']:.3f} ms"
               f" (errors {b['errors']}) | {a['requests_per_s'] / b['requests_per_s']:.1f}x"
               f" | cairn without the prediction log {u['requests_per_s']:>8.0f} req/s p50 {u['p50_ms']:.3f} ms")
+    print(f"{label:40} prediction log: {log_counters} (records queued, dropped for a full buffer, rows written)")
 print(json.dumps(results))
