@@ -1,7 +1,150 @@
-//! Building small ONNX graphs in code: what the quickstart serves (a logistic regression it
-//! trained itself) and what tests use as fixtures, without Python.
+//! Building ONNX graphs in code: what Cairn's trainer exports, what the quickstart serves and
+//! what tests use as fixtures, without Python.
 use prost::Message;
-use tract_onnx::pb;
+pub use tract_onnx::pb;
+
+/// The ONNX-ML domain (tree ensembles and the other classic-ML operators).
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
+
+/// A node attribute's value.
+#[derive(Debug, Clone)]
+pub enum Attr {
+    /// One integer.
+    Int(i64),
+    /// Integers.
+    Ints(Vec<i64>),
+    /// Floats.
+    Floats(Vec<f32>),
+    /// One string.
+    Text(String),
+    /// Strings.
+    Texts(Vec<String>),
+    /// A tensor (ONNX-ML's `*_as_tensor` attributes).
+    Tensor(Box<pb::TensorProto>),
+}
+
+fn attribute(name: &str, value: Attr) -> pb::AttributeProto {
+    use pb::attribute_proto::AttributeType;
+    let mut a = pb::AttributeProto {
+        name: name.into(),
+        ..Default::default()
+    };
+    let kind = match value {
+        Attr::Int(v) => {
+            a.i = v;
+            AttributeType::Int
+        }
+        Attr::Ints(v) => {
+            a.ints = v;
+            AttributeType::Ints
+        }
+        Attr::Floats(v) => {
+            a.floats = v;
+            AttributeType::Floats
+        }
+        Attr::Text(v) => {
+            a.s = v.into_bytes();
+            AttributeType::String
+        }
+        Attr::Texts(v) => {
+            a.strings = v.into_iter().map(String::into_bytes).collect();
+            AttributeType::Strings
+        }
+        Attr::Tensor(t) => {
+            a.t = Some(*t);
+            AttributeType::Tensor
+        }
+    };
+    a.r#type = kind as i32;
+    a
+}
+
+/// A node of `domain` (`""` for the default one) with attributes.
+pub fn node_with(
+    domain: &str,
+    op: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attributes: Vec<(&str, Attr)>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        domain: domain.into(),
+        name: format!("{op}_{}", outputs.first().copied().unwrap_or_default()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute: attributes
+            .into_iter()
+            .map(|(name, value)| attribute(name, value))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// An FP64 tensor (for `*_as_tensor` attributes).
+pub fn double_tensor(name: &str, dims: &[i64], values: Vec<f64>) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 11,
+        double_data: values,
+        ..Default::default()
+    }
+}
+
+/// An INT64 constant.
+pub fn int64_tensor(name: &str, dims: &[i64], values: Vec<i64>) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 7,
+        int64_data: values,
+        ..Default::default()
+    }
+}
+
+/// An INT64 graph output; `None` dimensions are the batch symbol `N`.
+pub fn int64_value_info(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+    let mut info = value_info(name, dims);
+    if let Some(pb::type_proto::Value::TensorType(t)) =
+        info.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = 7;
+    }
+    info
+}
+
+/// A whole model around `graph` (opset 13, and ONNX-ML opset 3), with metadata, serialised.
+pub fn model_bytes_with_ml(
+    graph: pb::GraphProto,
+    producer: &str,
+    metadata: &[(String, String)],
+) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            },
+            pb::OperatorSetIdProto {
+                domain: ML_DOMAIN.into(),
+                version: 3,
+            },
+        ],
+        producer_name: producer.into(),
+        graph: Some(graph),
+        metadata_props: metadata
+            .iter()
+            .map(|(key, value)| pb::StringStringEntryProto {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
 
 /// An FP32 constant.
 pub fn float_tensor(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {

@@ -4,8 +4,9 @@
 //! smaller child and subtracted from the parent for the larger, splits that learn where missing
 //! values go, and leaves that never hold fewer than `min_samples_leaf` rows.
 //!
-//! Values are compared as `f32`, and every threshold is an `f32`: the exported ONNX trees take
-//! FP32 inputs, and the model must split a served row exactly as it split it in training.
+//! Values are compared as `f32`, and every threshold, leaf value and base score is an `f32`: the
+//! exported ONNX trees take FP32 inputs (and runtimes read tree attributes in the input's type),
+//! and the model must split and score a served row as it did in training.
 use crate::error::{Error, Result};
 use crate::frame::{Column, Frame, Target, MISSING};
 use rayon::prelude::*;
@@ -272,7 +273,10 @@ pub fn fit(frame: &Frame, rows: &[usize], params: &GbdtParams) -> Result<Gbdt> {
         ),
     };
     let outputs = loss.outputs();
-    let base_scores = base_scores(loss, &labels);
+    let base_scores: Vec<f64> = base_scores(loss, &labels)
+        .into_iter()
+        .map(|b| f64::from(b as f32))
+        .collect();
     let mut raw: Vec<f64> = (0..n).flat_map(|_| base_scores.iter().copied()).collect();
     let mut gradients = vec![0.0; n];
     let mut hessians = vec![0.0; n];
@@ -606,7 +610,8 @@ fn grow(
     let mut out = Vec::with_capacity(open.len());
     for leaf in open {
         let (g, h) = leaf.sums;
-        let value = -params.learning_rate * g / (h + params.l2_regularization);
+        // Leaf values are kept as f32s: ONNX runtimes read tree weights in the input's type.
+        let value = f64::from((-params.learning_rate * g / (h + params.l2_regularization)) as f32);
         nodes[leaf.node] = Node::Leaf { value };
         out.push((value, leaf.start, leaf.end));
     }

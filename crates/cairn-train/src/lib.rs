@@ -2,7 +2,7 @@
 //!
 //! `frame` reads a CSV or Parquet table into typed feature columns and a target; `metrics` holds
 //! the standard scores with scikit-learn's definitions; `baseline`, `linear` and `gbdt` are the
-//! models.
+//! models; `onnx` exports them for `cairn serve`.
 //! Nothing here knows of runs, HTTP or storage: the binary logs what these return.
 pub mod baseline;
 pub mod error;
@@ -10,5 +10,6 @@ pub mod frame;
 pub mod gbdt;
 pub mod linear;
 pub mod metrics;
+pub mod onnx;
 
 pub use error::{Error, Result};

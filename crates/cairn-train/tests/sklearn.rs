@@ -5,6 +5,7 @@ use cairn_train::frame::{load, Frame, Target, Task};
 use cairn_train::gbdt::{self, GbdtParams};
 use cairn_train::linear::{fit_logistic, fit_ridge};
 use cairn_train::metrics;
+use cairn_train::{baseline::Baseline, onnx};
 use std::path::Path;
 
 fn python(test: &str) -> Option<String> {
@@ -231,4 +232,108 @@ fn boosted_trees_score_as_scikit_learn_s_on_held_out_rows() {
     let mean = truth[..train].iter().sum::<f64>() / train as f64;
     let baseline = metrics::rmse(&truth[train..], &vec![mean; truth.len() - train]);
     assert!(our_rmse < baseline * 0.6, "{line}, baseline {baseline:.4}");
+}
+
+/// Every exported model is valid ONNX (onnx's checker) and onnxruntime answers with the
+/// trainer's own predictions.
+#[test]
+fn exported_models_run_in_onnxruntime_as_trained() {
+    let Some(python) = python("exported_models_run_in_onnxruntime_as_trained") else {
+        return;
+    };
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/onnxruntime_predict.py");
+    for classes in [2, 3, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, table(600, classes)).unwrap();
+        let task = if classes == 0 {
+            Task::Regression
+        } else {
+            Task::Classification
+        };
+        let frame = load(&path, "y", Some(task), &[]).unwrap();
+        let rows: Vec<usize> = (0..frame.rows).collect();
+        let columns = gbdt::feature_values(&frame);
+        let mut x = Vec::new();
+        for r in 0..frame.rows {
+            for c in &columns {
+                x.extend_from_slice(&c[r].to_le_bytes());
+            }
+        }
+        let x_path = dir.path().join("x.bin");
+        std::fs::write(&x_path, x).unwrap();
+        let trees = gbdt::fit(
+            &frame,
+            &rows,
+            &GbdtParams {
+                trees: 20,
+                ..GbdtParams::default()
+            },
+        )
+        .unwrap();
+        let base = Baseline::fit(&frame.target, &rows);
+        let (line, line_predictions) = match task {
+            Task::Classification => {
+                let m = fit_logistic(&frame, &rows, 1.0).unwrap();
+                let p = m.predict_proba(&frame, &rows);
+                (onnx::linear(&m, &frame), p)
+            }
+            Task::Regression => {
+                let m = fit_ridge(&frame, &rows, 1.0).unwrap();
+                let p = m.predict_values(&frame, &rows);
+                (onnx::linear(&m, &frame), p)
+            }
+        };
+        let base_predictions: Vec<f64> = match &base {
+            Baseline::Mean(m) => vec![*m; frame.rows],
+            Baseline::Prior { probabilities } => (0..frame.rows)
+                .flat_map(|_| probabilities.iter().copied())
+                .collect(),
+        };
+        for (name, bytes, trained) in [
+            (
+                "gbdt",
+                onnx::gbdt(&trees, &frame),
+                trees.predict(&frame, &rows),
+            ),
+            ("linear", line, line_predictions),
+            ("baseline", onnx::baseline(&base, &frame), base_predictions),
+        ] {
+            let model_path = dir.path().join(format!("{name}.onnx"));
+            std::fs::write(&model_path, bytes).unwrap();
+            let out = cairn_test::python_json(
+                &python,
+                &[
+                    script.as_os_str(),
+                    model_path.as_os_str(),
+                    x_path.as_os_str(),
+                    frame.rows.to_string().as_ref(),
+                    columns.len().to_string().as_ref(),
+                ],
+                &[],
+            );
+            let key = if classes == 0 {
+                "variable"
+            } else {
+                "probabilities"
+            };
+            let served: Vec<f64> = out[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: no {key} in {out}"))
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(served.len(), trained.len(), "{name}");
+            for (i, (s, t)) in served.iter().zip(&trained).enumerate() {
+                assert!(
+                    (s - t).abs() <= 1e-5 * t.abs().max(1.0),
+                    "{name}, {classes} classes, value {i}: onnxruntime {s}, trained {t}"
+                );
+            }
+            if classes > 0 {
+                assert_eq!(out["label"].as_array().unwrap().len(), frame.rows, "{name}");
+            }
+        }
+    }
 }
