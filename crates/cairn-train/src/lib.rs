@@ -2,8 +2,9 @@
 //!
 //! `frame` reads a CSV or Parquet table into typed feature columns and a target; `metrics` holds
 //! the standard scores with scikit-learn's definitions; `baseline`, `linear` and `gbdt` are the
-//! models; `onnx` exports them for `cairn serve`.
-//! Nothing here knows of runs, HTTP or storage: the binary logs what these return.
+//! models; `onnx` exports them for `cairn serve`; `split` cuts rows by a seed; `train` fits and
+//! scores the chosen models on one split; `plots` draws a confusion matrix or residuals as SVG.
+//! Nothing here knows of runs, HTTP or storage: the binary (`cairn train`) logs what these return.
 pub mod baseline;
 pub mod error;
 pub mod frame;
@@ -11,5 +12,8 @@ pub mod gbdt;
 pub mod linear;
 pub mod metrics;
 pub mod onnx;
+pub mod plots;
+pub mod split;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ mod quickstart;
 mod run;
 mod serve;
 mod server;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run a recorded `cairn run` again, with its dataset versions, and compare the metrics.
     Rerun(run::RerunArgs),
+    /// Train the baseline, a linear model and boosted trees on a table; one run each.
+    Train(train::TrainArgs),
 }
 
 /// `$CAIRN_HOME`, or `./cairn-data`.
@@ -136,6 +139,10 @@ fn main() -> anyhow::Result<()> {
             init_logging("warn");
             let code = runtime.block_on(run::rerun(args))?;
             std::process::exit(code);
+        }
+        Command::Train(args) => {
+            init_logging("warn");
+            runtime.block_on(train::run(args))
         }
         Command::Data(_)
         | Command::Repro(_)

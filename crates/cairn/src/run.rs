@@ -76,7 +76,7 @@ struct Outcome {
 }
 
 /// The tracking server for the command's lifetime: one the user named, or one on the home.
-struct Tracking {
+pub(crate) struct Tracking {
     base: String,
     embedded: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -85,7 +85,17 @@ struct Tracking {
 }
 
 impl Tracking {
-    async fn open(args: &TrackingArgs) -> anyhow::Result<Tracking> {
+    /// The server's base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether the server is one started on the home for this command.
+    pub(crate) fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    pub(crate) async fn open(args: &TrackingArgs) -> anyhow::Result<Tracking> {
         let named = args
             .tracking_uri
             .clone()
@@ -131,7 +141,7 @@ impl Tracking {
         })
     }
 
-    async fn close(self) -> anyhow::Result<()> {
+    pub(crate) async fn close(self) -> anyhow::Result<()> {
         if let Some((stop, task)) = self.embedded {
             let _ = stop.send(());
             task.await??;
@@ -288,7 +298,7 @@ fn get_run(client: &Client, run_id: &str) -> anyhow::Result<Value> {
 }
 
 /// The id of `name` (created when missing), or of the Default experiment.
-fn experiment_id(client: &Client, name: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn experiment_id(client: &Client, name: Option<&str>) -> anyhow::Result<String> {
     let Some(name) = name else {
         return Ok("0".into());
     };
