@@ -593,6 +593,10 @@ fn main() {
         println!("{}", traces_workload(&c, &url, 8, seconds, traces, repeats));
         return;
     }
+    if args.get(1).map(String::as_str) == Some("train") {
+        println!("{}", train_bench(&args));
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("ui-seed") {
         println!("{}", ui_seed(&Client::new(&url), &url, &args));
         return;
@@ -603,6 +607,7 @@ fn main() {
         );
         eprintln!("       cairn-bench post --url URL --path PATH --body FILE [--clients 8] [--seconds 10]");
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000] [--analyze-postgres URL]");
+        eprintln!("       cairn-bench train --data FILE --target COLUMN --train-rows N [--trees 100] [--max-leaf-nodes 31] [--min-samples-leaf 20] [--learning-rate 0.1]");
         eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--history-runs RUNS] [--params 10] [--long-steps 0] [--wide-keys 0]");
         std::process::exit(2);
     }
@@ -639,4 +644,42 @@ fn main() {
         out.insert("history".into(), history_latency(&c, steps, repeats));
     }
     println!("{}", Value::Object(out));
+}
+
+/// `cairn-bench train`: Cairn's boosted trees on the first `--train-rows` rows of a table, scored
+/// on the rest: load, fit and predict times and the test metric, as JSON (bench/train).
+fn train_bench(args: &[String]) -> Value {
+    use cairn_train::frame::{load, Target};
+    use cairn_train::gbdt::{fit, GbdtParams};
+    let data = arg(args, "--data", "train.parquet");
+    let target = arg(args, "--target", "y");
+    let train_rows: usize = arg(args, "--train-rows", "0").parse().unwrap();
+    let params = GbdtParams {
+        trees: arg(args, "--trees", "100").parse().unwrap(),
+        max_leaf_nodes: arg(args, "--max-leaf-nodes", "31").parse().unwrap(),
+        min_samples_leaf: arg(args, "--min-samples-leaf", "20").parse().unwrap(),
+        learning_rate: arg(args, "--learning-rate", "0.1").parse().unwrap(),
+        ..GbdtParams::default()
+    };
+    let started = Instant::now();
+    let frame = load(std::path::Path::new(&data), &target, None, &[]).unwrap();
+    let load_s = started.elapsed().as_secs_f64();
+    let train: Vec<usize> = (0..train_rows.min(frame.rows)).collect();
+    let test: Vec<usize> = (train_rows.min(frame.rows)..frame.rows).collect();
+    let started = Instant::now();
+    let model = fit(&frame, &train, &params).unwrap();
+    let fit_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let predicted = model.predict(&frame, &test);
+    let predict_s = started.elapsed().as_secs_f64();
+    let scores = cairn_train::train::score(&frame, &test, &predicted, "test_");
+    let mut out = serde_json::json!({"load_s": load_s, "fit_s": fit_s, "predict_s": predict_s,
+        "rows": frame.rows, "features": frame.features.len()});
+    for (k, v) in scores {
+        out[k] = serde_json::json!(v);
+    }
+    if let Target::Classes { classes, .. } = &frame.target {
+        out["classes"] = serde_json::json!(classes.len());
+    }
+    out
 }

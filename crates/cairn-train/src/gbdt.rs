@@ -298,22 +298,25 @@ pub fn fit(frame: &Frame, rows: &[usize], params: &GbdtParams) -> Result<Gbdt> {
             }
         }
         for k in 0..outputs {
-            for i in 0..n {
-                let (g, h) = match loss {
-                    Loss::SquaredError => (raw[i] - labels[i], 1.0),
-                    Loss::Binary => {
-                        let p = sigmoid(raw[i]);
-                        (p - labels[i], (p * (1.0 - p)).max(1e-16))
-                    }
-                    Loss::Multiclass(_) => {
-                        let y = if labels[i] as usize == k { 1.0 } else { 0.0 };
-                        let p = class_probabilities[i * outputs + k];
-                        (p - y, (p * (1.0 - p)).max(1e-16))
-                    }
-                };
-                gradients[i] = g;
-                hessians[i] = h;
-            }
+            let (raw_now, labels, probabilities) = (&raw, &labels, &class_probabilities);
+            gradients
+                .par_iter_mut()
+                .zip(hessians.par_iter_mut())
+                .enumerate()
+                .for_each(|(i, (g, h))| {
+                    (*g, *h) = match loss {
+                        Loss::SquaredError => (raw_now[i] - labels[i], 1.0),
+                        Loss::Binary => {
+                            let p = sigmoid(raw_now[i]);
+                            (p - labels[i], (p * (1.0 - p)).max(1e-16))
+                        }
+                        Loss::Multiclass(_) => {
+                            let y = if labels[i] as usize == k { 1.0 } else { 0.0 };
+                            let p = probabilities[i * outputs + k];
+                            (p - y, (p * (1.0 - p)).max(1e-16))
+                        }
+                    };
+                });
             let (tree, leaves) = grow(&binned, &gradients, &hessians, &mut order, params);
             for (value, start, end) in leaves {
                 for &i in &order[start..end] {
@@ -377,28 +380,57 @@ fn softmax(scores: &[f64], out: &mut [f64]) {
 }
 
 /// Gradient histograms of the rows `order[start..end]`, one per feature, built in parallel.
-fn histogram(binned: &Binned, gradients: &[f64], hessians: &[f64], rows: &[u32]) -> Histogram {
+fn histogram(
+    binned: &Binned,
+    gradients: &[f64],
+    hessians: &[f64],
+    rows: &[u32],
+    every_row_in_order: bool,
+) -> Histogram {
+    // The root holds every row in order: read the columns and gradients straight through.
+    if every_row_in_order {
+        return binned
+            .bins
+            .par_iter()
+            .enumerate()
+            .map(|(f, column)| {
+                let mut bins: Box<[Bin; 256]> = Box::new([Bin::default(); 256]);
+                for ((&b, &g), &h) in column.iter().zip(gradients).zip(hessians) {
+                    let bin = &mut bins[usize::from(b)];
+                    bin.gradient += g;
+                    bin.hessian += h;
+                    bin.count += 1;
+                }
+                bins[..=binned.missing_bin(f)].to_vec()
+            })
+            .collect();
+    }
     // Gather the node's gradients once, so each feature reads them in order.
     let ordered: Vec<(f64, f64)> = rows
         .iter()
         .map(|&r| (gradients[r as usize], hessians[r as usize]))
         .collect();
-    binned
-        .bins
-        .par_iter()
-        .enumerate()
-        .map(|(f, column)| {
-            let mut bins = vec![Bin::default(); binned.missing_bin(f) + 1];
-            for (&r, &(g, h)) in rows.iter().zip(&ordered) {
-                let b = &mut bins[column[r as usize] as usize];
-                b.gradient += g;
-                b.hessian += h;
-                b.count += 1;
-            }
-            bins
-        })
-        .collect()
+    let build = |(f, column): (usize, &Vec<u8>)| -> Vec<Bin> {
+        // 256 bins indexed by a u8: no bounds check in the hot loop.
+        let mut bins: Box<[Bin; 256]> = Box::new([Bin::default(); 256]);
+        for (&r, &(g, h)) in rows.iter().zip(&ordered) {
+            let b = &mut bins[usize::from(column[r as usize])];
+            b.gradient += g;
+            b.hessian += h;
+            b.count += 1;
+        }
+        bins[..=binned.missing_bin(f)].to_vec()
+    };
+    if rows.len() * binned.bins.len() < PARALLEL_WORK {
+        binned.bins.iter().enumerate().map(build).collect()
+    } else {
+        binned.bins.par_iter().enumerate().map(build).collect()
+    }
 }
+
+/// Below this much work (rows x features) a node's histograms and split search stay on the
+/// calling thread: handing tiny tasks to the pool costs more than they take.
+const PARALLEL_WORK: usize = 100_000;
 
 fn subtract(parent: &Histogram, child: &Histogram) -> Histogram {
     parent
@@ -432,68 +464,74 @@ fn best_split(
     let l2 = params.l2_regularization;
     let parent = score(g_total, h_total, l2);
     let min_leaf = params.min_samples_leaf.max(1) as u32;
-    histogram
-        .par_iter()
-        .enumerate()
-        .filter_map(|(feature, bins)| {
-            let missing = bins[bins.len() - 1];
-            let present = &bins[..bins.len() - 1];
-            let mut best: Option<Split> = None;
-            // Missing values try both sides; with none, they follow the larger child.
-            let sides: &[bool] = if missing.count > 0 {
-                &[false, true]
+    let search = |(feature, bins): (usize, &Vec<Bin>)| -> Option<Split> {
+        let missing = bins[bins.len() - 1];
+        let present = &bins[..bins.len() - 1];
+        let mut best: Option<Split> = None;
+        // Missing values try both sides; with none, they follow the larger child.
+        let sides: &[bool] = if missing.count > 0 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &missing_left in sides {
+            let (mut g, mut h, mut c) = if missing_left {
+                (missing.gradient, missing.hessian, missing.count)
             } else {
-                &[false]
+                (0.0, 0.0, 0)
             };
-            for &missing_left in sides {
-                let (mut g, mut h, mut c) = if missing_left {
-                    (missing.gradient, missing.hessian, missing.count)
-                } else {
-                    (0.0, 0.0, 0)
-                };
-                for (bin, b) in present.iter().enumerate() {
-                    g += b.gradient;
-                    h += b.hessian;
-                    c += b.count;
-                    if c < min_leaf {
-                        continue;
-                    }
-                    let right_count = count - c;
-                    if right_count < min_leaf {
-                        break;
-                    }
-                    let (gr, hr) = (g_total - g, h_total - h);
-                    if h < MIN_HESSIAN || hr < MIN_HESSIAN {
-                        continue;
-                    }
-                    let gain = score(g, h, l2) + score(gr, hr, l2) - parent;
-                    if gain > best.map_or(1e-12, |s| s.gain) {
-                        best = Some(Split {
-                            feature,
-                            bin,
-                            missing_left,
-                            gain,
-                            left: (g, h, c),
-                            right: (gr, hr, right_count),
-                        });
-                    }
+            for (bin, b) in present.iter().enumerate() {
+                g += b.gradient;
+                h += b.hessian;
+                c += b.count;
+                if c < min_leaf {
+                    continue;
+                }
+                let right_count = count - c;
+                if right_count < min_leaf {
+                    break;
+                }
+                let (gr, hr) = (g_total - g, h_total - h);
+                if h < MIN_HESSIAN || hr < MIN_HESSIAN {
+                    continue;
+                }
+                let gain = score(g, h, l2) + score(gr, hr, l2) - parent;
+                if gain > best.map_or(1e-12, |s| s.gain) {
+                    best = Some(Split {
+                        feature,
+                        bin,
+                        missing_left,
+                        gain,
+                        left: (g, h, c),
+                        right: (gr, hr, right_count),
+                    });
                 }
             }
-            if missing.count == 0 {
-                if let Some(s) = best.as_mut() {
-                    s.missing_left = s.left.2 >= s.right.2;
-                }
+        }
+        if missing.count == 0 {
+            if let Some(s) = best.as_mut() {
+                s.missing_left = s.left.2 >= s.right.2;
             }
-            best
-        })
-        .reduce_with(|a, b| {
-            // Ties go to the lower feature, so the result does not depend on thread timing.
-            if b.gain > a.gain || (b.gain == a.gain && b.feature < a.feature) {
-                b
-            } else {
-                a
-            }
-        })
+        }
+        best
+    };
+    // Ties go to the lower feature, so the result does not depend on thread timing.
+    let pick = |a: Split, b: Split| {
+        if b.gain > a.gain || (b.gain == a.gain && b.feature < a.feature) {
+            b
+        } else {
+            a
+        }
+    };
+    if count as usize * histogram.len() < PARALLEL_WORK {
+        histogram.iter().enumerate().filter_map(search).reduce(pick)
+    } else {
+        histogram
+            .par_iter()
+            .enumerate()
+            .filter_map(search)
+            .reduce_with(pick)
+    }
 }
 
 /// Grows one tree leaf-wise on the given gradients; returns it with each leaf's (value, start,
@@ -510,11 +548,12 @@ fn grow(
         *o = i as u32;
     }
     let n = order.len();
-    let root_histogram = histogram(binned, gradients, hessians, order);
+    let root_histogram = histogram(binned, gradients, hessians, order, true);
     let sums = root_histogram[0]
         .iter()
         .fold((0.0, 0.0), |(g, h), b| (g + b.gradient, h + b.hessian));
     let mut nodes = vec![Node::Leaf { value: 0.0 }];
+    let mut scratch: Vec<u32> = Vec::new();
     let mut open = vec![Open {
         node: 0,
         start: 0,
@@ -549,14 +588,21 @@ fn grow(
                 b <= split.bin
             }
         };
+        // A stable partition: both children keep their rows in increasing order, so building
+        // their histograms reads the bin columns forwards.
         let slice = &mut order[leaf.start..leaf.end];
+        scratch.clear();
         let mut middle = 0;
         for i in 0..slice.len() {
-            if goes_left(slice[i]) {
-                slice.swap(i, middle);
+            let r = slice[i];
+            if goes_left(r) {
+                slice[middle] = r;
                 middle += 1;
+            } else {
+                scratch.push(r);
             }
         }
+        slice[middle..].copy_from_slice(&scratch);
         let middle = leaf.start + middle;
         let (left_id, right_id) = (nodes.len(), nodes.len() + 1);
         nodes.push(Node::Leaf { value: 0.0 });
@@ -579,11 +625,11 @@ fn grow(
         let left_rows = &order[leaf.start..middle];
         let right_rows = &order[middle..leaf.end];
         let (left_histogram, right_histogram) = if left_rows.len() <= right_rows.len() {
-            let small = histogram(binned, gradients, hessians, left_rows);
+            let small = histogram(binned, gradients, hessians, left_rows, false);
             let large = subtract(&leaf.histogram, &small);
             (small, large)
         } else {
-            let small = histogram(binned, gradients, hessians, right_rows);
+            let small = histogram(binned, gradients, hessians, right_rows, false);
             let large = subtract(&leaf.histogram, &small);
             (large, small)
         };
@@ -632,27 +678,42 @@ impl Gbdt {
 
     /// Class probabilities per row (row-major, one per class), or values (one per row).
     pub fn predict(&self, frame: &Frame, rows: &[usize]) -> Vec<f64> {
-        let values = feature_values(frame);
-        let mut row = vec![0.0f32; values.len()];
-        let mut out = Vec::new();
-        for &r in rows {
-            for (x, column) in row.iter_mut().zip(&values) {
-                *x = column[r];
-            }
-            let scores = self.raw_scores(&row);
-            match self.loss {
-                Loss::SquaredError => out.push(scores[0]),
-                Loss::Binary => {
-                    let p = sigmoid(scores[0]);
-                    out.extend([1.0 - p, p]);
+        let outputs = match self.loss {
+            Loss::SquaredError => 1,
+            Loss::Binary => 2,
+            Loss::Multiclass(k) => k,
+        };
+        let mut out = vec![0.0; rows.len() * outputs];
+        const CHUNK: usize = 4096;
+        out.par_chunks_mut(CHUNK * outputs)
+            .zip(rows.par_chunks(CHUNK))
+            .for_each(|(out, rows)| {
+                let mut row = vec![0.0f32; frame.features.len()];
+                for (o, &r) in out.chunks_mut(outputs).zip(rows) {
+                    for (x, feature) in row.iter_mut().zip(&frame.features) {
+                        *x = match &feature.column {
+                            Column::Numeric(v) => v[r] as f32,
+                            Column::Categorical { codes, .. } => {
+                                if codes[r] == MISSING {
+                                    f32::NAN
+                                } else {
+                                    codes[r] as f32
+                                }
+                            }
+                        };
+                    }
+                    let scores = self.raw_scores(&row);
+                    match self.loss {
+                        Loss::SquaredError => o[0] = scores[0],
+                        Loss::Binary => {
+                            let p = sigmoid(scores[0]);
+                            o[0] = 1.0 - p;
+                            o[1] = p;
+                        }
+                        Loss::Multiclass(_) => softmax(&scores, o),
+                    }
                 }
-                Loss::Multiclass(k) => {
-                    let mut p = vec![0.0; k];
-                    softmax(&scores, &mut p);
-                    out.extend(p);
-                }
-            }
-        }
+            });
         out
     }
 
