@@ -2,6 +2,7 @@
 //! library crates; this file only connects them.
 mod client;
 mod data;
+mod gate;
 mod monitor;
 mod quality;
 mod quickstart;
@@ -58,6 +59,10 @@ enum Command {
     Rerun(run::RerunArgs),
     /// Train the baseline, a linear model and boosted trees on a table; one run each.
     Train(train::TrainArgs),
+    /// Measure a model version against a promotion policy: metrics, latency, size, memory, data.
+    Gate(gate::GateArgs),
+    /// Move an alias to a model version that passed its gate (or --force with a --reason).
+    Promote(gate::PromoteArgs),
 }
 
 /// `$CAIRN_HOME`, or `./cairn-data`.
@@ -143,6 +148,15 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => {
             init_logging("warn");
             runtime.block_on(train::run(args))
+        }
+        Command::Gate(args) => {
+            init_logging("warn");
+            let code = runtime.block_on(gate::gate(args))?;
+            std::process::exit(code);
+        }
+        Command::Promote(args) => {
+            init_logging("warn");
+            runtime.block_on(gate::promote(args))
         }
         Command::Data(_)
         | Command::Repro(_)

@@ -64,8 +64,8 @@ pub struct TrainArgs {
 }
 
 /// The table to read and how its runs name it.
-struct Source {
-    path: PathBuf,
+pub(crate) struct Source {
+    pub(crate) path: PathBuf,
     /// (dataset name, digest, MLflow source JSON).
     input: (String, String, String),
     shown: String,
@@ -216,8 +216,9 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// Finds the table behind `--data`.
-fn resolve(data: &str) -> anyhow::Result<Source> {
+/// Finds the table behind `--data` (a file, or a dataset version restored to a scratch folder
+/// that lives as long as the `Source`).
+pub(crate) fn resolve(data: &str) -> anyhow::Result<Source> {
     let as_path = Path::new(data);
     if as_path.is_file() {
         let digest = file_digest(as_path)?;
