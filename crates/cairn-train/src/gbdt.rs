@@ -9,6 +9,7 @@
 //! and the model must split and score a served row as it did in training.
 use crate::error::{Error, Result};
 use crate::frame::{Column, Frame, Target, MISSING};
+use crate::linear::sigmoid;
 use rayon::prelude::*;
 
 /// Training settings; the defaults are scikit-learn's.
@@ -355,15 +356,6 @@ fn base_scores(loss: Loss, labels: &[f64]) -> Vec<f64> {
             let mean = logs.iter().sum::<f64>() / k as f64;
             logs.iter().map(|l| l - mean).collect()
         }
-    }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
     }
 }
 

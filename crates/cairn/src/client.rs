@@ -23,6 +23,52 @@ fn authorization_from_env() -> Option<String> {
     Some(format!("Basic {pair}"))
 }
 
+/// `text` percent-encoded for a URL query value.
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The latest value of each metric of a run (as `runs/get` answers it).
+pub fn latest_metrics(run: &Value) -> std::collections::BTreeMap<String, f64> {
+    run["data"]["metrics"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| Some((m["key"].as_str()?.to_string(), m["value"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Registers `runs:/RUN/model` as a new version of `name` (created when missing); returns the
+/// version.
+pub fn register_run_model(client: &Client, name: &str, run_id: &str) -> anyhow::Result<String> {
+    if let Err(e) = client.post(
+        "registered-models/create",
+        &serde_json::json!({"name": name}),
+    ) {
+        // A model registered before gets a new version.
+        if !e.to_string().contains("RESOURCE_ALREADY_EXISTS") {
+            return Err(e);
+        }
+    }
+    let created = client.post(
+        "model-versions/create",
+        &serde_json::json!({"name": name, "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
+    )?;
+    created["model_version"]["version"]
+        .as_str()
+        .map(String::from)
+        .context("model-versions/create gave no version")
+}
+
 /// The path under the artifact proxy of a run's `artifact_uri` (`mlflow-artifacts:/1/abc/artifacts`
 /// → `1/abc/artifacts`).
 pub fn proxied_root(artifact_uri: &str) -> String {

@@ -1,7 +1,7 @@
 //! `cairn gate` and `cairn promote`: a model version is measured against a policy (metrics with
 //! MLflow's `MetricThreshold` semantics, latency, size, memory, the training data's checks) and
 //! an alias moves to it only after it passed, or when forced with a recorded reason.
-use crate::client::{proxied_root, Client};
+use crate::client::{encode_query as encode, latest_metrics, proxied_root, Client};
 use crate::run::{Tracking, TrackingArgs};
 use anyhow::{anyhow, bail, Context};
 use cairn_serving::{NamedTensor, OnnxModel, TensorData};
@@ -56,17 +56,6 @@ fn parse_version_uri(uri: &str) -> anyhow::Result<(String, String)> {
     Ok((name.to_string(), version.to_string()))
 }
 
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn get_version(client: &Client, name: &str, version: &str) -> anyhow::Result<Value> {
     let reply = client.get(&format!(
         "/api/2.0/mlflow/model-versions/get?name={}&version={version}",
@@ -77,17 +66,6 @@ fn get_version(client: &Client, name: &str, version: &str) -> anyhow::Result<Val
 
 fn get_run(client: &Client, run_id: &str) -> anyhow::Result<Value> {
     Ok(client.get(&format!("/api/2.0/mlflow/runs/get?run_id={run_id}"))?["run"].clone())
-}
-
-fn latest_metrics(run: &Value) -> BTreeMap<String, f64> {
-    run["data"]["metrics"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| Some((m["key"].as_str()?.to_string(), m["value"].as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn param(run: &Value, key: &str) -> Option<String> {

@@ -364,20 +364,7 @@ type ServedRow = ([f64; 4], f64, f64);
 /// Returns the version and (row, probability, label) triples.
 fn register_and_serve(base: &str, run_id: &str) -> anyhow::Result<(String, Vec<ServedRow>)> {
     let client = Client::new(base);
-    if let Err(e) = client.post("registered-models/create", &json!({"name": MODEL_NAME})) {
-        // A second quickstart on the same home adds a version to the same model.
-        if !e.to_string().contains("RESOURCE_ALREADY_EXISTS") {
-            return Err(e);
-        }
-    }
-    let created = client.post(
-        "model-versions/create",
-        &json!({"name": MODEL_NAME, "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
-    )?;
-    let version = created["model_version"]["version"]
-        .as_str()
-        .context("version missing")?
-        .to_string();
+    let version = crate::client::register_run_model(&client, MODEL_NAME, run_id)?;
     client.post(
         "registered-models/alias",
         &json!({"name": MODEL_NAME, "alias": "champion", "version": version}),

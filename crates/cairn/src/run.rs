@@ -302,15 +302,7 @@ pub(crate) fn experiment_id(client: &Client, name: Option<&str>) -> anyhow::Resu
     let Some(name) = name else {
         return Ok("0".into());
     };
-    let encoded: String = name
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
+    let encoded = crate::client::encode_query(name);
     if let Ok(found) = client.get(&format!(
         "/api/2.0/mlflow/experiments/get-by-name?experiment_name={encoded}"
     )) {
@@ -1014,16 +1006,7 @@ fn truncate(text: &str, limit: usize) -> String {
 
 /// The latest value of each metric of both runs, side by side.
 fn print_metric_differences(before: &Value, after: &Value) {
-    let latest = |run: &Value| -> BTreeMap<String, f64> {
-        run["data"]["metrics"]
-            .as_array()
-            .map(|ms| {
-                ms.iter()
-                    .filter_map(|m| Some((m["key"].as_str()?.to_string(), m["value"].as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let latest = crate::client::latest_metrics;
     let (then, now) = (latest(before), latest(after));
     let keys: std::collections::BTreeSet<&String> = then.keys().chain(now.keys()).collect();
     if keys.is_empty() {

@@ -190,7 +190,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
                 &json!({"run_id": run_id, "key": "cairn.train.best", "value": "true"}),
             )?;
             if let Some(name) = &args.register {
-                let version = register(&client, name, run_id)?;
+                let version = crate::client::register_run_model(&client, name, run_id)?;
                 println!(
                     "Registered {} as models:/{name}/{version}",
                     t.kind.as_str()
@@ -513,21 +513,4 @@ fn print_table(frame: &Frame, logged: &[(&Trained, String)], baseline: Option<&T
     if baseline.is_some() {
         println!("(in brackets: the difference from the baseline)");
     }
-}
-
-/// Registers the run's model as a new version of `name` (created when missing).
-fn register(client: &Client, name: &str, run_id: &str) -> anyhow::Result<String> {
-    if let Err(e) = client.post("registered-models/create", &json!({"name": name})) {
-        if !e.to_string().contains("RESOURCE_ALREADY_EXISTS") {
-            return Err(e);
-        }
-    }
-    let created = client.post(
-        "model-versions/create",
-        &json!({"name": name, "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
-    )?;
-    created["model_version"]["version"]
-        .as_str()
-        .map(String::from)
-        .context("model-versions/create gave no version")
 }
