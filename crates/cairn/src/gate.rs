@@ -327,110 +327,128 @@ fn data_checks(run: &Value, policy: &Policy) -> anyhow::Result<Vec<Check>> {
 }
 
 pub async fn gate(args: GateArgs) -> anyhow::Result<i32> {
-    let (name, number) = parse_version_uri(&args.model)?;
+    parse_version_uri(&args.model)?;
     let text = std::fs::read_to_string(&args.policy)
         .with_context(|| format!("cannot read policy {}", args.policy.display()))?;
     let policy = Policy::parse(&text, &args.policy.display().to_string())?;
     let tracking = Tracking::open(&args.tracking).await?;
     let client = Client::from_env(tracking.base());
     let model_uri = args.model.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
-        let version = get_version(&client, &name, &number)
-            .with_context(|| format!("{model_uri} not found"))?;
-        let run_id = version["run_id"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| anyhow!("{model_uri} has no run: nothing to measure it by"))?
-            .to_string();
-        let run = get_run(&client, &run_id)?;
-        let candidate = latest_metrics(&run);
-        let mut checks = Vec::new();
-        let (compared_with, compared) = match &policy.compare_to {
-            Some(to) => comparison(&client, &name, to, &run)?,
-            None => (String::new(), None),
-        };
-        for (metric, threshold) in &policy.metrics {
-            checks.extend(judge_metric(
-                metric,
-                threshold,
-                candidate.get(metric).copied(),
-                compared.as_ref().and_then(|c| c.get(metric).copied()),
-                &compared_with,
-            ));
-        }
-        let needs_model = policy.latency.is_some()
-            || policy.max_memory_mb.is_some()
-            || policy.max_model_size_mb.is_some();
-        if needs_model {
-            let bytes = model_bytes(&client, &version, &run)?;
-            let measured = measure(&bytes, &run, &policy)?;
-            if let Some(limit) = policy.max_model_size_mb {
-                checks.push(at_most(
-                    "model file size",
-                    Some(measured.size_bytes as f64 / 1e6),
-                    limit,
-                    "MB",
-                ));
-            }
-            if let Some(latency) = &policy.latency {
-                let what = format!(
-                    "latency, batch of {}, {} calls",
-                    latency.batch_size, latency.calls
-                );
-                if let Some(limit) = latency.p50_ms {
-                    checks.push(at_most(&format!("p50 {what}"), measured.p50_ms, limit, "ms"));
-                }
-                if let Some(limit) = latency.p99_ms {
-                    checks.push(at_most(&format!("p99 {what}"), measured.p99_ms, limit, "ms"));
-                }
-            }
-            if let Some(limit) = policy.max_memory_mb {
-                checks.push(at_most(
-                    "peak memory of the loaded model",
-                    measured.memory_mb,
-                    limit,
-                    "MB",
-                ));
-            }
-        }
-        checks.extend(data_checks(&run, &policy)?);
-        if checks.is_empty() {
-            bail!("the policy asks for nothing to check");
-        }
-        let passed = checks.iter().all(|c| c.passed);
-        print_checks(&model_uri, &checks, passed);
-        let now = cairn_core::now_millis();
-        let result = json!({
-            "model": name, "version": number, "passed": passed, "time": now,
-            "policy": policy, "compared_with": compared_with, "checks": checks,
-        });
-        let mut tag = result.to_string();
-        if tag.len() > TAG_LIMIT {
-            let summary = json!({"model": name, "version": number, "passed": passed, "time": now,
-                "failed": checks.iter().filter(|c| !c.passed).map(|c| &c.requirement).collect::<Vec<_>>(),
-                "full_result": "the gate/ artifact of the version's run"});
-            tag = summary.to_string();
-        }
-        for (key, value) in [
-            ("cairn.gate.status", if passed { "passed" } else { "failed" }.to_string()),
-            ("cairn.gate.time", now.to_string()),
-            ("cairn.gate.result", tag),
-        ] {
-            client.post(
-                "model-versions/set-tag",
-                &json!({"name": name, "version": number, "key": key, "value": value}),
-            )?;
-        }
-        let root = proxied_root(run["info"]["artifact_uri"].as_str().unwrap_or_default());
-        client.put_artifact(
-            &format!("{root}/gate/version-{number}-{now}.json"),
-            serde_json::to_string_pretty(&result)?.as_bytes(),
-        )?;
-        Ok(passed)
-    })
-    .await?;
+    let outcome =
+        tokio::task::spawn_blocking(move || run_gate(&client, &model_uri, &policy)).await?;
     tracking.close().await?;
     Ok(if outcome? { 0 } else { 1 })
+}
+
+/// Measures `model_uri` against `policy`, prints the table and records the outcome on the
+/// version; true when every requirement holds.
+pub(crate) fn run_gate(client: &Client, model_uri: &str, policy: &Policy) -> anyhow::Result<bool> {
+    let (name, number) = parse_version_uri(model_uri)?;
+    let version =
+        get_version(client, &name, &number).with_context(|| format!("{model_uri} not found"))?;
+    let run_id = version["run_id"]
+        .as_str()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| anyhow!("{model_uri} has no run: nothing to measure it by"))?
+        .to_string();
+    let run = get_run(client, &run_id)?;
+    let candidate = latest_metrics(&run);
+    let mut checks = Vec::new();
+    let (compared_with, compared) = match &policy.compare_to {
+        Some(to) => comparison(client, &name, to, &run)?,
+        None => (String::new(), None),
+    };
+    for (metric, threshold) in &policy.metrics {
+        checks.extend(judge_metric(
+            metric,
+            threshold,
+            candidate.get(metric).copied(),
+            compared.as_ref().and_then(|c| c.get(metric).copied()),
+            &compared_with,
+        ));
+    }
+    let needs_model = policy.latency.is_some()
+        || policy.max_memory_mb.is_some()
+        || policy.max_model_size_mb.is_some();
+    if needs_model {
+        let bytes = model_bytes(client, &version, &run)?;
+        let measured = measure(&bytes, &run, policy)?;
+        if let Some(limit) = policy.max_model_size_mb {
+            checks.push(at_most(
+                "model file size",
+                Some(measured.size_bytes as f64 / 1e6),
+                limit,
+                "MB",
+            ));
+        }
+        if let Some(latency) = &policy.latency {
+            let what = format!(
+                "latency, batch of {}, {} calls",
+                latency.batch_size, latency.calls
+            );
+            if let Some(limit) = latency.p50_ms {
+                checks.push(at_most(
+                    &format!("p50 {what}"),
+                    measured.p50_ms,
+                    limit,
+                    "ms",
+                ));
+            }
+            if let Some(limit) = latency.p99_ms {
+                checks.push(at_most(
+                    &format!("p99 {what}"),
+                    measured.p99_ms,
+                    limit,
+                    "ms",
+                ));
+            }
+        }
+        if let Some(limit) = policy.max_memory_mb {
+            checks.push(at_most(
+                "peak memory of the loaded model",
+                measured.memory_mb,
+                limit,
+                "MB",
+            ));
+        }
+    }
+    checks.extend(data_checks(&run, policy)?);
+    if checks.is_empty() {
+        bail!("the policy asks for nothing to check");
+    }
+    let passed = checks.iter().all(|c| c.passed);
+    print_checks(model_uri, &checks, passed);
+    let now = cairn_core::now_millis();
+    let result = json!({
+        "model": name, "version": number, "passed": passed, "time": now,
+        "policy": policy, "compared_with": compared_with, "checks": checks,
+    });
+    let mut tag = result.to_string();
+    if tag.len() > TAG_LIMIT {
+        let summary = json!({"model": name, "version": number, "passed": passed, "time": now,
+            "failed": checks.iter().filter(|c| !c.passed).map(|c| &c.requirement).collect::<Vec<_>>(),
+            "full_result": "the gate/ artifact of the version's run"});
+        tag = summary.to_string();
+    }
+    for (key, value) in [
+        (
+            "cairn.gate.status",
+            if passed { "passed" } else { "failed" }.to_string(),
+        ),
+        ("cairn.gate.time", now.to_string()),
+        ("cairn.gate.result", tag),
+    ] {
+        client.post(
+            "model-versions/set-tag",
+            &json!({"name": name, "version": number, "key": key, "value": value}),
+        )?;
+    }
+    let root = proxied_root(run["info"]["artifact_uri"].as_str().unwrap_or_default());
+    client.put_artifact(
+        &format!("{root}/gate/version-{number}-{now}.json"),
+        serde_json::to_string_pretty(&result)?.as_bytes(),
+    )?;
+    Ok(passed)
 }
 
 fn print_checks(model: &str, checks: &[Check], passed: bool) {
@@ -475,68 +493,88 @@ fn print_checks(model: &str, checks: &[Check], passed: bool) {
 }
 
 pub async fn promote(args: PromoteArgs) -> anyhow::Result<()> {
-    let (name, number) = parse_version_uri(&args.model)?;
+    parse_version_uri(&args.model)?;
     if args.force && args.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         bail!("--force needs --reason TEXT: it is recorded on the version");
     }
     let tracking = Tracking::open(&args.tracking).await?;
     let client = Client::from_env(tracking.base());
-    let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let version = get_version(&client, &name, &number)
-            .with_context(|| format!("{} not found", args.model))?;
-        let status = version_tag(&version, "cairn.gate.status");
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        let now = cairn_core::now_millis().to_string();
-        let mut tags = vec![
-            ("cairn.promote.alias", args.alias.clone()),
-            ("cairn.promote.by", user),
-            ("cairn.promote.time", now),
-        ];
-        match (status.as_deref(), args.force) {
-            (Some("passed"), _) => tags.push(("cairn.promote.forced", "false".into())),
-            (_, true) => {
-                tags.push(("cairn.promote.forced", "true".into()));
-                tags.push((
-                    "cairn.promote.reason",
-                    args.reason.clone().unwrap_or_default(),
-                ));
-            }
-            (other, false) => bail!(
-                "{} has {} a gate: run `cairn gate {} --policy gate.yaml` first, or move the alias \
-                 anyway with --force --reason TEXT",
-                args.model,
-                match other {
-                    Some("failed") => "failed",
-                    _ => "not passed",
-                },
-                args.model
-            ),
-        }
-        client.post(
-            "registered-models/alias",
-            &json!({"name": name, "alias": args.alias, "version": number}),
-        )?;
-        for (key, value) in tags {
-            client.post(
-                "model-versions/set-tag",
-                &json!({"name": name, "version": number, "key": key, "value": value}),
-            )?;
-        }
-        if args.force && status.as_deref() != Some("passed") {
-            println!(
-                "Moved @{} to {} without a passing gate (forced: {})",
-                args.alias,
-                args.model,
-                args.reason.as_deref().unwrap_or_default()
-            );
-        } else {
-            println!("Moved @{} to {} (gate passed)", args.alias, args.model);
-        }
-        Ok(())
+    let model_uri = args.model.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        promote_version(
+            &client,
+            &model_uri,
+            &args.alias,
+            args.force,
+            args.reason.as_deref(),
+        )
     })
     .await?;
     tracking.close().await?;
     outcome
+}
+
+/// Moves `alias` to `model_uri` when its last gate passed, or when `force`d (with a `reason`);
+/// records who, when and why on the version.
+pub(crate) fn promote_version(
+    client: &Client,
+    model_uri: &str,
+    alias: &str,
+    force: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let (name, number) = parse_version_uri(model_uri)?;
+    let version =
+        get_version(client, &name, &number).with_context(|| format!("{} not found", model_uri))?;
+    let status = version_tag(&version, "cairn.gate.status");
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let now = cairn_core::now_millis().to_string();
+    let mut tags = vec![
+        ("cairn.promote.alias", alias.to_string()),
+        ("cairn.promote.by", user),
+        ("cairn.promote.time", now),
+    ];
+    match (status.as_deref(), force) {
+        (Some("passed"), _) => tags.push(("cairn.promote.forced", "false".into())),
+        (_, true) => {
+            tags.push(("cairn.promote.forced", "true".into()));
+            tags.push((
+                "cairn.promote.reason",
+                reason.unwrap_or_default().to_string(),
+            ));
+        }
+        (other, false) => bail!(
+            "{} has {} a gate: run `cairn gate {} --policy gate.yaml` first, or move the alias \
+             anyway with --force --reason TEXT",
+            model_uri,
+            match other {
+                Some("failed") => "failed",
+                _ => "not passed",
+            },
+            model_uri
+        ),
+    }
+    client.post(
+        "registered-models/alias",
+        &json!({"name": name, "alias": alias, "version": number}),
+    )?;
+    for (key, value) in tags {
+        client.post(
+            "model-versions/set-tag",
+            &json!({"name": name, "version": number, "key": key, "value": value}),
+        )?;
+    }
+    if force && status.as_deref() != Some("passed") {
+        println!(
+            "Moved @{} to {} without a passing gate (forced: {})",
+            alias,
+            model_uri,
+            reason.unwrap_or_default()
+        );
+    } else {
+        println!("Moved @{} to {} (gate passed)", alias, model_uri);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! `cairn quickstart`: a server on the home folder and a small real experiment logged through
-//! its REST API: logistic regression trained by gradient descent on synthetic data, one run per
-//! learning rate, with loss and accuracy curves, params, tags and a JSON artifact.
+//! `cairn quickstart`: the whole life cycle on a real public dataset (the red wine quality data
+//! that `linfa-datasets` ships), through a server on the home folder: version the data, validate
+//! it, train the baseline, a linear model and boosted trees, register the best, gate it against
+//! the baseline, promote it, serve it, send traffic and then drifted traffic, detect the drift.
 use crate::client::Client;
 use crate::server::{self, ServerArgs};
 use anyhow::{bail, Context};
+use cairn_train::train::ModelKind;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct QuickstartArgs {
@@ -15,93 +18,84 @@ pub struct QuickstartArgs {
     /// Port to listen on; if taken, a free one is used instead.
     #[arg(long, default_value_t = 5000)]
     port: u16,
-    /// Exit once the experiment is logged instead of serving until Ctrl-C.
+    /// Exit once everything is done instead of serving until Ctrl-C.
     #[arg(long)]
     no_wait: bool,
 }
 
-/// Deterministic pseudo-random numbers (xorshift), so every quickstart sees the same data.
-struct Rng(u64);
+const DATASET_NAME: &str = "wine-quality";
+const MODEL_NAME: &str = "quickstart-wine";
+const TARGET: &str = "quality";
+const EXPERIMENT: &str = "quickstart";
 
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+/// The suite the data must meet before a model is trained on it.
+const SUITE: &str = "name: wine-quality
+expectations:
+  - expect_table_row_count_to_be_between: {min_value: 1000}
+  - expect_column_values_to_not_be_null: {column: alcohol}
+  - expect_column_values_to_not_be_null: {column: quality}
+  - expect_column_values_to_be_in_set: {column: quality, value_set: [3, 4, 5, 6, 7, 8]}
+  - expect_column_values_to_be_between: {column: alcohol, min_value: 8, max_value: 15}
+  - expect_column_values_to_be_between: {column: pH, min_value: 2.5, max_value: 4.5}
+  - expect_column_mean_to_be_between: {column: quality, min_value: 5, max_value: 6.5}
+";
+
+/// What the best model must show before it serves: clearly better than the baseline, fast and
+/// small enough.
+const GATE: &str = "compare_to: baseline
+metrics:
+  test_accuracy: {min_absolute_change: 0.1, greater_is_better: true}
+latency: {batch_size: 1, calls: 300, p99_ms: 10}
+max_model_size_mb: 10
+";
+
+/// Features moved for the drifted traffic, by about one and a half standard deviations.
+const SHIFTED: [(&str, f64); 6] = [
+    ("fixed acidity", 2.6),
+    ("volatile acidity", 0.27),
+    ("citric acid", 0.3),
+    ("sulphates", 0.25),
+    ("alcohol", 1.6),
+    ("pH", 0.23),
+];
+
+/// The wine data as CSV: eleven measurements and the quality grade (3 to 8).
+fn wine_csv() -> (Vec<String>, Vec<Vec<f64>>, Vec<usize>, String) {
+    let data = linfa_datasets::winequality();
+    let names: Vec<String> = data.feature_names().iter().map(|n| n.to_string()).collect();
+    let rows: Vec<Vec<f64>> = data
+        .records()
+        .rows()
+        .into_iter()
+        .map(|r| r.to_vec())
+        .collect();
+    let quality: Vec<usize> = data.targets().iter().copied().collect();
+    let mut csv = names.join(",");
+    csv.push_str(&format!(",{TARGET}\n"));
+    for (row, q) in rows.iter().zip(&quality) {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        csv.push_str(&cells.join(","));
+        csv.push_str(&format!(",{q}\n"));
     }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.next_f64().max(1e-12), self.next_f64());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
+    (names, rows, quality, csv)
 }
 
-/// Two Gaussian blobs in 4 dimensions: rows and 0/1 labels.
-fn make_data(n: usize, seed: u64) -> (Vec<[f64; 4]>, Vec<f64>) {
-    let mut rng = Rng(seed);
-    let mut xs = Vec::with_capacity(n);
-    let mut ys = Vec::with_capacity(n);
-    for i in 0..n {
-        let label = (i % 2) as f64;
-        let shift = if label > 0.5 { 0.8 } else { -0.8 };
-        xs.push([
-            rng.normal() + shift,
-            rng.normal() + shift * 0.5,
-            rng.normal(),
-            rng.normal() - shift * 0.3,
-        ]);
-        ys.push(label);
-    }
-    (xs, ys)
+struct Versioned {
+    added: cairn_data::repo::AddOutcome,
+    csv: PathBuf,
+    met: usize,
+    evaluated: usize,
 }
 
-fn write_csv(path: &Path, xs: &[[f64; 4]], ys: &[f64]) -> anyhow::Result<()> {
-    let mut text = String::from("x0,x1,x2,x3,y\n");
-    for (x, y) in xs.iter().zip(ys) {
-        text.push_str(&format!("{},{},{},{},{}\n", x[0], x[1], x[2], x[3], y));
-    }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn read_csv(path: &Path) -> anyhow::Result<(Vec<[f64; 4]>, Vec<f64>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let v: Vec<f64> = line
-            .split(',')
-            .map(|f| f.parse::<f64>())
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}:{}: not a number", path.display(), i + 1))?;
-        if v.len() != 5 {
-            bail!("{}:{}: expected 5 columns", path.display(), i + 1);
-        }
-        xs.push([v[0], v[1], v[2], v[3]]);
-        ys.push(v[4]);
-    }
-    Ok((xs, ys))
-}
-
-/// Writes the data as CSV under `<home>/quickstart/data`, versions the folder with Cairn as
-/// `quickstart-data`, and reads the rows back from the versioned files.
-#[allow(clippy::type_complexity)]
-fn version_data(
-    home: &Path,
-) -> anyhow::Result<(
-    Split,
-    DataInput,
-    cairn_data::repo::AddOutcome,
-    (usize, usize),
-)> {
+/// Writes the data under `<home>/quickstart/data`, versions it, and validates it against
+/// [`SUITE`], recording the result on the version.
+fn version_data(home: &Path, csv: &str) -> anyhow::Result<Versioned> {
     let project = home.join("quickstart");
     let data = project.join("data");
     std::fs::create_dir_all(project.join(".cairn"))?;
     std::fs::create_dir_all(&data)?;
-    let (train_x, train_y) = make_data(800, 42);
-    let (val_x, val_y) = make_data(200, 7);
-    write_csv(&data.join("train.csv"), &train_x, &train_y)?;
-    write_csv(&data.join("val.csv"), &val_x, &val_y)?;
+    let csv_path = data.join("wine.csv");
+    std::fs::write(&csv_path, csv)?;
     let (state, _) = server::open_state(&ServerArgs::local(), home)?;
     let repo = cairn_data::repo::DataRepo::open(
         &project,
@@ -112,293 +106,103 @@ fn version_data(
         &project,
         Path::new("data"),
         Some(DATASET_NAME),
-        "synthetic two-blob data, train and validation",
+        "red wine quality (Cortez et al. 2009), as linfa-datasets ships it",
         &cairn_data::progress::NoProgress,
     )?;
-    let datasets = state.lineage.datasets().clone();
-    let (name, number) = (added.version.name.clone(), added.version.version);
-    let checked = validate_data(&project, |file, result| {
-        datasets.record_dataset_validation(&crate::quality::validation_record(
-            &name, number, file, result,
-        ))?;
-        Ok(())
-    })?;
-    let (train_x, train_y) = read_csv(&data.join("train.csv"))?;
-    let (val_x, val_y) = read_csv(&data.join("val.csv"))?;
-    let digest = added.snapshot.digest.to_hex();
-    let input = DataInput {
-        name: DATASET_NAME.into(),
-        digest: cairn_core::lineage::run_input_digest(&digest).to_string(),
-        source: json!({"uri": format!("cairn://{DATASET_NAME}@{}", added.version.version),
-                       "path": data.display().to_string()})
-        .to_string(),
-    };
-    Ok((
-        Split {
-            train_x,
-            train_y,
-            val_x,
-            val_y,
-        },
-        input,
-        added,
-        checked,
-    ))
-}
-
-/// The suite the quickstart's data must meet before a model is trained on it.
-const SUITE: &str = "name: quickstart-data
-expectations:
-  - expect_table_columns_to_match_set: {column_set: [x0, x1, x2, x3, y]}
-  - expect_table_row_count_to_be_between: {min_value: 100}
-  - expect_column_values_to_not_be_null: {column: x0}
-  - expect_column_values_to_not_be_null: {column: y}
-  - expect_column_values_to_be_in_set: {column: y, value_set: [0, 1]}
-  - expect_column_values_to_be_between: {column: x0, min_value: -10, max_value: 10}
-  - expect_column_values_to_be_between: {column: x1, min_value: -10, max_value: 10}
-  - expect_column_mean_to_be_between: {column: y, min_value: 0.3, max_value: 0.7}
-";
-
-/// Validates both CSV files against [`SUITE`] (written beside them as `suite.yaml`); refuses
-/// to go on when an expectation fails. Returns (expectations met, evaluated) over both files.
-/// Each result is recorded against the dataset version by `record` (file name, result).
-fn validate_data(
-    project: &Path,
-    record: impl Fn(&str, &cairn_quality::validate::ValidationResult) -> anyhow::Result<()>,
-) -> anyhow::Result<(usize, usize)> {
     let suite_path = project.join("suite.yaml");
     std::fs::write(&suite_path, SUITE)?;
     let suite = cairn_quality::suite::Suite::parse(SUITE, "quickstart suite")?;
-    let (mut met, mut evaluated) = (0, 0);
-    for file in ["train.csv", "val.csv"] {
-        let path = project.join("data").join(file);
-        let result = cairn_quality::validate::validate(&path, &suite)?;
-        record(file, &result)?;
-        evaluated += result.results.len();
-        met += result.results.iter().filter(|r| r.success).count();
-        if !result.success {
-            bail!(
-                "{} fails its expectations ({}); run `cairn validate --suite {} {}`",
-                path.display(),
-                result
-                    .results
-                    .iter()
-                    .filter(|r| !r.success)
-                    .map(|r| r.type_name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                suite_path.display(),
-                path.display()
-            );
-        }
+    let result = cairn_quality::validate::validate(&csv_path, &suite)?;
+    state
+        .lineage
+        .datasets()
+        .record_dataset_validation(&crate::quality::validation_record(
+            &added.version.name,
+            added.version.version,
+            "wine.csv",
+            &result,
+        ))?;
+    if !result.success {
+        bail!(
+            "{} fails its expectations; run `cairn validate --suite {} {}`",
+            csv_path.display(),
+            suite_path.display(),
+            csv_path.display()
+        );
     }
-    Ok((met, evaluated))
-}
-
-const DATASET_NAME: &str = "quickstart-data";
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
-fn evaluate(w: &[f64; 5], xs: &[[f64; 4]], ys: &[f64]) -> (f64, f64) {
-    let mut loss = 0.0;
-    let mut correct = 0usize;
-    for (x, &y) in xs.iter().zip(ys) {
-        let p = sigmoid(w[4] + (0..4).map(|j| w[j] * x[j]).sum::<f64>()).clamp(1e-9, 1.0 - 1e-9);
-        loss -= y * p.ln() + (1.0 - y) * (1.0 - p).ln();
-        correct += usize::from((p > 0.5) == (y > 0.5));
-    }
-    (loss / xs.len() as f64, correct as f64 / xs.len() as f64)
-}
-
-struct Trained {
-    run_id: String,
-    lr: f64,
-    val_loss: f64,
-    val_accuracy: f64,
-}
-
-/// Rows and labels read back from the versioned CSV files.
-struct Split {
-    train_x: Vec<[f64; 4]>,
-    train_y: Vec<f64>,
-    val_x: Vec<[f64; 4]>,
-    val_y: Vec<f64>,
-}
-
-/// The data as MLflow dataset input: the Cairn dataset version's name and digest prefix.
-struct DataInput {
-    name: String,
-    digest: String,
-    source: String,
-}
-
-fn train_and_log(
-    client: &Client,
-    experiment_id: &str,
-    lr: f64,
-    epochs: i64,
-    data: &Split,
-    input: &DataInput,
-) -> anyhow::Result<Trained> {
-    let Split {
-        train_x,
-        train_y,
-        val_x,
-        val_y,
-    } = data;
-    let run = client.post(
-        "runs/create",
-        &json!({"experiment_id": experiment_id, "run_name": format!("logreg-lr-{lr}"),
-                "start_time": cairn_core::now_millis(),
-                "tags": [{"key": "model", "value": "logistic-regression"}, {"key": "mlflow.source.name", "value": "cairn quickstart"}]}),
-    )?;
-    let run_id = run["run"]["info"]["run_id"]
-        .as_str()
-        .context("run id missing")?
-        .to_string();
-    client.post(
-        "runs/log-inputs",
-        &json!({"run_id": run_id, "datasets": [{
-            "tags": [{"key": "mlflow.data.context", "value": "training"}],
-            "dataset": {"name": input.name, "digest": input.digest, "source_type": "cairn",
-                        "source": input.source}}]}),
-    )?;
-    client.post(
-        "runs/log-batch",
-        &json!({"run_id": run_id, "params": [
-            {"key": "learning_rate", "value": lr.to_string()},
-            {"key": "epochs", "value": epochs.to_string()},
-            {"key": "train_rows", "value": train_x.len().to_string()}]}),
-    )?;
-    let mut w = [0.0f64; 5];
-    let mut metrics = Vec::new();
-    for epoch in 0..epochs {
-        let mut grad = [0.0f64; 5];
-        for (x, &y) in train_x.iter().zip(train_y) {
-            let err = sigmoid(w[4] + (0..4).map(|j| w[j] * x[j]).sum::<f64>()) - y;
-            for j in 0..4 {
-                grad[j] += err * x[j];
-            }
-            grad[4] += err;
-        }
-        for j in 0..5 {
-            w[j] -= lr * grad[j] / train_x.len() as f64;
-        }
-        let (train_loss, _) = evaluate(&w, train_x, train_y);
-        let (val_loss, val_acc) = evaluate(&w, val_x, val_y);
-        let ts = cairn_core::now_millis();
-        for (key, value) in [
-            ("train_loss", train_loss),
-            ("val_loss", val_loss),
-            ("val_accuracy", val_acc),
-        ] {
-            metrics.push(json!({"key": key, "value": value, "timestamp": ts, "step": epoch}));
-        }
-    }
-    for chunk in metrics.chunks(900) {
-        client.post(
-            "runs/log-batch",
-            &json!({"run_id": run_id, "metrics": chunk}),
-        )?;
-    }
-    let (val_loss, val_accuracy) = evaluate(&w, val_x, val_y);
-    let model = json!({"kind": "logistic-regression", "weights": &w[..4], "bias": w[4], "learning_rate": lr});
-    let artifact_uri = run["run"]["info"]["artifact_uri"]
-        .as_str()
-        .unwrap_or_default();
-    let root = crate::client::proxied_root(artifact_uri);
-    client.put_artifact(
-        &format!("{root}/model/weights.json"),
-        serde_json::to_string_pretty(&model)?.as_bytes(),
-    )?;
-    let weights: Vec<f32> = w[..4].iter().map(|v| *v as f32).collect();
-    client.put_artifact(
-        &format!("{root}/model/model.onnx"),
-        &cairn_serving::build::logistic_regression_onnx(&weights, w[4] as f32),
-    )?;
-    client.post(
-        "runs/update",
-        &json!({"run_id": run_id, "status": "FINISHED", "end_time": cairn_core::now_millis()}),
-    )?;
-    Ok(Trained {
-        run_id,
-        lr,
-        val_loss,
-        val_accuracy,
+    Ok(Versioned {
+        added,
+        csv: csv_path,
+        met: result.results.iter().filter(|r| r.success).count(),
+        evaluated: result.results.len(),
     })
 }
 
-fn log_experiment(
+/// Trains the three models on the dataset version (one run each) and registers the best.
+fn train(
     base: &str,
-    data: &Split,
-    input: &DataInput,
-) -> anyhow::Result<(String, Vec<Trained>, Value)> {
+    data: &str,
+) -> anyhow::Result<(crate::train::Logged, cairn_train::split::Split)> {
+    let args = crate::train::args_from(&[
+        "--data",
+        data,
+        "--target",
+        TARGET,
+        "-e",
+        EXPERIMENT,
+        "--register",
+        MODEL_NAME,
+    ])?;
+    let source = crate::train::resolve(data)?;
+    let frame = cairn_train::frame::load(&source.path, TARGET, None, &[])?;
+    let split = crate::train::split_of(&args, frame.rows);
+    println!(
+        "Training on {data}: {} rows ({} train, {} validation, {} test), {} features, {} quality grades:",
+        frame.rows,
+        split.train.len(),
+        split.validation.len(),
+        split.test.len(),
+        frame.features.len(),
+        match &frame.target {
+            cairn_train::frame::Target::Classes { classes, .. } => classes.len(),
+            cairn_train::frame::Target::Values(_) => 0,
+        }
+    );
     let client = Client::new(base);
-    let name = format!("quickstart-{}", cairn_core::now_millis());
-    let created = client.post("experiments/create", &json!({"name": name}))?;
-    let experiment_id = created["experiment_id"]
-        .as_str()
-        .context("experiment id missing")?
-        .to_string();
-    let mut runs = Vec::new();
-    for lr in [0.01, 0.1, 1.0] {
-        runs.push(train_and_log(&client, &experiment_id, lr, 30, data, input)?);
-    }
-    let best = client.post(
-        "runs/search",
-        &json!({"experiment_ids": [experiment_id], "filter": "metrics.val_accuracy > 0.5 and params.epochs = '30'",
-                "order_by": ["metrics.val_loss ASC"], "max_results": 1}),
+    let logged = crate::train::fit_and_log(
+        &client,
+        &args,
+        &source,
+        &frame,
+        &split,
+        &ModelKind::ALL,
+        &crate::train::settings_of(&args),
     )?;
-    Ok((experiment_id, runs, best))
+    Ok((logged, split))
 }
 
-const MODEL_NAME: &str = "quickstart-logreg";
+/// Rows of the test split sent to the served model: (features, true grade).
+type ServedRow = (Vec<f64>, usize);
 
-/// A validation row, the served probability of class 1, and the true label.
-type ServedRow = ([f64; 4], f64, f64);
-
-/// Registers the best run's model, points the `champion` alias at it and asks the server's
-/// Open Inference Protocol endpoint for predictions on a few validation rows.
-/// Returns the version and (row, probability, label) triples.
-fn register_and_serve(base: &str, run_id: &str) -> anyhow::Result<(String, Vec<ServedRow>)> {
+/// Asks the champion for a few test rows' grades.
+fn serve_some(base: &str, rows: &[ServedRow]) -> anyhow::Result<Vec<i64>> {
     let client = Client::new(base);
-    let version = crate::client::register_run_model(&client, MODEL_NAME, run_id)?;
-    client.post(
-        "registered-models/alias",
-        &json!({"name": MODEL_NAME, "alias": "champion", "version": version}),
-    )?;
-    let (rows, labels) = make_data(4, 7);
-    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    let width = rows.first().map_or(0, |r| r.0.len());
+    let flat: Vec<f64> = rows.iter().flat_map(|r| r.0.iter().copied()).collect();
     let answer = client.post_path(
         &format!("/v2/models/{MODEL_NAME}/versions/champion/infer"),
-        &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows.len(), 4], "data": flat}]}),
+        &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows.len(), width], "data": flat}]}),
     )?;
-    let probabilities = answer["outputs"][0]["data"]
+    let label = answer["outputs"]
         .as_array()
-        .context("no predictions")?;
-    let served = rows
+        .and_then(|o| o.iter().find(|t| t["name"] == "label"))
+        .context("no label in the answer")?;
+    Ok(label["data"]
+        .as_array()
+        .context("no labels")?
         .iter()
-        .zip(probabilities)
-        .zip(labels)
-        .map(|((row, p), label)| (*row, p.as_f64().unwrap_or(f64::NAN), label))
-        .collect();
-    Ok((version, served))
-}
-
-/// Rows like the training data, then rows whose first three features moved by two standard
-/// deviations, with the labels the data was generated with.
-fn traffic(shifted: bool) -> (Vec<[f64; 4]>, Vec<f64>) {
-    let (mut rows, labels) = make_data(200, if shifted { 23 } else { 11 });
-    if shifted {
-        for r in &mut rows {
-            for v in &mut r[..3] {
-                *v += 2.0;
-            }
-        }
-    }
-    (rows, labels)
+        .filter_map(Value::as_i64)
+        .collect())
 }
 
 /// What the monitoring part of the quickstart saw.
@@ -409,24 +213,20 @@ struct Watched {
     gauge: String,
 }
 
-/// Stores `train.csv` as the served version's training reference, adds a drift alert rule,
-/// sends traffic like the training data and then drifted traffic (with labels by request id),
-/// and asks the server what it saw after each.
+/// Stores the training data as the served version's drift reference, adds a drift alert rule,
+/// sends the test rows as traffic and then the same rows with six measurements shifted (with
+/// labels by request id), and asks the server what it saw after each.
 fn watch(
     base: &str,
-    home: &Path,
+    csv: &Path,
     version: &str,
+    traffic: &[ServedRow],
+    names: &[String],
     monitoring: &cairn_api::monitoring::Monitoring,
 ) -> anyhow::Result<Watched> {
     use cairn_monitor::AlertRule;
     let monitor = monitoring.live().monitor();
-    monitor.set_reference(
-        MODEL_NAME,
-        version,
-        &home.join("quickstart/data/train.csv"),
-        Some("y"),
-        None,
-    )?;
+    monitor.set_reference(MODEL_NAME, version, csv, Some(TARGET), None)?;
     monitor.add_alert_rule(AlertRule::new(
         "quickstart-drift",
         MODEL_NAME,
@@ -440,19 +240,34 @@ fn watch(
     let client = Client::new(base);
     let drift_path =
         format!("/api/2.0/cairn/monitoring/drift?name={MODEL_NAME}&version={version}&window=10m");
+    let shift: Vec<f64> = names
+        .iter()
+        .map(|n| {
+            SHIFTED
+                .iter()
+                .find(|(s, _)| s == n)
+                .map_or(0.0, |(_, by)| *by)
+        })
+        .collect();
     let mut phases = Vec::new();
     for shifted in [false, true] {
-        let (rows, labels) = traffic(shifted);
         let mut truth = Vec::new();
-        for (chunk, chunk_labels) in rows.chunks(20).zip(labels.chunks(20)) {
-            let flat: Vec<f64> = chunk.iter().flatten().copied().collect();
+        for chunk in traffic.chunks(20) {
+            let flat: Vec<f64> = chunk
+                .iter()
+                .flat_map(|(row, _)| {
+                    row.iter()
+                        .zip(&shift)
+                        .map(move |(v, s)| if shifted { v + s } else { *v })
+                })
+                .collect();
             let answer = client.post_path(
                 &format!("/v2/models/{MODEL_NAME}/versions/{version}/infer"),
-                &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [chunk.len(), 4], "data": flat}]}),
+                &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [chunk.len(), names.len()], "data": flat}]}),
             )?;
             let id = answer["id"].as_str().context("no request id")?;
-            for (row, label) in chunk_labels.iter().enumerate() {
-                truth.push(json!({"request_id": id, "row": row, "label": *label as i64}));
+            for (row, (_, grade)) in chunk.iter().enumerate() {
+                truth.push(json!({"request_id": id, "row": row, "label": grade}));
             }
         }
         client.post_path(
@@ -508,10 +323,13 @@ fn drifted_columns(report: &Value) -> String {
 }
 
 fn print_watched(w: &Watched, version: &str) {
-    println!("Monitoring (`cairn monitor drift models:/{MODEL_NAME}/{version}`): train.csv is the version's drift reference;");
+    println!("Monitoring (`cairn monitor drift models:/{MODEL_NAME}/{version}`): wine.csv is the version's drift reference;");
     let phases = [
-        "traffic like the training data",
-        "plus traffic with x0, x1, x2 shifted",
+        "the test rows as traffic".to_string(),
+        format!(
+            "plus the same rows with {} shifted",
+            SHIFTED.map(|(n, _)| n).join(", ")
+        ),
     ];
     for (what, (report, accuracy)) in phases.iter().zip(&w.phases) {
         println!(
@@ -537,6 +355,7 @@ fn print_watched(w: &Watched, version: &str) {
 }
 
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     let home: PathBuf = crate::home_dir();
     let server_args = ServerArgs {
         host: args.host.clone(),
@@ -580,86 +399,99 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         home.display(),
         built.backend_description
     );
+    let (names, rows, quality, csv) = wine_csv();
     let data_home = home.clone();
-    let (split, input, added, (met, evaluated)) =
-        tokio::task::spawn_blocking(move || version_data(&data_home)).await??;
-    println!(
-        "Versioned the data with Cairn: {}@{} (blake3 {}, {} files, {}) at {}",
-        added.version.name,
-        added.version.version,
-        added.snapshot.digest,
-        added.snapshot.files,
-        crate::data::human(added.snapshot.size),
-        added.pointer_file.display()
+    let versioned = tokio::task::spawn_blocking(move || version_data(&data_home, &csv)).await??;
+    let (name, number) = (
+        versioned.added.version.name.clone(),
+        versioned.added.version.version,
     );
     println!(
-        "Validated it before training: {met} of {evaluated} expectations met on train.csv and val.csv (suite {}; recorded with {}@{})",
+        "1. Versioned the red wine quality data ({} rows, from linfa-datasets) as {name}@{number} (blake3 {}, {}) at {}",
+        rows.len(),
+        versioned.added.snapshot.digest,
+        crate::data::human(versioned.added.snapshot.size),
+        versioned.added.pointer_file.display()
+    );
+    println!(
+        "2. Validated it: {} of {} expectations met (suite {}; recorded with {name}@{number})",
+        versioned.met,
+        versioned.evaluated,
         home.join("quickstart").join("suite.yaml").display(),
-        added.version.name,
-        added.version.version
     );
-    let url = base.clone();
-    let (experiment_id, runs, best) =
-        tokio::task::spawn_blocking(move || log_experiment(&url, &split, &input)).await??;
+    println!("3. Trained the baseline, a logistic regression and boosted trees, one run each:");
+    let (url, data_ref) = (base.clone(), format!("{name}@{number}:wine.csv"));
+    let (logged, split) = tokio::task::spawn_blocking(move || train(&url, &data_ref)).await??;
+    let version = logged
+        .registered
+        .clone()
+        .context("no model was registered")?;
+    let best = logged
+        .best
+        .as_ref()
+        .map(|(k, _)| k.as_str())
+        .unwrap_or_default();
+    let model_uri = format!("models:/{MODEL_NAME}/{version}");
+    println!("4. Gated {model_uri} ({best}) against the baseline on accuracy, latency and size:");
+    let (url, uri) = (base.clone(), model_uri.clone());
+    let passed = tokio::task::spawn_blocking(move || {
+        let policy = cairn_train::gate::Policy::parse(GATE, "quickstart gate")?;
+        crate::gate::run_gate(&Client::new(&url), &uri, &policy)
+    })
+    .await??;
+    if !passed {
+        bail!("{model_uri} did not pass the quickstart's gate");
+    }
+    let (url, uri) = (base.clone(), model_uri.clone());
+    print!("5. Promoted it: ");
+    tokio::task::spawn_blocking(move || {
+        crate::gate::promote_version(&Client::new(&url), &uri, "champion", false, None)
+    })
+    .await??;
+    let served_rows: Vec<ServedRow> = split
+        .test
+        .iter()
+        .map(|&r| (rows[r].clone(), quality[r]))
+        .collect();
+    let (url, some) = (base.clone(), served_rows[..5].to_vec());
+    let labels = tokio::task::spawn_blocking(move || serve_some(&url, &some)).await??;
+    println!("6. Served it over the Open Inference Protocol (models:/{MODEL_NAME}@champion):");
+    for ((row, grade), label) in served_rows.iter().zip(&labels) {
+        println!(
+            "  alcohol {:>4}, volatile acidity {:.2}: predicted grade {label}, true grade {grade}",
+            row[10], row[1]
+        );
+    }
+    let (url, v) = (base.clone(), version.clone());
+    let lineage = tokio::task::spawn_blocking(move || {
+        Client::new(&url).get(&format!(
+            "/api/2.0/cairn/lineage/model-version?name={MODEL_NAME}&version={v}"
+        ))
+    })
+    .await??;
+    println!("7. Its lineage (`cairn lineage {model_uri}`):");
+    crate::data::print_lineage(&lineage);
+    let (url, v, csv, m, names_c) = (
+        base.clone(),
+        version.clone(),
+        versioned.csv.clone(),
+        monitoring.clone(),
+        names.clone(),
+    );
+    let watched =
+        tokio::task::spawn_blocking(move || watch(&url, &csv, &v, &served_rows, &names_c, &m))
+            .await??;
+    print!("8. ");
+    print_watched(&watched, &version);
     println!(
-        "Logged experiment {experiment_id} with {} runs (logistic regression, 30 epochs each):",
-        runs.len()
+        "Done in {:.1} s. Web UI: {base}/experiments/{} (the three runs side by side), {base}/models/{MODEL_NAME}/versions/{version} (lineage, gate), {base}/monitoring/{MODEL_NAME}/{version}",
+        started.elapsed().as_secs_f64(),
+        logged.experiment_id
     );
-    for r in &runs {
-        println!(
-            "  run {}  learning_rate={:<5} val_loss={:.4} val_accuracy={:.3}",
-            r.run_id, r.lr, r.val_loss, r.val_accuracy
-        );
-    }
-    if let Some(top) = best["runs"].get(0) {
-        let loss = top["data"]["metrics"]
-            .as_array()
-            .and_then(|ms| ms.iter().find(|m| m["key"] == "val_loss"))
-            .and_then(|m| m["value"].as_f64())
-            .unwrap_or_default();
-        println!(
-            "Best run by search (metrics.val_loss ASC): {} ({}) val_loss={loss:.4}",
-            top["info"]["run_name"].as_str().unwrap_or_default(),
-            top["info"]["run_id"].as_str().unwrap_or_default()
-        );
-    }
-    println!("Each run has params, train/val loss and accuracy curves, and model/weights.json and model/model.onnx as artifacts.");
-    println!("Web UI: {base}/experiments/{experiment_id} (runs, charts, comparison)");
-    if let Some(run_id) = best["runs"][0]["info"]["run_id"].as_str() {
-        let (url, run_id) = (base.clone(), run_id.to_string());
-        let (version, served) =
-            tokio::task::spawn_blocking(move || register_and_serve(&url, &run_id)).await??;
-        println!(
-            "Registered '{MODEL_NAME}' version {version} (alias 'champion') and served it over the Open Inference Protocol:"
-        );
-        for (row, probability, label) in &served {
-            println!(
-                "  x={:?}  P(y=1)={probability:.3}  true label={label}",
-                row.map(|v| (v * 100.0).round() / 100.0)
-            );
-        }
-        let (url, v) = (base.clone(), version.clone());
-        let lineage = tokio::task::spawn_blocking(move || {
-            Client::new(&url).get(&format!(
-                "/api/2.0/cairn/lineage/model-version?name={MODEL_NAME}&version={v}"
-            ))
-        })
-        .await??;
-        println!("Its lineage (`cairn lineage models:/{MODEL_NAME}/{version}`):");
-        crate::data::print_lineage(&lineage);
-        let (url, v, h, m) = (
-            base.clone(),
-            version.clone(),
-            home.clone(),
-            monitoring.clone(),
-        );
-        let watched = tokio::task::spawn_blocking(move || watch(&url, &h, &v, &m)).await??;
-        print_watched(&watched, &version);
-        println!("  In the web UI: {base}/models/{MODEL_NAME}/versions/{version} (lineage), .../playground, and {base}/monitoring/{MODEL_NAME}/{version}");
-        println!(
-            "  curl -s {base}/v2/models/{MODEL_NAME}/versions/champion/infer -d '{{\"inputs\": [{{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [1, 4], \"data\": [0.5, -1, 2, 0]}}]}}'"
-        );
-    }
+    println!(
+        "  curl -s {base}/v2/models/{MODEL_NAME}/versions/champion/infer -d '{{\"inputs\": [{{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [1, 11], \"data\": {:?}}}]}}'",
+        rows[0]
+    );
     println!("MLflow clients: export MLFLOW_TRACKING_URI={base}");
     if args.no_wait {
         let _ = stop_tx.send(());

@@ -116,24 +116,8 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
     let frame = tokio::task::spawn_blocking(move || frame::load(&path, &target, task, &drop))
         .await?
         .with_context(|| format!("cannot train on {}", source.shown))?;
-    let settings = Settings {
-        c: args.c,
-        alpha: args.alpha,
-        gbdt: GbdtParams {
-            trees: args.trees,
-            learning_rate: args.learning_rate,
-            max_leaf_nodes: args.max_leaf_nodes,
-            max_depth: args.max_depth,
-            min_samples_leaf: args.min_samples_leaf,
-            ..GbdtParams::default()
-        },
-    };
-    let split = cairn_train::split::split(
-        frame.rows,
-        args.seed,
-        args.validation_fraction,
-        args.test_fraction,
-    );
+    let settings = settings_of(&args);
+    let split = split_of(&args, frame.rows);
     println!(
         "Training on {}: {} rows ({} train, {} validation, {} test, seed {}), {} features, target {:?} ({}{})",
         source.shown,
@@ -154,59 +138,18 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
     let client = Client::from_env(tracking.base());
     let embedded = tracking.is_embedded();
     let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let trained = fitting::fit(&frame, &split, &kinds, &settings)?;
-        let experiment = experiment_id(&client, Some(&args.experiment))?;
-        let baseline = trained.iter().find(|t| t.kind == ModelKind::Baseline).cloned();
-        let mut logged = Vec::new();
-        for t in &trained {
-            let run_id = log_run(
-                &client,
-                &experiment,
-                &frame,
-                &split,
-                t,
-                baseline.as_ref(),
-                &source,
-                &args,
-            )?;
-            logged.push((t, run_id));
-        }
-        print_table(&frame, &logged, baseline.as_ref());
-        let (metric, higher_is_better) = fitting::selection_metric(&frame.target);
-        let best = logged
-            .iter()
-            .filter(|(t, _)| t.metric(metric).is_some_and(f64::is_finite))
-            .min_by(|a, b| {
-                let (x, y) = (a.0.metric(metric).unwrap_or(f64::NAN), b.0.metric(metric).unwrap_or(f64::NAN));
-                if higher_is_better { y.total_cmp(&x) } else { x.total_cmp(&y) }
-            });
-        if let Some((t, run_id)) = best {
-            println!(
-                "Best by {metric}: {} (run {run_id})",
-                t.kind.as_str()
-            );
-            client.post(
-                "runs/set-tag",
-                &json!({"run_id": run_id, "key": "cairn.train.best", "value": "true"}),
-            )?;
-            if let Some(name) = &args.register {
-                let version = crate::client::register_run_model(&client, name, run_id)?;
-                println!(
-                    "Registered {} as models:/{name}/{version}",
-                    t.kind.as_str()
-                );
-            }
-        }
+        let done = fit_and_log(&client, &args, &source, &frame, &split, &kinds, &settings)?;
         if embedded {
             println!(
-                "Recorded in experiment {} ({experiment}) in the Cairn home; `cairn server` shows it at /experiments/{experiment}",
-                args.experiment
+                "Recorded in experiment {} ({}) in the Cairn home; `cairn server` shows it at /experiments/{}",
+                args.experiment, done.experiment_id, done.experiment_id
             );
         } else {
             println!(
-                "Recorded in experiment {}: {}/experiments/{experiment}",
+                "Recorded in experiment {}: {}/experiments/{}",
                 args.experiment,
-                client.base()
+                client.base(),
+                done.experiment_id
             );
         }
         Ok(())
@@ -214,6 +157,118 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
     .await?;
     tracking.close().await?;
     outcome
+}
+
+/// What `fit_and_log` did.
+pub(crate) struct Logged {
+    pub(crate) experiment_id: String,
+    /// The best model and its run.
+    pub(crate) best: Option<(ModelKind, String)>,
+    /// The version `--register` made.
+    pub(crate) registered: Option<String>,
+}
+
+/// Fits the models, logs a run for each, prints the comparison, tags and registers the best.
+pub(crate) fn fit_and_log(
+    client: &Client,
+    args: &TrainArgs,
+    source: &Source,
+    frame: &Frame,
+    split: &cairn_train::split::Split,
+    kinds: &[ModelKind],
+    settings: &Settings,
+) -> anyhow::Result<Logged> {
+    let trained = fitting::fit(frame, split, kinds, settings)?;
+    let experiment = experiment_id(client, Some(&args.experiment))?;
+    let baseline = trained
+        .iter()
+        .find(|t| t.kind == ModelKind::Baseline)
+        .cloned();
+    let mut logged = Vec::new();
+    for t in &trained {
+        let run_id = log_run(
+            client,
+            &experiment,
+            frame,
+            split,
+            t,
+            baseline.as_ref(),
+            source,
+            args,
+        )?;
+        logged.push((t, run_id));
+    }
+    print_table(frame, &logged, baseline.as_ref());
+    let (metric, higher_is_better) = fitting::selection_metric(&frame.target);
+    let best = logged
+        .iter()
+        .filter(|(t, _)| t.metric(metric).is_some_and(f64::is_finite))
+        .min_by(|a, b| {
+            let (x, y) = (
+                a.0.metric(metric).unwrap_or(f64::NAN),
+                b.0.metric(metric).unwrap_or(f64::NAN),
+            );
+            if higher_is_better {
+                y.total_cmp(&x)
+            } else {
+                x.total_cmp(&y)
+            }
+        });
+    let mut registered = None;
+    if let Some((t, run_id)) = best {
+        println!("Best by {metric}: {} (run {run_id})", t.kind.as_str());
+        client.post(
+            "runs/set-tag",
+            &json!({"run_id": run_id, "key": "cairn.train.best", "value": "true"}),
+        )?;
+        if let Some(name) = &args.register {
+            let version = crate::client::register_run_model(client, name, run_id)?;
+            println!("Registered {} as models:/{name}/{version}", t.kind.as_str());
+            registered = Some(version);
+        }
+    }
+    Ok(Logged {
+        experiment_id: experiment,
+        best: best.map(|(t, r)| (t.kind, r.clone())),
+        registered,
+    })
+}
+
+/// `cairn train` arguments as the command line would give them (the quickstart trains with them).
+pub(crate) fn args_from(words: &[&str]) -> anyhow::Result<TrainArgs> {
+    #[derive(clap::Parser)]
+    struct Line {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+    use clap::Parser;
+    Ok(Line::try_parse_from(std::iter::once("train").chain(words.iter().copied()))?.args)
+}
+
+/// The settings the arguments ask for.
+pub(crate) fn settings_of(args: &TrainArgs) -> Settings {
+    Settings {
+        c: args.c,
+        alpha: args.alpha,
+        gbdt: GbdtParams {
+            trees: args.trees,
+            learning_rate: args.learning_rate,
+            max_leaf_nodes: args.max_leaf_nodes,
+            max_depth: args.max_depth,
+            min_samples_leaf: args.min_samples_leaf,
+            ..GbdtParams::default()
+        },
+    }
+}
+
+/// The split the arguments ask for.
+pub(crate) fn split_of(args: &TrainArgs, rows: usize) -> cairn_train::split::Split {
+    cairn_train::split::split(
+        rows,
+        args.seed,
+        args.validation_fraction,
+        args.test_fraction,
+    )
 }
 
 /// Finds the table behind `--data` (a file, or a dataset version restored to a scratch folder
