@@ -105,6 +105,29 @@ pub fn python_json(python: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]
         .unwrap_or_else(|e| panic!("{args:?}: no JSON last line ({e}):\n{stdout}"))
 }
 
+/// The value of `key` in a `runs/get` run's `data.tags`.
+pub fn run_tag(run: &Value, key: &str) -> Option<String> {
+    run_entry(run, "tags", key).and_then(|v| v.as_str().map(String::from))
+}
+
+/// The latest value of metric `key` of a `runs/get` run.
+pub fn run_metric(run: &Value, key: &str) -> Option<f64> {
+    run_entry(run, "metrics", key).and_then(|v| v.as_f64())
+}
+
+/// The value of param `key` of a `runs/get` run.
+pub fn run_param(run: &Value, key: &str) -> Option<String> {
+    run_entry(run, "params", key).and_then(|v| v.as_str().map(String::from))
+}
+
+fn run_entry(run: &Value, kind: &str, key: &str) -> Option<Value> {
+    run["data"][kind]
+        .as_array()?
+        .iter()
+        .find(|e| e["key"] == key)
+        .map(|e| e["value"].clone())
+}
+
 /// A `cairn server` child process.
 pub struct TestServer {
     /// Base URL, e.g. `http://127.0.0.1:40123`.

@@ -69,6 +69,20 @@ pub fn register_run_model(client: &Client, name: &str, run_id: &str) -> anyhow::
         .context("model-versions/create gave no version")
 }
 
+/// The run id and the artifact proxy path of a `runs/create` answer.
+pub fn created_run(created: &Value) -> anyhow::Result<(String, String)> {
+    let run_id = created["run"]["info"]["run_id"]
+        .as_str()
+        .context("runs/create gave no run id")?
+        .to_string();
+    let root = proxied_root(
+        created["run"]["info"]["artifact_uri"]
+            .as_str()
+            .unwrap_or_default(),
+    );
+    Ok((run_id, root))
+}
+
 /// The path under the artifact proxy of a run's `artifact_uri` (`mlflow-artifacts:/1/abc/artifacts`
 /// → `1/abc/artifacts`).
 pub fn proxied_root(artifact_uri: &str) -> String {

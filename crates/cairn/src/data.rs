@@ -736,7 +736,7 @@ fn lineage_json(args: &LineageArgs) -> anyhow::Result<Value> {
         let client = crate::client::Client::new(base);
         let q: Vec<String> = query
             .iter()
-            .map(|(k, v)| format!("{k}={}", crate::serve::encode(v)))
+            .map(|(k, v)| format!("{k}={}", crate::client::encode_query(v)))
             .collect();
         return client.get(&format!("/api/2.0/cairn/{path}?{}", q.join("&")));
     }

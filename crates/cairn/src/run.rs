@@ -404,15 +404,7 @@ fn execute(client: &Client, spec: &Spec, signals: &Signals) -> anyhow::Result<Ou
         create["run_name"] = json!(name);
     }
     let created = client.post("runs/create", &create)?;
-    let run_id = created["run"]["info"]["run_id"]
-        .as_str()
-        .context("runs/create gave no run id")?
-        .to_string();
-    let root = proxied_root(
-        created["run"]["info"]["artifact_uri"]
-            .as_str()
-            .unwrap_or_default(),
-    );
+    let (run_id, root) = crate::client::created_run(&created)?;
     eprintln!(
         "cairn run: run {run_id} in experiment {}: {shown}",
         spec.experiment_id

@@ -2,6 +2,7 @@
 //! protocol. MODEL is a `.onnx` file, a folder holding one, or a registered version
 //! (`models:/name/3`, `models:/name@alias`, `models:/name` for the newest) resolved once at
 //! start against the local home or, with `--tracking-uri`, a Cairn server.
+use crate::client::encode_query as encode;
 use anyhow::{bail, Context};
 use cairn_api::oip::{ModelSource, ServedModel, Serving, StaticModels};
 use cairn_serving::{OnnxModel, Runner};
@@ -69,17 +70,6 @@ fn parse_models_uri(uri: &str) -> anyhow::Result<(String, Option<String>)> {
         bail!("'{uri}' is not of the form models:/NAME[/VERSION] or models:/NAME@ALIAS");
     }
     Ok((name.to_string(), version.map(str::to_string)))
-}
-
-pub(crate) fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Resolves a registered version on a Cairn (or MLflow) server and downloads its `.onnx` file.

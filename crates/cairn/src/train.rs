@@ -1,6 +1,6 @@
 //! `cairn train`: the baseline, a linear model and boosted trees on a table, each logged as a run
 //! with its data, parameters, metrics, plots and ONNX model; the best can be registered.
-use crate::client::{proxied_root, Client};
+use crate::client::Client;
 use crate::run::{experiment_id, Tracking, TrackingArgs};
 use anyhow::{anyhow, bail, Context};
 use cairn_train::frame::{self, Frame, Target, Task};
@@ -384,15 +384,7 @@ fn log_run(
                          {"key": "mlflow.source.type", "value": "LOCAL"},
                          {"key": "cairn.train.model", "value": kind}]}),
     )?;
-    let run_id = created["run"]["info"]["run_id"]
-        .as_str()
-        .context("runs/create gave no run id")?
-        .to_string();
-    let root = proxied_root(
-        created["run"]["info"]["artifact_uri"]
-            .as_str()
-            .unwrap_or_default(),
-    );
+    let (run_id, root) = crate::client::created_run(&created)?;
     let (name, digest, source_json) = &source.input;
     client.post(
         "runs/log-inputs",

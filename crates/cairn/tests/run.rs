@@ -1,7 +1,7 @@
 //! `cairn run` and `cairn rerun` wrapping a real Python script that uses the real MLflow client,
 //! and a real notebook through papermill: everything the run records, checked on the server.
 #![allow(clippy::unwrap_used)]
-use cairn_test::TestServer;
+use cairn_test::{run_metric as metric, run_param as param, run_tag as tag, TestServer};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -122,30 +122,6 @@ fn recorded_run(out: &Output) -> String {
         })
         .map(|rest| rest.split_whitespace().next().unwrap().to_string())
         .unwrap_or_else(|| panic!("no run id in {stderr}"))
-}
-
-fn tag(run: &Value, key: &str) -> Option<String> {
-    run["data"]["tags"]
-        .as_array()?
-        .iter()
-        .find(|t| t["key"] == key)
-        .and_then(|t| t["value"].as_str().map(String::from))
-}
-
-fn metric(run: &Value, key: &str) -> Option<f64> {
-    run["data"]["metrics"]
-        .as_array()?
-        .iter()
-        .find(|m| m["key"] == key)
-        .and_then(|m| m["value"].as_f64())
-}
-
-fn param(run: &Value, key: &str) -> Option<String> {
-    run["data"]["params"]
-        .as_array()?
-        .iter()
-        .find(|m| m["key"] == key)
-        .and_then(|m| m["value"].as_str().map(String::from))
 }
 
 fn artifact(server: &TestServer, run: &Value, path: &str) -> String {

@@ -1,7 +1,7 @@
 //! `cairn train` as a user runs it: a table or a dataset version in, one run per model out, the
 //! best registered and served, and bad input refused before anything is recorded.
 #![allow(clippy::unwrap_used)]
-use cairn_test::TestServer;
+use cairn_test::{run_metric as metric, run_tag as tag, TestServer};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -97,22 +97,6 @@ fn runs(server: &TestServer, experiment: &str) -> Vec<Value> {
         &json!({"experiment_ids": [id], "max_results": 100}),
     );
     r.1["runs"].as_array().cloned().unwrap_or_default()
-}
-
-fn metric(run: &Value, key: &str) -> Option<f64> {
-    run["data"]["metrics"]
-        .as_array()?
-        .iter()
-        .find(|m| m["key"] == key)
-        .and_then(|m| m["value"].as_f64())
-}
-
-fn tag(run: &Value, key: &str) -> Option<String> {
-    run["data"]["tags"]
-        .as_array()?
-        .iter()
-        .find(|m| m["key"] == key)
-        .and_then(|m| m["value"].as_str().map(String::from))
 }
 
 fn artifact(server: &TestServer, run: &Value, path: &str) -> (u16, Vec<u8>) {
