@@ -35,8 +35,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Serve one ONNX model over the Open Inference Protocol (v2 REST).
     Serve(serve::ServeArgs),
-    /// Start a server on the home folder, log a small real experiment through it, and keep
-    /// serving so you can look at it.
+    /// The whole life cycle on a real dataset, through a server on the home folder: version,
+    /// validate, train, gate, promote, serve, watch for drift; then keep serving.
     Quickstart(quickstart::QuickstartArgs),
     /// Version data: add, status, diff, log, checkout, verify, gc, push, pull, remote.
     Data(data::DataArgs),
