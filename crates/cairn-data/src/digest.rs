@@ -14,6 +14,15 @@ impl Digest {
         Digest(*blake3::hash(bytes).as_bytes())
     }
 
+    /// The digest of a file's bytes, as a file version records it (hashed in parallel when
+    /// large, in one read).
+    pub fn of_file(path: &std::path::Path) -> crate::error::Result<Digest> {
+        use crate::error::IoContext;
+        let file = std::fs::File::open(path).at(path)?;
+        let len = file.metadata().at(path)?.len();
+        crate::hash::hash_file(&file, len, None, &crate::progress::NoProgress).at(path)
+    }
+
     /// 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
         let mut s = String::with_capacity(64);
@@ -87,5 +96,21 @@ mod tests {
         assert_eq!(Digest::parse(&d.to_hex().to_uppercase()), Some(d));
         assert_eq!(Digest::parse("abc"), None);
         assert_eq!(Digest::parse(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn a_file_digest_is_the_digest_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0usize, 1000, 9 << 20] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                Digest::of_file(&path).unwrap(),
+                Digest::of(&bytes),
+                "{size}"
+            );
+        }
+        assert!(Digest::of_file(&dir.path().join("missing")).is_err());
     }
 }

@@ -276,7 +276,7 @@ pub(crate) fn split_of(args: &TrainArgs, rows: usize) -> cairn_train::split::Spl
 pub(crate) fn resolve(data: &str) -> anyhow::Result<Source> {
     let as_path = Path::new(data);
     if as_path.is_file() {
-        let digest = file_digest(as_path)?;
+        let digest = cairn_data::digest::Digest::of_file(as_path)?.to_hex();
         let abs = std::fs::canonicalize(as_path)?;
         let name = as_path
             .file_name()
@@ -354,14 +354,6 @@ pub(crate) fn resolve(data: &str) -> anyhow::Result<Source> {
         shown: data.to_string(),
         _scratch: Some(scratch),
     })
-}
-
-fn file_digest(path: &Path) -> anyhow::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize().to_hex().to_string())
 }
 
 #[allow(clippy::too_many_arguments)]
