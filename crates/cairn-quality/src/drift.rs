@@ -265,7 +265,8 @@ impl Dataset {
         })
     }
 
-    fn column(&self, name: &str) -> Option<&Sample> {
+    /// The values of the column `name`, if the dataset has it.
+    pub fn column(&self, name: &str) -> Option<&Sample> {
         self.columns.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 }

@@ -235,6 +235,19 @@ fn free_dims_as_symbols(model: &mut InferenceModel) -> TractResult<()> {
     Ok(())
 }
 
+/// The `metadata_props` of an ONNX model (what its exporter recorded about it, such as
+/// `cairn.features`), without loading the graph.
+pub fn metadata_props(bytes: &[u8]) -> Result<Vec<(String, String)>, ServingError> {
+    let proto = ml::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| ServingError::Load(format!("{e:#}")))?;
+    Ok(proto
+        .metadata_props
+        .into_iter()
+        .map(|p| (p.key, p.value))
+        .collect())
+}
+
 impl OnnxModel {
     /// Loads, types and optimises a model from ONNX bytes.
     /// Graphs that would allocate beyond [`guard::MAX_TENSOR_ELEMENTS`] per tensor are refused

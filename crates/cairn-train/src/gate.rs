@@ -47,9 +47,24 @@ fn calls() -> usize {
 pub struct DataChecks {
     /// An expectation suite (YAML or GX JSON file) the training data must pass.
     pub suite: Option<String>,
-    /// A table (file, or dataset version NAME@N[:PATH]) that must show no dataset drift from the
-    /// training data.
+    /// What must show no dataset drift from the training data: a table (file, or dataset
+    /// version NAME@N[:PATH]), or the inputs a version was served in the last `served_window`
+    /// (`served` for the candidate's own traffic, `served:ALIAS` or `served:VERSION` for another
+    /// version of the same model, such as the champion it would replace).
     pub drift_against: Option<String>,
+    /// How far back `drift_against: served` looks, like 15m, 1h or 1d (default 1h).
+    pub served_window: Option<String>,
+}
+
+impl DataChecks {
+    /// For `drift_against: served[:WHICH]`: `Some(WHICH)` (`None` for the candidate itself).
+    pub fn served(&self) -> Option<Option<&str>> {
+        let against = self.drift_against.as_deref()?;
+        if against == "served" {
+            return Some(None);
+        }
+        against.strip_prefix("served:").map(Some)
+    }
 }
 
 /// A gate policy (`gate.yaml`).
@@ -102,6 +117,19 @@ impl Policy {
                 return Err(Error::invalid(format!(
                     "{origin}: metric {name} asks for a change, but the policy has no compare_to \
                      (an alias such as champion, or baseline)"
+                )));
+            }
+        }
+        if let Some(data) = &policy.data {
+            if data.served() == Some(Some("")) {
+                return Err(Error::invalid(format!(
+                    "{origin}: drift_against: served: names no alias or version (served, \
+                     served:ALIAS or served:VERSION)"
+                )));
+            }
+            if data.served_window.is_some() && data.served().is_none() {
+                return Err(Error::invalid(format!(
+                    "{origin}: served_window is only for drift_against: served"
                 )));
             }
         }

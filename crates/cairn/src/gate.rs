@@ -21,6 +21,10 @@ pub struct GateArgs {
     /// The policy: metric thresholds, latency, size, memory and data checks (YAML).
     #[arg(long)]
     policy: PathBuf,
+    /// Where the server writes its prediction log (its `--prediction-log-destination`), read
+    /// for `drift_against: served`. Default: `<home>/monitoring`.
+    #[arg(long)]
+    prediction_log_destination: Option<PathBuf>,
     #[command(flatten)]
     tracking: TrackingArgs,
 }
@@ -284,7 +288,233 @@ fn model_bytes(client: &Client, version: &Value, run: &Value) -> anyhow::Result<
     client.get_artifact(&format!("{root}/{file}"))
 }
 
-fn data_checks(run: &Value, policy: &Policy) -> anyhow::Result<Vec<Check>> {
+/// Where `drift_against: served` reads what a version answered: the prediction log of the
+/// server (a folder or s3:// destination; `None` for the home's `monitoring` folder).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServedLog {
+    pub destination: Option<PathBuf>,
+}
+
+impl ServedLog {
+    fn open(&self) -> anyhow::Result<cairn_monitor::Monitor> {
+        let home = crate::home_dir();
+        let store = crate::server::metadata_store(
+            std::env::var("CAIRN_BACKEND_STORE_URI").ok().as_deref(),
+            &home,
+        )?;
+        let logs = crate::server::open_destination(
+            "--prediction-log-destination",
+            self.destination.as_deref(),
+            &home.join("monitoring"),
+        )?;
+        Ok(cairn_monitor::Monitor::open(logs, store))
+    }
+}
+
+/// One input feature of a model `cairn train` exported, from its `cairn.features` metadata:
+/// its name, and its levels when it is a category (served as the level's code).
+#[derive(Debug, Clone)]
+struct ModelFeature {
+    name: String,
+    levels: Option<Vec<String>>,
+}
+
+/// The features a `cairn train` model takes, in input order (`None` for other models).
+fn model_features(bytes: &[u8]) -> Option<Vec<ModelFeature>> {
+    let props = cairn_serving::metadata_props(bytes).ok()?;
+    let (_, text) = props.iter().find(|(k, _)| k == "cairn.features")?;
+    let listed: Value = serde_json::from_str(text).ok()?;
+    listed
+        .as_array()?
+        .iter()
+        .map(|f| {
+            Some(ModelFeature {
+                name: f["name"].as_str()?.to_string(),
+                levels: f["levels"].as_array().map(|ls| {
+                    ls.iter()
+                        .map(|l| l.as_str().map_or_else(|| l.to_string(), String::from))
+                        .collect()
+                }),
+            })
+        })
+        .collect()
+}
+
+/// The logged inputs of a window as the training data's columns: `x[j]` is the served
+/// model's feature `j` (category codes turned back into their levels); named inputs keep
+/// their names. Only columns the training data has are kept.
+fn served_columns(
+    window: &cairn_monitor::Window,
+    features: Option<&[ModelFeature]>,
+    training: &cairn_quality::drift::Dataset,
+) -> Vec<(String, cairn_quality::drift::Sample)> {
+    use cairn_monitor::Column;
+    use cairn_quality::drift::Sample;
+    let mut out = Vec::new();
+    for (logged, column) in &window.inputs {
+        let position = logged
+            .strip_prefix("x[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|j| j.parse::<usize>().ok())
+            .or((logged == "x").then_some(0));
+        let feature = match (position, features) {
+            (Some(j), Some(fs)) => fs.get(j),
+            _ => None,
+        };
+        let name = feature.map_or(logged.as_str(), |f| f.name.as_str());
+        let Some(reference) = training.column(name) else {
+            continue;
+        };
+        let sample = match (column, feature.and_then(|f| f.levels.as_ref())) {
+            (Column::Numbers(values, _), Some(levels)) => {
+                let mut counts = BTreeMap::new();
+                let mut missing = 0;
+                for v in values {
+                    if v.is_nan() {
+                        missing += 1;
+                        continue;
+                    }
+                    let level = (v.fract() == 0.0 && *v >= 0.0)
+                        .then(|| levels.get(*v as usize))
+                        .flatten()
+                        .cloned()
+                        .unwrap_or_else(|| format!("unknown code {v}"));
+                    *counts.entry(level).or_insert(0u64) += 1;
+                }
+                Sample::Labels {
+                    counts,
+                    missing,
+                    boolean: false,
+                }
+            }
+            (Column::Numbers(values, _), None) => {
+                let mut finite: Vec<f64> =
+                    values.iter().copied().filter(|v| v.is_finite()).collect();
+                let missing = (values.len() - finite.len()) as u64;
+                finite.sort_unstable_by(f64::total_cmp);
+                // Served as floats, compared as the training column is typed (an integer
+                // column with few values is categorical, as Evidently would take it).
+                let integer = matches!(reference, Sample::Numbers { integer: true, .. })
+                    && missing == 0
+                    && finite.iter().all(|v| v.fract() == 0.0);
+                Sample::Numbers {
+                    values: finite,
+                    integer,
+                    missing,
+                }
+            }
+            (Column::Text(values), _) => {
+                let mut counts = BTreeMap::new();
+                let mut missing = 0;
+                for v in values {
+                    match v {
+                        Some(v) => *counts.entry(v.clone()).or_insert(0u64) += 1,
+                        None => missing += 1,
+                    }
+                }
+                Sample::Labels {
+                    counts,
+                    missing,
+                    boolean: false,
+                }
+            }
+        };
+        out.push((name.to_string(), sample));
+    }
+    out
+}
+
+/// No drift between the training data and what `served` (the candidate, an alias or a
+/// version of the same model) answered in the policy's window.
+fn served_drift(
+    client: &Client,
+    name: &str,
+    candidate: &str,
+    served: Option<&str>,
+    data: &cairn_train::gate::DataChecks,
+    train_path: &std::path::Path,
+    log: &ServedLog,
+) -> anyhow::Result<Check> {
+    let window_text = data.served_window.as_deref().unwrap_or("1h");
+    let seconds = cairn_monitor::parse_duration(window_text)
+        .with_context(|| format!("served_window: {window_text}"))?;
+    let number = match served {
+        None => candidate.to_string(),
+        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => v.to_string(),
+        Some(alias) => {
+            let reply = client
+                .get(&format!(
+                    "/api/2.0/mlflow/registered-models/alias?name={}&alias={}",
+                    encode(name),
+                    encode(alias)
+                ))
+                .with_context(|| {
+                    format!("drift_against: served:{alias}: no such alias of {name}")
+                })?;
+            reply["model_version"]["version"]
+                .as_str()
+                .ok_or_else(|| anyhow!("drift_against: served:{alias}: no such alias of {name}"))?
+                .to_string()
+        }
+    };
+    let version = get_version(client, name, &number)
+        .with_context(|| format!("drift_against: served: version {number} of {name} not found"))?;
+    let features = match version["run_id"].as_str().filter(|r| !r.is_empty()) {
+        Some(run_id) => model_bytes(client, &version, &get_run(client, run_id)?)
+            .ok()
+            .and_then(|b| model_features(&b)),
+        None => None,
+    };
+    let requirement =
+        format!("no drift from the training data to what version {number} served in {window_text}");
+    let to = cairn_monitor::now_ms() + 1;
+    let from = to - (seconds as i64).saturating_mul(1000);
+    let window = log.open()?.window(name, &number, from, to)?;
+    let limit = "under 50% of columns".to_string();
+    if window.keys.is_empty() {
+        return Ok(Check {
+            requirement,
+            measured: "no predictions logged".into(),
+            limit,
+            passed: false,
+        });
+    }
+    let training = cairn_quality::drift::Dataset::read(train_path)?;
+    let columns = served_columns(&window, features.as_deref(), &training);
+    if columns.is_empty() {
+        bail!(
+            "drift_against: served: the inputs version {number} logged ({}) match no column of the training data",
+            window.inputs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let current = cairn_quality::drift::Dataset {
+        rows: window.keys.len() as u64,
+        columns,
+    };
+    let report = cairn_quality::drift::compare(
+        &training,
+        &current,
+        &cairn_quality::drift::DriftOptions::default(),
+    )?;
+    Ok(Check {
+        requirement,
+        measured: format!(
+            "{} of {} columns drifted, {} predictions",
+            report.drifted_columns, report.compared_columns, window.rows
+        ),
+        limit: format!("under {:.0}% of columns", 100.0 * report.share_threshold),
+        passed: !report.dataset_drift,
+    })
+}
+
+fn data_checks(
+    client: &Client,
+    name: &str,
+    candidate: &str,
+    run: &Value,
+    policy: &Policy,
+    log: &ServedLog,
+) -> anyhow::Result<Vec<Check>> {
     let Some(data) = &policy.data else {
         return Ok(Vec::new());
     };
@@ -303,7 +533,17 @@ fn data_checks(run: &Value, policy: &Policy) -> anyhow::Result<Vec<Check>> {
             passed: result.success,
         });
     }
-    if let Some(current) = &data.drift_against {
+    if let Some(served) = data.served() {
+        out.push(served_drift(
+            client,
+            name,
+            candidate,
+            served,
+            data,
+            &train_path,
+            log,
+        )?);
+    } else if let Some(current) = &data.drift_against {
         let source = crate::train::resolve(current)
             .with_context(|| format!("cannot read {current} to compare with the training data"))?;
         let reference = cairn_quality::drift::Dataset::read(&train_path)?;
@@ -334,15 +574,23 @@ pub async fn gate(args: GateArgs) -> anyhow::Result<i32> {
     let tracking = Tracking::open(&args.tracking).await?;
     let client = Client::from_env(tracking.base());
     let model_uri = args.model.clone();
+    let log = ServedLog {
+        destination: args.prediction_log_destination,
+    };
     let outcome =
-        tokio::task::spawn_blocking(move || run_gate(&client, &model_uri, &policy)).await?;
+        tokio::task::spawn_blocking(move || run_gate(&client, &model_uri, &policy, &log)).await?;
     tracking.close().await?;
     Ok(if outcome? { 0 } else { 1 })
 }
 
 /// Measures `model_uri` against `policy`, prints the table and records the outcome on the
 /// version; true when every requirement holds.
-pub(crate) fn run_gate(client: &Client, model_uri: &str, policy: &Policy) -> anyhow::Result<bool> {
+pub(crate) fn run_gate(
+    client: &Client,
+    model_uri: &str,
+    policy: &Policy,
+    log: &ServedLog,
+) -> anyhow::Result<bool> {
     let (name, number) = parse_version_uri(model_uri)?;
     let version =
         get_version(client, &name, &number).with_context(|| format!("{model_uri} not found"))?;
@@ -412,7 +660,7 @@ pub(crate) fn run_gate(client: &Client, model_uri: &str, policy: &Policy) -> any
             ));
         }
     }
-    checks.extend(data_checks(&run, policy)?);
+    checks.extend(data_checks(client, &name, &number, &run, policy, log)?);
     if checks.is_empty() {
         bail!("the policy asks for nothing to check");
     }

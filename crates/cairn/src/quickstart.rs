@@ -436,7 +436,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let (url, uri) = (base.clone(), model_uri.clone());
     let passed = tokio::task::spawn_blocking(move || {
         let policy = cairn_train::gate::Policy::parse(GATE, "quickstart gate")?;
-        crate::gate::run_gate(&Client::new(&url), &uri, &policy)
+        crate::gate::run_gate(&Client::new(&url), &uri, &policy, &Default::default())
     })
     .await??;
     if !passed {

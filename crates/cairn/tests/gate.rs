@@ -256,3 +256,163 @@ fn the_gate_fails_on_each_requirement_alone_and_promote_follows_it() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("gate passed"));
 }
+
+/// `rows` of a churn table as the served model takes them: `x: FP32[N, 3]` with the plan as
+/// its level's code (basic, plus, pro sorted).
+fn served_rows(csv: &str) -> (usize, Vec<f64>) {
+    let mut data = Vec::new();
+    let mut rows = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let plan = ["basic", "plus", "pro"]
+            .iter()
+            .position(|p| *p == f[2])
+            .unwrap();
+        data.extend([f[0].parse().unwrap(), f[1].parse().unwrap(), plan as f64]);
+        rows += 1;
+    }
+    (rows, data)
+}
+
+#[test]
+fn the_gate_compares_the_training_data_with_the_served_traffic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = Project {
+        home: tmp.path().join("home"),
+        dir: tmp.path().join("proj"),
+        _tmp: tmp,
+    };
+    std::fs::create_dir_all(&p.dir).unwrap();
+    std::fs::write(p.dir.join("churn.csv"), churn_csv(1500, 7, 0.0)).unwrap();
+    let out = p.cairn(&[
+        "train",
+        "--data",
+        "churn.csv",
+        "--target",
+        "churned",
+        "--model",
+        "gbdt",
+        "-e",
+        "churn",
+        "--register",
+        "churn",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let server = TestServer::start_in(bin(), &p.home, None, &[]);
+    let http = server.http();
+    let send = |csv: &str| {
+        let (rows, data) = served_rows(csv);
+        for chunk in data.chunks(3 * 50) {
+            let body = serde_json::json!({"inputs": [
+                {"name": "x", "shape": [chunk.len() / 3, 3], "datatype": "FP32", "data": chunk}]});
+            let (status, reply) = http.post_json("/v2/models/churn/versions/1/infer", &body);
+            assert_eq!(status, 200, "{reply}");
+        }
+        rows
+    };
+    // The gate as run against the server, until its drift row has counted `rows` predictions
+    // (the server writes its log in batches).
+    let gate_until = |policy: &str, rows: usize| -> (i32, String) {
+        std::fs::write(p.dir.join("served.yaml"), policy).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let out = p.cairn(&[
+                "gate",
+                "models:/churn/1",
+                "--policy",
+                "served.yaml",
+                "--tracking-uri",
+                &server.url,
+            ]);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if text.contains(&format!(" {rows} predictions")) {
+                return (out.status.code().unwrap_or(-1), text);
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let policy = "data:\n  drift_against: served\n  served_window: 1h\n";
+
+    // Nothing served yet: the requirement cannot be measured, so it fails.
+    std::fs::write(p.dir.join("served.yaml"), policy).unwrap();
+    let out = p.cairn(&[
+        "gate",
+        "models:/churn/1",
+        "--policy",
+        "served.yaml",
+        "--tracking-uri",
+        &server.url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text.contains("no predictions logged"), "{text}");
+
+    // Traffic like the training data passes; the plan codes are read back as plan levels.
+    let normal = send(&churn_csv(400, 99, 0.0));
+    let (code, text) = gate_until(policy, normal);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("0 of 3 columns drifted, 400 predictions"),
+        "{text}"
+    );
+    // Three times as much shifted traffic drifts tenure and monthly charges: it fails.
+    let shifted = send(&churn_csv(1200, 5, 1.0));
+    let (code, text) = gate_until(policy, normal + shifted);
+    assert_eq!(code, 1, "{text}");
+    let failed = rows(&text, "FAIL");
+    assert_eq!(failed.len(), 1, "{text}");
+    assert!(
+        failed[0].contains("what version 1 served in 1h") && failed[0].contains("2 of 3 columns"),
+        "{text}"
+    );
+
+    // The traffic of the version an alias names is read through the alias.
+    let out = p.cairn(&[
+        "promote",
+        "models:/churn/1",
+        "--alias",
+        "champion",
+        "--force",
+        "--reason",
+        "test",
+        "--tracking-uri",
+        &server.url,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let (code, text) = gate_until(
+        &policy.replace("served\n", "served:champion\n"),
+        normal + shifted,
+    );
+    assert_eq!(code, 1, "{text}");
+
+    // Bad policies are refused before anything is measured or recorded.
+    for (bad, says) in [
+        (
+            policy.replace("served\n", "served:nobody\n"),
+            "served:nobody",
+        ),
+        (policy.replace("1h", "an hour"), "served_window"),
+        (
+            "data:\n  drift_against: recent.csv\n  served_window: 1h\n".to_string(),
+            "served_window is only for drift_against: served",
+        ),
+    ] {
+        std::fs::write(p.dir.join("served.yaml"), &bad).unwrap();
+        let out = p.cairn(&[
+            "gate",
+            "models:/churn/1",
+            "--policy",
+            "served.yaml",
+            "--tracking-uri",
+            &server.url,
+        ]);
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}
