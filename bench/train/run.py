@@ -5,8 +5,9 @@ LightGBM on the same rows, in one run: fit time, predict time and test metric.
     python3 bench/train/run.py [--rows 1000000] [--features 30]
 
 Datasets: a generated binary table (sklearn's make_classification, --rows x --features, the
-last 20% of rows for test), and two real tables that scikit-learn ships (breast cancer, 569 x 30;
-handwritten digits, 1797 x 64, 10 classes), each split 80/20 after a seeded shuffle.
+last 20% of rows for test), the quickstart's real set (red wine quality, 1599 x 11, six grades,
+from `cairn-bench wine-csv`), and two real tables that scikit-learn ships (breast cancer,
+569 x 30; handwritten digits, 1797 x 64, 10 classes), each split 80/20 after a seeded shuffle.
 
 All three fit 100 trees of at most 31 leaves, at least 20 rows a leaf, learning rate 0.1, 255
 bins, no early stopping, on the machine's cores (LightGBM and scikit-learn use every core by
@@ -17,6 +18,7 @@ Needs: a release build of cairn-bench (built here unless --cairn-bench is given)
 tests/interop/requirements.txt, and `pip install lightgbm==4.7.0`.
 """
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -51,17 +53,29 @@ def datasets():
                                n_redundant=args.features // 5, flip_y=0.05, random_state=0)
     yield f"generated {args.rows:,} x {args.features}", X, y
     rng = np.random.default_rng(0)
+    # The quickstart's real set, the rows cairn quickstart trains on.
+    wine = pd.read_csv(io.StringIO(subprocess.run([bench, "wine-csv"], capture_output=True, text=True,
+                                                  check=True).stdout))
+    order = rng.permutation(len(wine))
+    yield ("wine quality 1599 x 11 (the quickstart's)", wine.drop(columns=["quality"]).values[order],
+           wine["quality"].values[order])
     for name, loader in (("breast cancer 569 x 30", load_breast_cancer), ("digits 1797 x 64", load_digits)):
         d = loader()
         order = rng.permutation(len(d.target))
         yield name, d.data[order], d.target[order]
 
 
-def scores(y_true, proba):
-    classes = proba.shape[1]
-    auc = roc_auc_score(y_true, proba[:, 1]) if classes == 2 else roc_auc_score(y_true, proba, multi_class="ovr")
-    return {"test_accuracy": accuracy_score(y_true, proba.argmax(axis=1)), "test_roc_auc": auc,
-            "test_log_loss": log_loss(y_true, proba)}
+def scores(y_true, proba, classes):
+    """Metrics of class probabilities (columns in the order of `classes`, all training classes:
+    the test rows may lack a rare one)."""
+    if len(classes) == 2:
+        auc = roc_auc_score(y_true, proba[:, 1])
+    else:
+        # One-vs-rest, averaged over the classes the test rows hold (multi_class="ovr").
+        auc = np.mean([roc_auc_score(y_true == c, proba[:, i]) for i, c in enumerate(classes)
+                       if (y_true == c).any()])
+    return {"test_accuracy": accuracy_score(y_true, classes[proba.argmax(axis=1)]), "test_roc_auc": auc,
+            "test_log_loss": log_loss(y_true, proba, labels=classes)}
 
 
 results = []
@@ -93,7 +107,7 @@ for name, X, y in datasets():
         started = time.perf_counter()
         proba = model.predict_proba(Xte)
         predict_s = time.perf_counter() - started
-        row[peer] = {"fit_s": fit_s, "predict_s": predict_s, **scores(yte, proba)}
+        row[peer] = {"fit_s": fit_s, "predict_s": predict_s, **scores(yte, proba, model.classes_)}
     results.append(row)
     best_loss = min(row[k]["test_log_loss"] for k in ("sklearn", "lightgbm"))
     best_acc = max(row[k]["test_accuracy"] for k in ("sklearn", "lightgbm"))

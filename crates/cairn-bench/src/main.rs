@@ -97,6 +97,11 @@ impl Client {
     }
 }
 
+/// The `cairn` binary's allocator, so `cairn-bench train` measures the trainer as `cairn train`
+/// runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
         .position(|a| a == name)
@@ -597,6 +602,25 @@ fn main() {
         println!("{}", train_bench(&args));
         return;
     }
+    if args.get(1).map(String::as_str) == Some("wine-csv") {
+        // The quickstart's real data (red wine quality, as linfa-datasets ships it), for
+        // bench/train to give the peers the same rows.
+        let data = linfa_datasets::winequality();
+        let mut csv: Vec<String> = vec![data
+            .feature_names()
+            .iter()
+            .map(|n| n.to_string())
+            .chain(["quality".to_string()])
+            .collect::<Vec<_>>()
+            .join(",")];
+        for (row, quality) in data.records().rows().into_iter().zip(data.targets()) {
+            let mut cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            cells.push(quality.to_string());
+            csv.push(cells.join(","));
+        }
+        println!("{}", csv.join("\n"));
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("ui-seed") {
         println!("{}", ui_seed(&Client::new(&url), &url, &args));
         return;
@@ -608,6 +632,7 @@ fn main() {
         eprintln!("       cairn-bench post --url URL --path PATH --body FILE [--clients 8] [--seconds 10]");
         eprintln!("usage: cairn-bench tracking --url URL [--part a|b|c|all] [--seconds 10] [--runs 10000] [--steps 100000] [--analyze-postgres URL]");
         eprintln!("       cairn-bench train --data FILE --target COLUMN --train-rows N [--trees 100] [--max-leaf-nodes 31] [--min-samples-leaf 20] [--learning-rate 0.1]");
+        eprintln!("       cairn-bench wine-csv (the quickstart's wine data as CSV, on stdout)");
         eprintln!("       cairn-bench ui-seed --url URL [--name N] [--runs 10000] [--metrics 20] [--steps 100] [--history-runs RUNS] [--params 10] [--long-steps 0] [--wide-keys 0]");
         std::process::exit(2);
     }

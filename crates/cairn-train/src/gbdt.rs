@@ -4,6 +4,7 @@
 //! smaller child and subtracted from the parent for the larger, splits that learn where missing
 //! values go, and leaves that never hold fewer than `min_samples_leaf` rows.
 //!
+//! Gradients and hessians are `f32`s summed in `f64` histograms, as scikit-learn keeps them.
 //! Values are compared as `f32`, and every threshold, leaf value and base score is an `f32`: the
 //! exported ONNX trees take FP32 inputs (and runtimes read tree attributes in the input's type),
 //! and the model must split and score a served row as it did in training.
@@ -191,6 +192,9 @@ fn bin_of(x: f32, thresholds: &[f32], missing: u8) -> u8 {
     }
 }
 
+/// A row's gradient and hessian.
+type GradHess = (f32, f32);
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Bin {
     gradient: f64,
@@ -279,14 +283,16 @@ pub fn fit(frame: &Frame, rows: &[usize], params: &GbdtParams) -> Result<Gbdt> {
         .map(|b| f64::from(b as f32))
         .collect();
     let mut raw: Vec<f64> = (0..n).flat_map(|_| base_scores.iter().copied()).collect();
-    let mut gradients = vec![0.0; n];
-    let mut hessians = vec![0.0; n];
+    // Gradients and hessians are kept as f32s, as scikit-learn keeps them; histograms sum
+    // them in f64.
+    let mut gradients: Vec<GradHess> = vec![(0.0, 0.0); n];
     let mut class_probabilities = match loss {
         Loss::Multiclass(_) => vec![0.0; n * outputs],
         _ => Vec::new(),
     };
     let mut trees = Vec::with_capacity(params.trees);
     let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut buffers = Buffers::default();
     for _ in 0..params.trees {
         let mut round = Vec::with_capacity(outputs);
         // Multiclass gradients of all outputs come from the scores before this round.
@@ -300,25 +306,27 @@ pub fn fit(frame: &Frame, rows: &[usize], params: &GbdtParams) -> Result<Gbdt> {
         }
         for k in 0..outputs {
             let (raw_now, labels, probabilities) = (&raw, &labels, &class_probabilities);
-            gradients
-                .par_iter_mut()
-                .zip(hessians.par_iter_mut())
-                .enumerate()
-                .for_each(|(i, (g, h))| {
-                    (*g, *h) = match loss {
-                        Loss::SquaredError => (raw_now[i] - labels[i], 1.0),
-                        Loss::Binary => {
-                            let p = sigmoid(raw_now[i]);
-                            (p - labels[i], (p * (1.0 - p)).max(1e-16))
-                        }
-                        Loss::Multiclass(_) => {
-                            let y = if labels[i] as usize == k { 1.0 } else { 0.0 };
-                            let p = probabilities[i * outputs + k];
-                            (p - y, (p * (1.0 - p)).max(1e-16))
-                        }
-                    };
-                });
-            let (tree, leaves) = grow(&binned, &gradients, &hessians, &mut order, params);
+            let gradient = |(i, gh): (usize, &mut GradHess)| {
+                let (g, h) = match loss {
+                    Loss::SquaredError => (raw_now[i] - labels[i], 1.0),
+                    Loss::Binary => {
+                        let p = sigmoid(raw_now[i]);
+                        (p - labels[i], (p * (1.0 - p)).max(1e-16))
+                    }
+                    Loss::Multiclass(_) => {
+                        let y = if labels[i] as usize == k { 1.0 } else { 0.0 };
+                        let p = probabilities[i * outputs + k];
+                        (p - y, (p * (1.0 - p)).max(1e-16))
+                    }
+                };
+                *gh = (g as f32, h as f32);
+            };
+            if n >= PARALLEL_WORK {
+                gradients.par_iter_mut().enumerate().for_each(gradient);
+            } else {
+                gradients.iter_mut().enumerate().for_each(gradient);
+            }
+            let (tree, leaves) = grow(&binned, &gradients, &mut order, params, &mut buffers);
             for (value, start, end) in leaves {
                 for &i in &order[start..end] {
                     raw[i as usize * outputs + k] += value;
@@ -371,74 +379,122 @@ fn softmax(scores: &[f64], out: &mut [f64]) {
     }
 }
 
+/// Features whose histograms one pass over a node's rows fills together: each row's gradient
+/// is read once for all of them, and consecutive additions go to different histograms, so they
+/// do not wait on each other. Their histograms stay in the L1 cache.
+const GROUP: usize = 8;
+
+thread_local! {
+    /// Each thread's histograms for one group of features, all zero between calls of
+    /// [`fill_group`].
+    static GROUP_SCRATCH: std::cell::RefCell<Vec<[Bin; 256]>> =
+        std::cell::RefCell::new(vec![[Bin::default(); 256]; GROUP]);
+}
+
+/// Histograms of `columns` (at most [`GROUP`]) over the node's rows: `rows[j]` has gradient
+/// `ordered[j]`; `in_order` when `rows` is every row in order.
+fn fill_group<const G: usize>(
+    binned: &Binned,
+    first: usize,
+    rows: &[u32],
+    ordered: &[GradHess],
+    in_order: bool,
+) -> Vec<Vec<Bin>> {
+    let columns: [&[u8]; G] = std::array::from_fn(|k| binned.bins[first + k].as_slice());
+    GROUP_SCRATCH.with_borrow_mut(|scratch| {
+        let histograms: &mut [[Bin; 256]] = &mut scratch[..G];
+        let mut add = |bins: [u8; G], (g, h): GradHess| {
+            let (g, h) = (f64::from(g), f64::from(h));
+            for (histogram, b) in histograms.iter_mut().zip(bins) {
+                // 256 bins indexed by a u8: no bounds check in the hot loop.
+                let bin = &mut histogram[usize::from(b)];
+                bin.gradient += g;
+                bin.hessian += h;
+                bin.count += 1;
+            }
+        };
+        if in_order {
+            for (i, &gh) in ordered.iter().enumerate() {
+                add(std::array::from_fn(|k| columns[k][i]), gh);
+            }
+        } else {
+            for (&r, &gh) in rows.iter().zip(ordered) {
+                add(std::array::from_fn(|k| columns[k][r as usize]), gh);
+            }
+        }
+        // Only bins up to each feature's missing bin are filled: taking them leaves every
+        // histogram zero.
+        histograms
+            .iter_mut()
+            .enumerate()
+            .map(|(k, histogram)| {
+                histogram[..=binned.missing_bin(first + k)]
+                    .iter_mut()
+                    .map(std::mem::take)
+                    .collect()
+            })
+            .collect()
+    })
+}
+
 /// Gradient histograms of the rows `order[start..end]`, one per feature, built in parallel.
 fn histogram(
     binned: &Binned,
-    gradients: &[f64],
-    hessians: &[f64],
+    gradients: &[GradHess],
     rows: &[u32],
     every_row_in_order: bool,
+    gathered: &mut Vec<GradHess>,
 ) -> Histogram {
-    // The root holds every row in order: read the columns and gradients straight through.
-    if every_row_in_order {
-        return binned
-            .bins
-            .par_iter()
-            .enumerate()
-            .map(|(f, column)| {
-                let mut bins: Box<[Bin; 256]> = Box::new([Bin::default(); 256]);
-                for ((&b, &g), &h) in column.iter().zip(gradients).zip(hessians) {
-                    let bin = &mut bins[usize::from(b)];
-                    bin.gradient += g;
-                    bin.hessian += h;
-                    bin.count += 1;
-                }
-                bins[..=binned.missing_bin(f)].to_vec()
-            })
-            .collect();
-    }
-    // Gather the node's gradients once, so each feature reads them in order.
-    let ordered: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|&r| (gradients[r as usize], hessians[r as usize]))
-        .collect();
-    let build = |(f, column): (usize, &Vec<u8>)| -> Vec<Bin> {
-        // 256 bins indexed by a u8: no bounds check in the hot loop.
-        let mut bins: Box<[Bin; 256]> = Box::new([Bin::default(); 256]);
-        for (&r, &(g, h)) in rows.iter().zip(&ordered) {
-            let b = &mut bins[usize::from(column[r as usize])];
-            b.gradient += g;
-            b.hessian += h;
-            b.count += 1;
-        }
-        bins[..=binned.missing_bin(f)].to_vec()
-    };
-    if rows.len() * binned.bins.len() < PARALLEL_WORK {
-        binned.bins.iter().enumerate().map(build).collect()
+    // Gather the node's gradients once (into a buffer kept across nodes), so each group of
+    // features reads them in order.
+    let ordered = if every_row_in_order {
+        gradients
     } else {
-        binned.bins.par_iter().enumerate().map(build).collect()
-    }
+        gathered.clear();
+        gathered.extend(rows.iter().map(|&r| gradients[r as usize]));
+        gathered.as_slice()
+    };
+    let features = binned.bins.len();
+    let build = |first: usize| -> Vec<Vec<Bin>> {
+        let args = (binned, first, rows, ordered, every_row_in_order);
+        match features - first {
+            1 => fill_group::<1>(args.0, args.1, args.2, args.3, args.4),
+            2 => fill_group::<2>(args.0, args.1, args.2, args.3, args.4),
+            3 => fill_group::<3>(args.0, args.1, args.2, args.3, args.4),
+            4 => fill_group::<4>(args.0, args.1, args.2, args.3, args.4),
+            5 => fill_group::<5>(args.0, args.1, args.2, args.3, args.4),
+            6 => fill_group::<6>(args.0, args.1, args.2, args.3, args.4),
+            7 => fill_group::<7>(args.0, args.1, args.2, args.3, args.4),
+            _ => fill_group::<GROUP>(args.0, args.1, args.2, args.3, args.4),
+        }
+    };
+    let groups = (0..features).step_by(GROUP);
+    let parts: Vec<Vec<Vec<Bin>>> = if rows.len() * features >= PARALLEL_WORK {
+        groups
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(build)
+            .collect()
+    } else {
+        groups.map(build).collect()
+    };
+    parts.into_iter().flatten().collect()
 }
 
 /// Below this much work (rows x features) a node's histograms and split search stay on the
 /// calling thread: handing tiny tasks to the pool costs more than they take.
 const PARALLEL_WORK: usize = 100_000;
 
-fn subtract(parent: &Histogram, child: &Histogram) -> Histogram {
+/// The larger child's histograms: the parent's less the smaller child's, in the parent's memory.
+fn subtract(mut parent: Histogram, child: &Histogram) -> Histogram {
+    for (p, c) in parent.iter_mut().zip(child) {
+        for (a, b) in p.iter_mut().zip(c) {
+            a.gradient -= b.gradient;
+            a.hessian -= b.hessian;
+            a.count -= b.count;
+        }
+    }
     parent
-        .iter()
-        .zip(child)
-        .map(|(p, c)| {
-            p.iter()
-                .zip(c)
-                .map(|(a, b)| Bin {
-                    gradient: a.gradient - b.gradient,
-                    hessian: a.hessian - b.hessian,
-                    count: a.count - b.count,
-                })
-                .collect()
-        })
-        .collect()
 }
 
 fn score(g: f64, h: f64, l2: f64) -> f64 {
@@ -473,6 +529,10 @@ fn best_split(
                 (0.0, 0.0, 0)
             };
             for (bin, b) in present.iter().enumerate() {
+                // An empty bin splits the rows as the bin before it did: no new candidate.
+                if b.count == 0 {
+                    continue;
+                }
                 g += b.gradient;
                 h += b.hessian;
                 c += b.count;
@@ -526,26 +586,99 @@ fn best_split(
     }
 }
 
+/// Working memory kept from node to node and tree to tree: large buffers allocated afresh
+/// for every node cost page faults.
+#[derive(Default)]
+struct Buffers {
+    /// Rows going right while a node is partitioned.
+    scratch: Vec<u32>,
+    /// A node's gradients in the order of its rows.
+    gathered: Vec<GradHess>,
+}
+
+/// Below this many rows a node's rows are partitioned on the calling thread.
+const PARALLEL_PARTITION: usize = 1 << 16;
+
+/// Moves the rows that go left before the others, each side keeping its order (so building a
+/// child's histograms reads the bin columns forwards); returns how many go left.
+fn partition(
+    slice: &mut [u32],
+    scratch: &mut Vec<u32>,
+    goes_left: impl Fn(u32) -> bool + Sync,
+) -> usize {
+    // Branch-free: each row is written to both sides and only the side it belongs to moves
+    // on (which side is a coin toss the branch predictor would lose).
+    let serial = |slice: &mut [u32], scratch: &mut Vec<u32>| {
+        scratch.clear();
+        scratch.resize(slice.len(), 0);
+        let (mut left, mut right) = (0, 0);
+        for i in 0..slice.len() {
+            let r = slice[i];
+            let goes = goes_left(r);
+            slice[left] = r;
+            scratch[right] = r;
+            left += usize::from(goes);
+            right += usize::from(!goes);
+        }
+        slice[left..].copy_from_slice(&scratch[..right]);
+        left
+    };
+    if slice.len() < PARALLEL_PARTITION {
+        return serial(slice, scratch);
+    }
+    // Partition chunks in parallel, then gather every chunk's left rows, then every right.
+    let chunk = PARALLEL_PARTITION / 4;
+    let lefts: Vec<usize> = slice
+        .par_chunks_mut(chunk)
+        .map_init(Vec::new, |scratch, c| serial(c, scratch))
+        .collect();
+    let total_left: usize = lefts.iter().sum();
+    scratch.clear();
+    scratch.resize(slice.len(), 0);
+    let (mut left_out, mut right_out) = scratch.split_at_mut(total_left);
+    let mut destinations = Vec::with_capacity(lefts.len());
+    for (c, &left) in slice.chunks(chunk).zip(&lefts) {
+        let (l, rest) = std::mem::take(&mut left_out).split_at_mut(left);
+        let (r, rest_right) = std::mem::take(&mut right_out).split_at_mut(c.len() - left);
+        left_out = rest;
+        right_out = rest_right;
+        destinations.push((l, r));
+    }
+    slice
+        .par_chunks(chunk)
+        .zip(lefts.par_iter())
+        .zip(destinations.into_par_iter())
+        .for_each(|((c, &left), (l, r))| {
+            l.copy_from_slice(&c[..left]);
+            r.copy_from_slice(&c[left..]);
+        });
+    slice
+        .par_chunks_mut(chunk)
+        .zip(scratch.par_chunks(chunk))
+        .for_each(|(to, from)| to.copy_from_slice(from));
+    total_left
+}
+
 /// Grows one tree leaf-wise on the given gradients; returns it with each leaf's (value, start,
 /// end) in `order`.
 fn grow(
     binned: &Binned,
-    gradients: &[f64],
-    hessians: &[f64],
+    gradients: &[GradHess],
     order: &mut [u32],
     params: &GbdtParams,
+    buffers: &mut Buffers,
 ) -> (Tree, Vec<(f64, usize, usize)>) {
     // Rows in their original order read the columns sequentially at the root.
     for (i, o) in order.iter_mut().enumerate() {
         *o = i as u32;
     }
     let n = order.len();
-    let root_histogram = histogram(binned, gradients, hessians, order, true);
+    let Buffers { scratch, gathered } = buffers;
+    let root_histogram = histogram(binned, gradients, order, true, gathered);
     let sums = root_histogram[0]
         .iter()
         .fold((0.0, 0.0), |(g, h), b| (g + b.gradient, h + b.hessian));
     let mut nodes = vec![Node::Leaf { value: 0.0 }];
-    let mut scratch: Vec<u32> = Vec::new();
     let mut open = vec![Open {
         node: 0,
         start: 0,
@@ -570,31 +703,14 @@ fn grow(
         let leaf = open.swap_remove(pick);
         let Some(split) = leaf.split else { break };
         // Partition the leaf's rows: left ones first.
-        let column = &binned.bins[split.feature];
+        let column = binned.bins[split.feature].as_slice();
         let missing_bin = binned.missing_bin(split.feature);
+        let (last_left, missing_left) = (split.bin, split.missing_left);
         let goes_left = |r: u32| {
-            let b = column[r as usize] as usize;
-            if b == missing_bin {
-                split.missing_left
-            } else {
-                b <= split.bin
-            }
+            let b = usize::from(column[r as usize]);
+            (b == missing_bin && missing_left) | (b != missing_bin && b <= last_left)
         };
-        // A stable partition: both children keep their rows in increasing order, so building
-        // their histograms reads the bin columns forwards.
-        let slice = &mut order[leaf.start..leaf.end];
-        scratch.clear();
-        let mut middle = 0;
-        for i in 0..slice.len() {
-            let r = slice[i];
-            if goes_left(r) {
-                slice[middle] = r;
-                middle += 1;
-            } else {
-                scratch.push(r);
-            }
-        }
-        slice[middle..].copy_from_slice(&scratch);
+        let middle = partition(&mut order[leaf.start..leaf.end], scratch, goes_left);
         let middle = leaf.start + middle;
         let (left_id, right_id) = (nodes.len(), nodes.len() + 1);
         nodes.push(Node::Leaf { value: 0.0 });
@@ -617,12 +733,12 @@ fn grow(
         let left_rows = &order[leaf.start..middle];
         let right_rows = &order[middle..leaf.end];
         let (left_histogram, right_histogram) = if left_rows.len() <= right_rows.len() {
-            let small = histogram(binned, gradients, hessians, left_rows, false);
-            let large = subtract(&leaf.histogram, &small);
+            let small = histogram(binned, gradients, left_rows, false, gathered);
+            let large = subtract(leaf.histogram, &small);
             (small, large)
         } else {
-            let small = histogram(binned, gradients, hessians, right_rows, false);
-            let large = subtract(&leaf.histogram, &small);
+            let small = histogram(binned, gradients, right_rows, false, gathered);
+            let large = subtract(leaf.histogram, &small);
             (large, small)
         };
         for (node, start, end, (g, h, c), hist) in [
@@ -731,6 +847,94 @@ impl Gbdt {
 mod tests {
     use super::*;
     use crate::frame::Feature;
+
+    /// A small deterministic generator for the tests below.
+    fn numbers(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state >> 33
+        }
+    }
+
+    #[test]
+    fn histograms_equal_a_plain_count_on_every_path() {
+        // 11 features (a group of 8 and one of 3), missing bins of different heights, the
+        // root's in-order path and gathered nodes, small (serial) and large (parallel).
+        let mut next = numbers(3);
+        for n in [37, 120_000] {
+            let features = 11;
+            let thresholds: Vec<Vec<f32>> =
+                (0..features).map(|f| vec![0.0; 1 + f * 23 % 254]).collect();
+            let bins: Vec<Vec<u8>> = thresholds
+                .iter()
+                .map(|t| {
+                    (0..n)
+                        .map(|_| (next() % (t.len() as u64 + 2)) as u8)
+                        .collect()
+                })
+                .collect();
+            let binned = Binned { bins, thresholds };
+            let gradients: Vec<GradHess> = (0..n)
+                .map(|_| {
+                    (
+                        (next() % 1000) as f32 / 7.0 - 50.0,
+                        (next() % 100) as f32 / 3.0,
+                    )
+                })
+                .collect();
+            let every: Vec<u32> = (0..n as u32).collect();
+            let some: Vec<u32> = every.iter().copied().filter(|r| r % 3 != 1).collect();
+            for (rows, in_order) in [(&every, true), (&every, false), (&some, false)] {
+                let built = histogram(&binned, &gradients, rows, in_order, &mut Vec::new());
+                for (f, column) in binned.bins.iter().enumerate() {
+                    let mut plain = vec![Bin::default(); binned.missing_bin(f) + 1];
+                    for &r in rows.iter() {
+                        let bin = &mut plain[usize::from(column[r as usize])];
+                        bin.gradient += f64::from(gradients[r as usize].0);
+                        bin.hessian += f64::from(gradients[r as usize].1);
+                        bin.count += 1;
+                    }
+                    assert_eq!(built[f].len(), plain.len());
+                    for (b, p) in built[f].iter().zip(&plain) {
+                        assert_eq!(b.count, p.count, "n {n} feature {f}");
+                        assert!((b.gradient - p.gradient).abs() < 1e-6 * p.gradient.abs().max(1.0));
+                        assert!((b.hessian - p.hessian).abs() < 1e-6 * p.hessian.abs().max(1.0));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partitions_are_stable_serial_and_parallel() {
+        let mut next = numbers(9);
+        for n in [
+            0,
+            1,
+            1000,
+            PARALLEL_PARTITION - 1,
+            5 * PARALLEL_PARTITION + 17,
+        ] {
+            let rows: Vec<u32> = (0..n as u32).map(|i| i * 3 + (next() % 3) as u32).collect();
+            let side: Vec<bool> = (0..rows.last().map_or(0, |r| *r as usize + 1))
+                .map(|_| next() % 5 < 2)
+                .collect();
+            let mut partitioned = rows.clone();
+            let mut scratch = Vec::new();
+            let left = partition(&mut partitioned, &mut scratch, |r| side[r as usize]);
+            let expected: Vec<u32> = rows
+                .iter()
+                .copied()
+                .filter(|&r| side[r as usize])
+                .chain(rows.iter().copied().filter(|&r| !side[r as usize]))
+                .collect();
+            assert_eq!(partitioned, expected, "n {n}");
+            assert_eq!(left, rows.iter().filter(|&&r| side[r as usize]).count());
+        }
+    }
 
     #[test]
     fn thresholds_separate_distinct_values_and_keep_f32_order() {

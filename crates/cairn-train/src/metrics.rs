@@ -71,8 +71,9 @@ pub fn binary_roc_auc(positive: &[bool], scores: &[f64]) -> f64 {
 }
 
 /// `roc_auc_score`: of class 1's probability for two classes, else one-vs-rest averaged over
-/// classes (`multi_class='ovr'`, `average='macro'`). `probabilities` is row-major, `classes`
-/// per row.
+/// classes (`multi_class='ovr'`, `average='macro'`), over the classes `truth` holds (a rare
+/// class may be missing from a test split, where scikit-learn refuses to answer).
+/// `probabilities` is row-major, `classes` per row.
 pub fn roc_auc(truth: &[u32], probabilities: &[f64], classes: usize) -> f64 {
     let column =
         |c: usize| -> Vec<f64> { probabilities.chunks(classes).map(|row| row[c]).collect() };
@@ -80,13 +81,14 @@ pub fn roc_auc(truth: &[u32], probabilities: &[f64], classes: usize) -> f64 {
         let positive: Vec<bool> = truth.iter().map(|&t| t == 1).collect();
         return binary_roc_auc(&positive, &column(1));
     }
-    let total: f64 = (0..classes)
+    let per_class: Vec<f64> = (0..classes)
+        .filter(|&c| truth.iter().any(|&t| t as usize == c))
         .map(|c| {
             let positive: Vec<bool> = truth.iter().map(|&t| t as usize == c).collect();
             binary_roc_auc(&positive, &column(c))
         })
-        .sum();
-    total / classes as f64
+        .collect();
+    per_class.iter().sum::<f64>() / per_class.len() as f64
 }
 
 /// `log_loss`: the mean negative log of the probability given to the true class, clipped to
