@@ -128,6 +128,22 @@ try {
     assert.ok(text.includes(fx.dataset_digest), text);
   });
 
+  await check("model-gate", async () => {
+    // The seed gated version 1 with `cairn gate` and promoted it with `cairn promote`.
+    const gate = page.locator("#gate");
+    const text = await gate.innerText();
+    assert.match(text, /Gate passed/, text);
+    const rows = await gate.locator("tbody tr").allInnerTexts();
+    assert.equal(rows.length, 2, rows.join(" | "));
+    assert.ok(rows.every((r) => /\bpass$/.test(r.trim())), rows.join(" | "));
+    assert.ok(rows.some((r) => r.startsWith("metric accuracy")), rows.join(" | "));
+    assert.match(await page.locator("#promoted").innerText(), /Promoted to @production/);
+    // Version 2 never ran a gate: the page says how to run one.
+    await page.goto(`${base}/models/${encodeURIComponent(fx.model)}/versions/2`);
+    assert.match(await page.locator("#gate").innerText(), /No gate has run on this version/);
+    await page.goto(`${base}/models/${encodeURIComponent(fx.model)}/versions/1`);
+  });
+
   await check("dataset-lineage", async () => {
     await page.getByRole("link", { name: `${fx.dataset_name}@1` }).first().click();
     await page.locator("#dataset-models").waitFor();

@@ -399,6 +399,8 @@ pub async fn version(
         }
         h2 { "Lineage" }
         (lineage_graph(&data.lineage, &data.validations))
+        h2 { "Promotion gate" }
+        (gate_panel(v))
         h2 { "Serving" }
         p #loaded {
             @match &loaded {
@@ -459,6 +461,64 @@ pub async fn version(
 }
 
 /// The lineage as boxes joined by arrows, left to right.
+/// The version's last `cairn gate` outcome (its `cairn.gate.*` tags) and how it was promoted
+/// (`cairn.promote.*`).
+fn gate_panel(v: &ModelVersion) -> Markup {
+    let tag = |k: &str| v.tags.iter().find(|t| t.key == k).map(|t| t.value.as_str());
+    let result: Option<Value> = tag("cairn.gate.result").and_then(|r| serde_json::from_str(r).ok());
+    let time = tag("cairn.gate.time")
+        .and_then(|t| t.parse::<i64>().ok())
+        .map(format::time);
+    html! {
+        div #gate {
+            @match tag("cairn.gate.status") {
+                None => p.muted { "No gate has run on this version. "
+                    code { "cairn gate models:/" (v.name) "/" (v.version) " --policy gate.yaml" }
+                    " measures it against a policy (metrics, latency, size, memory, data)." },
+                Some(status) => {
+                    p {
+                        @if status == "passed" { span.status.finished { "Gate passed" } }
+                        @else { span.status.failed { "Gate failed" } }
+                        @if let Some(t) = &time { " " (t) }
+                        @if let Some(with) = result.as_ref().and_then(|r| r["compared_with"].as_str()).filter(|w| !w.is_empty()) {
+                            " · compared with " (with)
+                        }
+                    }
+                    @if let Some(checks) = result.as_ref().and_then(|r| r["checks"].as_array()) {
+                        table.grid {
+                            thead { tr { th { "Requirement" } th { "Measured" } th { "Limit" } th { "Result" } } }
+                            tbody {
+                                @for c in checks {
+                                    tr {
+                                        td { (c["requirement"].as_str().unwrap_or_default()) }
+                                        td { (c["measured"].as_str().unwrap_or_default()) }
+                                        td { (c["limit"].as_str().unwrap_or_default()) }
+                                        td { @if c["passed"].as_bool() == Some(true) { span.status.finished { "pass" } } @else { span.status.failed { "FAIL" } } }
+                                    }
+                                }
+                            }
+                        }
+                    } @else if let Some(failed) = result.as_ref().and_then(|r| r["failed"].as_array()) {
+                        p { "Failed: " (failed.iter().filter_map(|f| f.as_str()).collect::<Vec<_>>().join("; ")) }
+                        p.muted { "The full table is in the run's " code { "gate/" } " artifacts." }
+                    }
+                }
+            }
+            @if let Some(alias) = tag("cairn.promote.alias") {
+                p #promoted {
+                    "Promoted to " span.tag.alias { "@" (alias) }
+                    @if let Some(by) = tag("cairn.promote.by") { " by " (by) }
+                    @if let Some(t) = tag("cairn.promote.time").and_then(|t| t.parse::<i64>().ok()) { " " (format::time(t)) }
+                    @if tag("cairn.promote.forced") == Some("true") {
+                        " · " span.status.failed { "forced" }
+                        @if let Some(reason) = tag("cairn.promote.reason") { ": " (reason) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn lineage_graph(
     l: &ModelLineage,
     validations: &[(String, i64, Vec<DatasetValidation>)],

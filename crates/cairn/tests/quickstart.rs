@@ -176,6 +176,15 @@ fn quickstart_pages_show_what_it_did() {
         let svg = &monitoring[at..at + monitoring[at..].find("</svg>").unwrap()];
         assert!(svg.contains("<circle"), "{chart} has no points: {svg}");
     }
+    // The gate the quickstart ran and the promotion that followed it.
+    assert!(version.contains("Gate passed"), "{version}");
+    for requirement in ["metric test_accuracy vs", "p99 latency", "model file size"] {
+        assert!(version.contains(requirement), "{requirement}: {version}");
+    }
+    assert!(
+        version.contains("Promoted to <span class=\"tag alias\">@champion</span>"),
+        "{version}"
+    );
     assert!(
         version.contains("id=\"loaded\"><span class=\"status finished\">Loaded"),
         "the served version shows as loaded"

@@ -155,6 +155,37 @@ fn seed(server: &TestServer) -> Fixture {
         "registered-models/alias",
         &json!({"name": "ui-model", "alias": "champion", "version": "1"}),
     ));
+    // A passing gate on version 1 (metric thresholds on its run), then a promotion, both by
+    // the CLI as a user runs them: the version page shows the table and the promotion.
+    std::fs::write(
+        data_dir.join("gate.yaml"),
+        "metrics:\n  accuracy: {threshold: 0.8, greater_is_better: true}\n  loss: {threshold: 0.5, greater_is_better: false}\n",
+    )
+    .unwrap();
+    cairn_cli(
+        server,
+        &data_dir,
+        &[
+            "gate",
+            "models:/ui-model/1",
+            "--policy",
+            "gate.yaml",
+            "--tracking-uri",
+            &server.url,
+        ],
+    );
+    cairn_cli(
+        server,
+        &data_dir,
+        &[
+            "promote",
+            "models:/ui-model/1",
+            "--alias",
+            "production",
+            "--tracking-uri",
+            &server.url,
+        ],
+    );
     let trace = seed_trace(server, &exp);
     seed_monitoring(server);
     let dataset = seed_evaluation_dataset(server, &exp);
