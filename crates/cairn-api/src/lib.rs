@@ -9,6 +9,7 @@ pub mod auth;
 pub mod authz;
 mod error;
 mod evaluation;
+pub mod features;
 pub mod guard;
 pub mod lineage;
 pub mod listen;

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dates;
 mod error;
 pub mod evaluation;
+pub mod features;
 pub mod ids;
 pub mod lineage;
 pub mod model;
@@ -27,6 +28,7 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use evaluation::Evaluation;
+pub use features::{FeatureRegistryStore, OnlineStore};
 pub use monitoring::MonitoringStore;
 pub use registry::Registry;
 pub use store::{

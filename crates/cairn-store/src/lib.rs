@@ -12,6 +12,7 @@ mod auth;
 mod datasets;
 mod db;
 mod evaluation;
+mod features;
 mod monitoring;
 mod object_artifacts;
 mod pool;

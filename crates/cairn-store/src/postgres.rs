@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/postgres/0006_traces.sql")),
     (7, include_str!("migrations/postgres/0007_evaluation.sql")),
     (8, include_str!("migrations/postgres/0008_monitoring.sql")),
+    (9, include_str!("migrations/postgres/0009_features.sql")),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/sqlite/0006_traces.sql")),
     (7, include_str!("migrations/sqlite/0007_evaluation.sql")),
     (8, include_str!("migrations/sqlite/0008_monitoring.sql")),
+    (9, include_str!("migrations/sqlite/0009_features.sql")),
 ];
 const READERS: usize = 4;
 

@@ -2,6 +2,7 @@
 //! library crates; this file only connects them.
 mod client;
 mod data;
+mod features;
 mod gate;
 mod monitor;
 mod quality;
@@ -53,6 +54,9 @@ enum Command {
     /// Watch served models: training references, drift and label metrics of recent
     /// predictions, alert rules.
     Monitor(monitor::MonitorArgs),
+    /// The feature store: apply definitions, build training sets point in time, materialize
+    /// and serve online features (Feast's concepts and protocol).
+    Features(features::FeaturesArgs),
     /// Run a training command or notebook as a tracked run: `cairn run -- python train.py`.
     Run(run::RunArgs),
     /// Run a recorded `cairn run` again, with its dataset versions, and compare the metrics.
@@ -117,6 +121,11 @@ fn main() -> anyhow::Result<()> {
             let code = monitor::run(args)?;
             std::process::exit(code);
         }
+        Command::Features(args) => {
+            init_logging("warn");
+            let code = features::run(args)?;
+            std::process::exit(code);
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -164,6 +173,7 @@ fn main() -> anyhow::Result<()> {
         | Command::Validate(_)
         | Command::Suite(_)
         | Command::Drift(_)
-        | Command::Monitor(_) => unreachable!("handled above"),
+        | Command::Monitor(_)
+        | Command::Features(_) => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,152 @@
+//! The feature server's wire: `POST /get-online-features` with Feast's request and response
+//! JSON (`features` or `feature_service`, `entities`, `full_feature_names`; `metadata`,
+//! `results` with `values`, `statuses`, `event_timestamps`). The definitions are the project's
+//! latest applied ones, checked against the store on every request (another process may apply
+//! new ones); the parsed copy is reused while the store's digest is unchanged.
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_core::{FeatureRegistryStore, OnlineStore};
+use cairn_features::definitions::Definitions;
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+/// What the feature server reads: one project's definitions and its online store.
+pub struct FeatureServer {
+    registry: Arc<dyn FeatureRegistryStore>,
+    online: Arc<dyn OnlineStore>,
+    project: String,
+    parsed: Mutex<Option<(String, Arc<Definitions>)>>,
+}
+
+impl FeatureServer {
+    /// A server for `project`'s features.
+    pub fn new(
+        registry: Arc<dyn FeatureRegistryStore>,
+        online: Arc<dyn OnlineStore>,
+        project: &str,
+    ) -> FeatureServer {
+        FeatureServer {
+            registry,
+            online,
+            project: project.to_string(),
+            parsed: Mutex::new(None),
+        }
+    }
+
+    /// The project's latest applied definitions.
+    fn definitions(&self) -> Result<Arc<Definitions>, ApiError> {
+        let stored = self
+            .registry
+            .definitions(&self.project, None)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "project {} has no applied definitions: run `cairn features apply`",
+                    self.project
+                ))
+            })?;
+        let mut parsed = self
+            .parsed
+            .lock()
+            .map_err(|_| ApiError::internal("the definitions cache is poisoned"))?;
+        if let Some((digest, d)) = parsed.as_ref() {
+            if *digest == stored.digest {
+                return Ok(d.clone());
+            }
+        }
+        let d = Arc::new(
+            Definitions::parse(
+                &stored.text,
+                &format!("{} v{}", self.project, stored.version),
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        );
+        *parsed = Some((stored.digest, d.clone()));
+        Ok(d)
+    }
+
+    /// Answers one `get-online-features` request body.
+    pub fn get_online_features(&self, body: &Value) -> Result<Value, ApiError> {
+        let d = self.definitions()?;
+        let refs: Vec<String> = match (&body["features"], &body["feature_service"]) {
+            (Value::Array(fs), Value::Null) => fs
+                .iter()
+                .map(|f| {
+                    f.as_str().map(String::from).ok_or_else(|| {
+                        ApiError::invalid(format!("features: {f} is not a view:feature string"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            (Value::Null, Value::String(name)) => d
+                .service(name)
+                .ok_or_else(|| ApiError::invalid(format!("unknown feature service {name}")))?
+                .features
+                .clone(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "give either features (a list of view:feature) or feature_service (a name)",
+                ))
+            }
+        };
+        let features = d
+            .resolve(&refs)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let entities: Vec<(String, Vec<Value>)> = match &body["entities"] {
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::Array(values) => Ok((k.clone(), values.clone())),
+                    other => Err(ApiError::invalid(format!(
+                        "entities: {k} must be a list of values, not {other}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(ApiError::invalid(
+                    "entities must map each join key to a list of values",
+                ))
+            }
+        };
+        let full = match &body["full_feature_names"] {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "full_feature_names must be true or false, not {other}"
+                )))
+            }
+        };
+        cairn_features::online::get_online(
+            &d,
+            &*self.online,
+            &features,
+            &entities,
+            full,
+            cairn_core::now_millis(),
+        )
+        .map_err(|e| match e {
+            cairn_features::Error::Invalid(m) => ApiError::invalid(m),
+            other => ApiError::internal(other.to_string()),
+        })
+    }
+}
+
+async fn get_online_features(
+    State(server): State<Arc<FeatureServer>>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    tokio::task::spawn_blocking(move || server.get_online_features(&body))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+        .map(Json)
+}
+
+/// The feature server's routes: `POST /get-online-features`, `GET /health`.
+pub fn routes(server: Arc<FeatureServer>) -> Router {
+    Router::new()
+        .route("/get-online-features", post(get_online_features))
+        .route("/health", get(|| async { "OK" }))
+        .with_state(server)
+}

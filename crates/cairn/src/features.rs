@@ -1,0 +1,396 @@
+//! `cairn features`: the feature store. Definitions in `features.yaml` (Feast's concepts and
+//! names) are applied to the metadata store, versioned; training sets are joined point in
+//! time; the latest values are materialized into the online store (the metadata store's
+//! database: SQLite under the home by default) and served in Feast's JSON.
+use anyhow::{anyhow, bail, Context};
+use cairn_core::{FeatureRegistryStore, OnlineStore};
+use cairn_features::definitions::Definitions;
+use cairn_features::historical::{get_historical, write_parquet, HistoricalRequest};
+use cairn_features::online::{last_materialized, materialize, Materialized};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct FeaturesArgs {
+    /// The feature repository: the folder holding `features.yaml` (source paths are
+    /// relative to it).
+    #[arg(long, default_value = ".", global = true)]
+    repo: PathBuf,
+    /// Metadata store holding applied definitions and the online store (a server's
+    /// `--backend-store-uri`). Default: the home's SQLite file.
+    #[arg(long, env = "CAIRN_BACKEND_STORE_URI", global = true)]
+    backend_store_uri: Option<String>,
+    #[command(subcommand)]
+    command: FeaturesCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum FeaturesCommand {
+    /// Check `features.yaml` (references, source files and their columns) and record it as
+    /// the project's next version.
+    Apply,
+    /// Show what `apply` would change.
+    Plan,
+    /// Join features onto entity rows, point in time, into a Parquet file.
+    GetHistorical {
+        /// Parquet file of entity rows: join keys and a timestamp column.
+        #[arg(long)]
+        entities: PathBuf,
+        /// view:feature or view, comma-separated.
+        #[arg(long, value_delimiter = ',', conflicts_with = "service")]
+        features: Vec<String>,
+        /// A feature service instead of --features.
+        #[arg(long)]
+        service: Option<String>,
+        /// The entity rows' timestamp column.
+        #[arg(long, default_value = "event_timestamp")]
+        timestamp_column: String,
+        /// Name columns view__feature.
+        #[arg(long)]
+        full_feature_names: bool,
+        /// Where to write the training set (.parquet).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Write the latest values with event times in [START, END] to the online store.
+    Materialize {
+        /// Like 2026-11-01, 2026-11-01T12:00:00Z or seconds since the epoch.
+        start: String,
+        end: String,
+        /// Only these views (comma-separated; default every online view).
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+    },
+    /// Materialize from where the last run of each view ended (or END minus its ttl) to END.
+    MaterializeIncremental {
+        end: String,
+        #[arg(long, value_delimiter = ',')]
+        views: Vec<String>,
+    },
+    /// Read feature values from the online store; prints Feast's JSON.
+    GetOnline {
+        /// view:feature or view, comma-separated.
+        #[arg(long, value_delimiter = ',', conflicts_with = "service")]
+        features: Vec<String>,
+        #[arg(long)]
+        service: Option<String>,
+        /// JOIN_KEY=v1,v2,... (repeat for compound keys).
+        #[arg(long = "entity", required = true)]
+        entities: Vec<String>,
+        #[arg(long)]
+        full_feature_names: bool,
+    },
+    /// Serve `POST /get-online-features` (Feast's feature server protocol).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 6566)]
+        port: u16,
+    },
+}
+
+/// A time given on the command line, as microseconds since the epoch.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds * 1_000_000);
+    }
+    let bad = || anyhow!("{text:?} is not a time (2026-11-01, 2026-11-01T12:00:00Z or seconds)");
+    let t = text.trim_end_matches('Z').trim_end_matches("+00:00");
+    let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, "00:00:00"));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let (secs, frac) = time.split_once('.').unwrap_or((time, ""));
+    let h: Vec<i64> = secs
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    if d.len() != 3
+        || h.len() != 3
+        || !(1..=12).contains(&d[1])
+        || !(1..=31).contains(&d[2])
+        || h[0] > 23
+        || h[1] > 59
+        || h[2] > 60
+    {
+        return Err(bad());
+    }
+    let micros: i64 = format!("{frac:0<6}")[..6].parse().map_err(|_| bad())?;
+    let days = cairn_core::dates::days_from_civil(d[0], d[1], d[2]);
+    Ok(((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1_000_000) + micros)
+}
+
+fn read_definitions(repo: &Path) -> anyhow::Result<Definitions> {
+    let path = repo.join("features.yaml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Definitions::parse(&text, &path.display().to_string())?)
+}
+
+/// The project's latest applied definitions (the repository's `features.yaml` names it).
+fn applied(repo: &Path, registry: &dyn FeatureRegistryStore) -> anyhow::Result<Definitions> {
+    let project = read_definitions(repo)?.project;
+    let stored = registry.definitions(&project, None)?.ok_or_else(|| {
+        anyhow!("project {project} has no applied definitions: run `cairn features apply` first")
+    })?;
+    Ok(Definitions::parse(
+        &stored.text,
+        &format!("{project} version {}", stored.version),
+    )?)
+}
+
+/// Checks that every source file is there with the columns its views use.
+fn check_sources(d: &Definitions, repo: &Path) -> anyhow::Result<()> {
+    for view in &d.feature_views {
+        let source = d
+            .source(&view.source)
+            .ok_or_else(|| anyhow!("unknown source"))?;
+        let path = d.source_path(source, repo);
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("source {}: cannot open {}", source.name, path.display()))?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| anyhow!("source {}: {}: {e}", source.name, path.display()))?;
+        let columns: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let mut needed = d.join_keys(view);
+        needed.push(source.timestamp_field.clone());
+        needed.extend(source.created_timestamp_column.clone());
+        needed.extend(view.schema.iter().map(|f| f.name.clone()));
+        for c in needed {
+            if !columns.contains(&c) {
+                bail!(
+                    "feature view {}: source {} has no column {c} (columns: {})",
+                    view.name,
+                    path.display(),
+                    columns.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{msg} {pos} rows read {per_sec}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn print_materialized(done: &[Materialized]) {
+    for m in done {
+        println!(
+            "Materialized {}: {} rows in range, {} entities written",
+            m.view, m.rows, m.entities
+        );
+    }
+}
+
+pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
+    let home = crate::home_dir();
+    let store = crate::server::metadata_store(args.backend_store_uri.as_deref(), &home)?;
+    let repo = args.repo.as_path();
+    match args.command {
+        FeaturesCommand::Apply => {
+            let d = read_definitions(repo)?;
+            check_sources(&d, repo)?;
+            let before = store
+                .definitions(&d.project, None)?
+                .map(|s| Definitions::parse(&s.text, "the applied definitions"))
+                .transpose()?;
+            let changes = d.plan(before.as_ref());
+            let (version, new) = store.put_definitions(
+                &d.project,
+                &d.canonical(),
+                &d.digest(),
+                cairn_core::now_millis(),
+            )?;
+            for c in &changes {
+                println!("{c}");
+            }
+            if new {
+                println!("Applied project {} version {version}", d.project);
+            } else {
+                println!(
+                    "No changes: project {} stays at version {version}",
+                    d.project
+                );
+            }
+        }
+        FeaturesCommand::Plan => {
+            let d = read_definitions(repo)?;
+            let before = store
+                .definitions(&d.project, None)?
+                .map(|s| Definitions::parse(&s.text, "the applied definitions"))
+                .transpose()?;
+            let changes = d.plan(before.as_ref());
+            if changes.is_empty() {
+                println!("No changes.");
+            }
+            for c in changes {
+                println!("{c}");
+            }
+        }
+        FeaturesCommand::GetHistorical {
+            entities,
+            features,
+            service,
+            timestamp_column,
+            full_feature_names,
+            output,
+        } => {
+            let d = applied(repo, &*store)?;
+            let refs = match service {
+                Some(s) => d
+                    .service(&s)
+                    .ok_or_else(|| anyhow!("unknown feature service {s}"))?
+                    .features
+                    .clone(),
+                None if features.is_empty() => bail!("give --features or --service"),
+                None => features,
+            };
+            let features = d.resolve(&refs)?;
+            let (table, outcome) = get_historical(&HistoricalRequest {
+                definitions: &d,
+                root: repo,
+                entities: &entities,
+                timestamp_column: &timestamp_column,
+                features: &features,
+                full_feature_names,
+            })?;
+            write_parquet(&table, &output)?;
+            println!(
+                "Wrote {} rows with {} features to {}",
+                outcome.rows,
+                features.len(),
+                output.display()
+            );
+            for (view, matched) in outcome.matched {
+                println!("  {view}: {matched} of {} rows found a value", outcome.rows);
+            }
+        }
+        FeaturesCommand::Materialize { start, end, views } => {
+            let d = applied(repo, &*store)?;
+            let (start, end) = (parse_time(&start)?, parse_time(&end)?);
+            if start > end {
+                bail!("the start is after the end");
+            }
+            let progress = bar(0);
+            let done = materialize(
+                &d,
+                repo,
+                &*store,
+                &views,
+                Some(start),
+                end,
+                &mut |view, n| {
+                    progress.set_message(format!("materializing {view}"));
+                    progress.inc(n);
+                },
+            )?;
+            progress.finish_and_clear();
+            print_materialized(&done);
+        }
+        FeaturesCommand::MaterializeIncremental { end, views } => {
+            let d = applied(repo, &*store)?;
+            let end = parse_time(&end)?;
+            let progress = bar(0);
+            let mut done = Vec::new();
+            for view in d
+                .feature_views
+                .iter()
+                .filter(|v| v.online && (views.is_empty() || views.contains(&v.name)))
+            {
+                let start = match last_materialized(&d, &*store, &view.name)? {
+                    Some(last) => Some(last),
+                    None if view.ttl.0 > 0 => Some(end - view.ttl.0 as i64 * 1_000_000),
+                    None => None,
+                };
+                done.extend(materialize(
+                    &d,
+                    repo,
+                    &*store,
+                    std::slice::from_ref(&view.name),
+                    start,
+                    end,
+                    &mut |v, n| {
+                        progress.set_message(format!("materializing {v}"));
+                        progress.inc(n);
+                    },
+                )?);
+            }
+            progress.finish_and_clear();
+            print_materialized(&done);
+        }
+        FeaturesCommand::GetOnline {
+            features,
+            service,
+            entities,
+            full_feature_names,
+        } => {
+            let project = read_definitions(repo)?.project;
+            let server =
+                cairn_api::features::FeatureServer::new(store.clone(), store.clone(), &project);
+            let mut map = serde_json::Map::new();
+            for e in entities {
+                let (key, values) = e
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--entity {e}: expected JOIN_KEY=v1,v2"))?;
+                let values: Vec<Value> = values
+                    .split(',')
+                    .map(|v| {
+                        v.parse::<i64>()
+                            .map(Value::from)
+                            .unwrap_or_else(|_| Value::from(v))
+                    })
+                    .collect();
+                map.insert(key.to_string(), Value::Array(values));
+            }
+            let mut body =
+                serde_json::json!({"entities": map, "full_feature_names": full_feature_names});
+            match service {
+                Some(s) => body["feature_service"] = Value::from(s),
+                None => body["features"] = Value::from(features),
+            }
+            let answer = server
+                .get_online_features(&body)
+                .map_err(|e| anyhow!("{}", e.message()))?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+        FeaturesCommand::Serve { host, port } => {
+            let project = read_definitions(repo)?.project;
+            let registry: Arc<dyn FeatureRegistryStore> = store.clone();
+            let online: Arc<dyn OnlineStore> = store;
+            let server = Arc::new(cairn_api::features::FeatureServer::new(
+                registry, online, &project,
+            ));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = crate::server::bind(&host, port).await?;
+                println!(
+                    "Cairn feature server for project {project} listening on http://{}",
+                    listener.local_addr()?
+                );
+                axum::serve(listener, cairn_api::features::routes(server))
+                    .with_graceful_shutdown(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    })
+                    .await?;
+                anyhow::Ok(())
+            })?;
+        }
+    }
+    Ok(0)
+}

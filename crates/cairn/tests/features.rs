@@ -1,0 +1,287 @@
+//! `cairn features` against Feast itself (its own venv, `CAIRN_TEST_FEAST_PYTHON`): the same
+//! definitions and generated data (late rows, duplicate event times, ttl edges, entities with
+//! no data); the point-in-time join compared row by row with Feast's `get_historical_features`,
+//! and the online answers after the same materialization compared with Feast's feature server.
+#![allow(clippy::unwrap_used)]
+use cairn_test::{python_json, skip, Http, TestServer};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/feast_reference.py")
+}
+
+fn cairn(repo: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(["features", "--repo"])
+        .arg(repo)
+        .args(args)
+        .env("CAIRN_HOME", repo.join("home"))
+        .env_remove("CAIRN_BACKEND_STORE_URI")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Feast's answer with the statuses Cairn gives where Feast 0.67's Python server does not
+/// distinguish them: a value older than its view's ttl is OUTSIDE_MAX_AGE, a null value
+/// NULL_VALUE (Feast answers PRESENT for both).
+fn with_cairn_statuses(feast: &Value, ttl_views: &[(&str, i64)], now_ms: i64) -> Value {
+    let mut answer = feast.clone();
+    let names: Vec<String> = answer["metadata"]["feature_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    for (i, result) in answer["results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        let ttl = ttl_views
+            .iter()
+            .find(|(view, _)| {
+                names[i].starts_with(&format!("{view}__"))
+                    || VIEW_OF.iter().any(|(f, v)| *f == names[i] && v == view)
+            })
+            .map(|(_, t)| *t);
+        let values = result["values"].as_array().unwrap().clone();
+        let times = result["event_timestamps"].as_array().unwrap().clone();
+        for (j, status) in result["statuses"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            if status != "PRESENT" || i == 0 {
+                continue;
+            }
+            let event = times[j].as_str().unwrap();
+            let event_ms = parse_rfc3339_ms(event);
+            if ttl.is_some_and(|t| t > 0 && now_ms - event_ms > t * 1000) {
+                *status = json!("OUTSIDE_MAX_AGE");
+            } else if values[j].is_null() {
+                *status = json!("NULL_VALUE");
+            }
+        }
+    }
+    answer
+}
+
+/// An answer's columns by name.
+fn by_name(answer: &Value) -> std::collections::BTreeMap<String, Value> {
+    answer["metadata"]["feature_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(answer["results"].as_array().unwrap())
+        .map(|(n, r)| (n.as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+/// Which view each short feature name belongs to (for answers without full names).
+const VIEW_OF: [(&str, &str); 5] = [
+    ("conv_rate", "driver_stats"),
+    ("trips", "driver_stats"),
+    ("rating", "driver_stats"),
+    ("city", "driver_profile"),
+    ("vip", "driver_profile"),
+];
+
+/// `2026-11-02T23:42:00Z` → ms since the epoch.
+fn parse_rfc3339_ms(t: &str) -> i64 {
+    let (date, time) = t.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let h: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    let days = cairn_core::dates::days_from_civil(d[0], d[1], d[2]);
+    (days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1000
+        + format!("{frac:0<3}")[..3].parse::<i64>().unwrap()
+}
+
+#[test]
+fn training_sets_and_online_answers_equal_feasts() {
+    let Ok(python) = std::env::var("CAIRN_TEST_FEAST_PYTHON") else {
+        skip(
+            "training_sets_and_online_answers_equal_feasts",
+            "CAIRN_TEST_FEAST_PYTHON is not set (a venv with feast==0.67.0, as .ci/run makes)",
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let reference = python_json(
+        &python,
+        &[script().as_os_str(), "reference".as_ref(), repo.as_os_str()],
+        &[],
+    );
+
+    // Definitions: plan shows them, apply records version 1, applying again adds nothing.
+    let plan = ok(cairn(repo, &["plan"]));
+    assert!(plan.contains("+ feature view driver_stats"), "{plan}");
+    assert!(ok(cairn(repo, &["apply"])).contains("Applied project drivers version 1"));
+    assert!(ok(cairn(repo, &["apply"])).contains("stays at version 1"));
+    assert_eq!(ok(cairn(repo, &["plan"])).trim(), "No changes.");
+
+    // The training set, row by row against Feast's.
+    let out = ok(cairn(
+        repo,
+        &[
+            "get-historical",
+            "--entities",
+            repo.join("entities.parquet").to_str().unwrap(),
+            "--features",
+            "driver_stats:conv_rate,driver_stats:trips,driver_stats:rating,driver_profile:city,driver_profile:vip",
+            "-o",
+            repo.join("cairn_historical.parquet").to_str().unwrap(),
+        ],
+    ));
+    assert!(out.contains("Wrote 300 rows with 5 features"), "{out}");
+    let compared = python_json(
+        &python,
+        &[
+            script().as_os_str(),
+            "compare".as_ref(),
+            repo.join("feast_historical.parquet").as_os_str(),
+            repo.join("cairn_historical.parquet").as_os_str(),
+            repo.join("data/stats.parquet").as_os_str(),
+        ],
+        &[],
+    );
+    assert_eq!(compared["equal"], true, "{compared}");
+    assert_eq!(compared["cairn_rows"], 300, "{compared}");
+    // The generated data does exercise what differs: Feast's dropped rows and its tie breaks.
+    assert!(compared["feast_rows"].as_u64().unwrap() > 150, "{compared}");
+    assert!(
+        compared["dropped_by_feast_without_a_value"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{compared}"
+    );
+    assert!(
+        compared["feast_tie_breaks_not_by_created"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{compared}"
+    );
+
+    // The same materialization, twice (idempotent), then the feature server's answers.
+    let (start, end) = (
+        reference["materialize_start"].as_str().unwrap(),
+        reference["materialize_end"].as_str().unwrap(),
+    );
+    for _ in 0..2 {
+        let out = ok(cairn(repo, &["materialize", start, end]));
+        assert!(out.contains("Materialized driver_stats:"), "{out}");
+        assert!(out.contains("20 entities written"), "{out}");
+    }
+    let mut serve = Command::new(bin());
+    serve
+        .args(["features", "--repo"])
+        .arg(repo)
+        .args(["serve", "--port", "0"])
+        .env("CAIRN_HOME", repo.join("home"))
+        .env_remove("CAIRN_BACKEND_STORE_URI");
+    let server = TestServer::spawn(serve, &repo.join("home"));
+    let http = Http::new(&server.url);
+    let now_ms = cairn_core::now_millis();
+    for (request, feast) in reference["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(reference["answers"].as_array().unwrap())
+    {
+        let (status, answer) = http.post_json("/get-online-features", request);
+        assert_eq!(status, 200, "{request}: {answer}");
+        let expected = with_cairn_statuses(
+            feast,
+            &[("driver_stats", 7200), ("driver_profile", 0)],
+            now_ms,
+        );
+        // Feast orders the features of one view as a set happens to (not as asked): compare
+        // each named column.
+        assert_eq!(by_name(&answer), by_name(&expected), "{request}");
+        assert_eq!(answer["metadata"]["feature_names"][0], "driver_id");
+    }
+    // The stats are a month old for a 2 h ttl: OUTSIDE_MAX_AGE (checked, not only mapped).
+    let (_, answer) = http.post_json(
+        "/get-online-features",
+        &json!({"features": ["driver_stats:trips"], "entities": {"driver_id": [1001]}}),
+    );
+    assert_eq!(
+        answer["results"][1]["statuses"][0], "OUTSIDE_MAX_AGE",
+        "{answer}"
+    );
+
+    // Bad requests name the problem.
+    for (body, says) in [
+        (
+            json!({"features": ["driver_stats:speed"], "entities": {"driver_id": [1]}}),
+            "no feature speed",
+        ),
+        (
+            json!({"features": ["nope:x"], "entities": {"driver_id": [1]}}),
+            "unknown feature view nope",
+        ),
+        (
+            json!({"features": ["driver_stats:trips"], "entities": {"driver_id": ["abc"]}}),
+            "is not an integer",
+        ),
+        (
+            json!({"features": ["driver_stats:trips"], "entities": {"rider_id": [1]}}),
+            "needs entity key driver_id",
+        ),
+        (
+            json!({"feature_service": "nope", "entities": {"driver_id": [1]}}),
+            "unknown feature service nope",
+        ),
+    ] {
+        let (status, answer) = http.post_json("/get-online-features", &body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.to_string().contains(says), "{body}: {answer}");
+    }
+}
+
+#[test]
+fn bad_definitions_are_refused_and_nothing_is_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    std::fs::write(
+        repo.join("features.yaml"),
+        "project: p\nentities:\n  - {name: driver, join_keys: [driver_id]}\nsources:\n  - {name: s, path: missing.parquet, timestamp_field: ts}\nfeature_views:\n  - {name: v, entities: [driver], source: s, schema: [{name: f, dtype: Float64}]}\n",
+    )
+    .unwrap();
+    let out = cairn(repo, &["apply"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.parquet"), "{err}");
+    // Nothing was recorded: get-historical says to apply first.
+    std::fs::write(repo.join("e.parquet"), b"").unwrap();
+    let out = cairn(
+        repo,
+        &[
+            "get-historical",
+            "--entities",
+            "e.parquet",
+            "--features",
+            "v:f",
+            "-o",
+            "o.parquet",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `cairn features apply` first"));
+}
