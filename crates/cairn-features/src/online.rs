@@ -23,26 +23,46 @@ pub const MATERIALIZED: &str = "__cairn_materialized__";
 /// Rows written to the online store at a time.
 const WRITE_BATCH: usize = 5_000;
 
-/// One value of an Arrow array as JSON (NaN and infinities as Feast's protobuf JSON spells
-/// them; timestamps as microseconds).
+/// A float as Feast's protobuf JSON answers it: a number, or `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`.
+fn float_answer(f: f64) -> Value {
+    if f.is_finite() {
+        json!(f)
+    } else if f.is_nan() {
+        json!("NaN")
+    } else if f > 0.0 {
+        json!("Infinity")
+    } else {
+        json!("-Infinity")
+    }
+}
+
+/// How a float is stored: `["f", bits]`. serde_json's default float parsing may land one unit
+/// in the last place off (it trades exactness for speed), so stored floats are never read back
+/// from decimal text; integers parse exactly.
+fn stored_float(f: f64) -> Value {
+    json!(["f", f.to_bits()])
+}
+
+/// A stored value as it is answered.
+fn answered(v: &Value) -> Value {
+    match v {
+        Value::Array(pair) if pair.len() == 2 && pair[0] == "f" => pair[1]
+            .as_u64()
+            .map_or(Value::Null, |bits| float_answer(f64::from_bits(bits))),
+        other => other.clone(),
+    }
+}
+
+/// One value of an Arrow array as stored (timestamps as microseconds).
 fn json_value(array: &dyn Array, i: usize) -> Value {
     if array.is_null(i) {
         return Value::Null;
     }
-    let float = |f: f64| {
-        if f.is_finite() {
-            json!(f)
-        } else if f.is_nan() {
-            json!("NaN")
-        } else if f > 0.0 {
-            json!("Infinity")
-        } else {
-            json!("-Infinity")
-        }
-    };
+    let float = stored_float;
     match array.data_type() {
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i)),
-        // Feast returns FLOAT32 features as the float's nearest double.
+        // Feast answers a FLOAT32 feature with the float's exact double.
         DataType::Float32 => float(f64::from(array.as_primitive::<Float32Type>().value(i))),
         DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(i)),
         DataType::Int32 => json!(array.as_primitive::<Int32Type>().value(i)),
@@ -350,7 +370,7 @@ pub fn get_online(
                         times.push(epoch.clone());
                     }
                     Some((event_ms, m)) => {
-                        let v = m.get(&f.feature).cloned().unwrap_or(Value::Null);
+                        let v = m.get(&f.feature).map_or(Value::Null, answered);
                         statuses.push(if ttl_ms.is_some_and(|t| now_ms - event_ms > t) {
                             "OUTSIDE_MAX_AGE"
                         } else if v.is_null() {
@@ -373,6 +393,17 @@ pub fn get_online(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_come_back_exactly() {
+        for f in [0.215_348_712_813_202_23, 1e-300, f64::MAX, -0.0] {
+            let text = stored_float(f).to_string();
+            let back: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(answered(&back).as_f64().unwrap().to_bits(), f.to_bits(), "{f}");
+        }
+        assert_eq!(answered(&stored_float(f64::NAN)), json!("NaN"));
+        assert_eq!(answered(&stored_float(f64::NEG_INFINITY)), json!("-Infinity"));
+    }
 
     #[test]
     fn times_print_as_feast_prints_them() {
