@@ -133,6 +133,50 @@ impl FeatureServer {
     }
 }
 
+impl FeatureServer {
+    /// Answers one `push` request body (Feast's: `push_source_name`, `df` as column lists,
+    /// `to`: `online`; the offline store is not written yet).
+    pub fn push(&self, body: &Value) -> Result<Value, ApiError> {
+        let d = self.definitions()?;
+        let source = body["push_source_name"]
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("push_source_name is required"))?;
+        match body["to"].as_str().unwrap_or("online") {
+            "online" => {}
+            other => return Err(ApiError::invalid(format!(
+                "to: {other} is not supported: Cairn pushes to the online store only (to: online)"
+            ))),
+        }
+        let columns = body["df"]
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("df must map each column to a list of values"))?;
+        let written = cairn_features::online::push(
+            &d,
+            &*self.online,
+            source,
+            columns,
+            cairn_core::now_millis(),
+        )
+        .map_err(|e| match e {
+            cairn_features::Error::Invalid(m) => ApiError::invalid(m),
+            other => ApiError::internal(other.to_string()),
+        })?;
+        Ok(
+            serde_json::json!({"written": written.iter().map(|(v, n)| serde_json::json!({"feature_view": v, "rows": n})).collect::<Vec<_>>()}),
+        )
+    }
+}
+
+async fn push(
+    State(server): State<Arc<FeatureServer>>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    tokio::task::spawn_blocking(move || server.push(&body))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+        .map(Json)
+}
+
 async fn get_online_features(
     State(server): State<Arc<FeatureServer>>,
     Json(body): Json<Value>,
@@ -143,10 +187,11 @@ async fn get_online_features(
         .map(Json)
 }
 
-/// The feature server's routes: `POST /get-online-features`, `GET /health`.
+/// The feature server's routes: `POST /get-online-features`, `POST /push`, `GET /health`.
 pub fn routes(server: Arc<FeatureServer>) -> Router {
     Router::new()
         .route("/get-online-features", post(get_online_features))
+        .route("/push", post(push))
         .route("/health", get(|| async { "OK" }))
         .with_state(server)
 }

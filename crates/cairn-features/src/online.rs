@@ -3,7 +3,7 @@
 //! Feast's feature-server JSON.
 use crate::definitions::{Definitions, FeatureRef, FeatureView, ValueType};
 use crate::error::{Error, Result};
-use crate::table::{column, entity_keys, key_texts, micros, open, KEY_SEPARATOR};
+use crate::table::{column, key_texts, micros, open, write_key, KeyPart, KEY_SEPARATOR};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt32Type, UInt64Type,
@@ -161,16 +161,16 @@ fn materialize_view(
     columns.extend(view.schema.iter().map(|f| f.name.clone()));
     let path = d.source_path(source, root);
     // Per entity: (event, created, values).
-    let mut latest: HashMap<String, (i64, i64, Map<String, Value>)> = HashMap::new();
+    let mut latest: HashMap<String, (i64, i64, Map<String, Value>), foldhash::fast::RandomState> =
+        HashMap::default();
     let mut rows_in_range = 0u64;
     for batch in open(&path, &columns)? {
         let batch = batch.map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
         let n = batch.num_rows();
         let parts = keys
             .iter()
-            .map(|k| key_texts(column(&batch, k)?.as_ref(), k))
+            .map(|k| KeyPart::read(column(&batch, k)?.as_ref(), k))
             .collect::<Result<Vec<_>>>()?;
-        let entity = entity_keys(&parts, n);
         let ts = micros(
             column(&batch, &source.timestamp_field)?.as_ref(),
             &source.timestamp_field,
@@ -184,26 +184,34 @@ fn materialize_view(
             .iter()
             .map(|f| column(&batch, &f.name))
             .collect::<Result<_>>()?;
+        let mut key = String::new();
         for i in 0..n {
-            let (Some(key), Some(t)) = (&entity[i], ts[i]) else {
+            let Some(t) = ts[i] else {
                 continue;
             };
-            if t > end || start.is_some_and(|s| t < s) {
+            if t > end || start.is_some_and(|s| t < s) || !write_key(&parts, i, &mut key) {
                 continue;
             }
             rows_in_range += 1;
             let c = created.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN);
-            let newer = latest
-                .get(key)
-                .is_none_or(|(lt, lc, _)| (t, c) >= (*lt, *lc));
-            if newer {
-                let values: Map<String, Value> = view
-                    .schema
+            let build = || -> Map<String, Value> {
+                view.schema
                     .iter()
                     .zip(&features)
                     .map(|(f, a)| (f.name.clone(), json_value(a.as_ref(), i)))
-                    .collect();
-                latest.insert(key.clone(), (t, c, values));
+                    .collect()
+            };
+            // One lookup per row; values are built only for rows that replace an entity's
+            // latest.
+            match latest.get_mut(key.as_str()) {
+                Some(slot) => {
+                    if (t, c) >= (slot.0, slot.1) {
+                        *slot = (t, c, build());
+                    }
+                }
+                None => {
+                    latest.insert(key.clone(), (t, c, build()));
+                }
             }
         }
         progress(&view.name, n as u64);
@@ -240,6 +248,158 @@ fn materialize_view(
         rows: rows_in_range,
         entities,
     })
+}
+
+/// `2026-11-01T12:00:00Z`, `2026-11-01 12:00:00.250`, `2026-11-01` (UTC) or seconds since the
+/// epoch, as milliseconds.
+pub fn parse_time_ms(v: &Value) -> Option<i64> {
+    if let Some(seconds) = v.as_f64() {
+        return Some((seconds * 1000.0).round() as i64);
+    }
+    let text = v.as_str()?;
+    let t = text.trim_end_matches('Z').trim_end_matches("+00:00");
+    let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, "00:00:00"));
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let h: Vec<i64> = hms
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || h.len() != 3 || !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) {
+        return None;
+    }
+    if h[0] > 23 || h[1] > 59 || h[2] > 60 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    let days = cairn_core::dates::days_from_civil(d[0], d[1], d[2]);
+    Some((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1000 + ms)
+}
+
+/// A pushed value as stored, checked against the feature's type.
+fn pushed_value(view: &str, field: &crate::definitions::Field, v: &Value) -> Result<Value> {
+    use crate::definitions::Dtype;
+    let wrong = || {
+        Error::invalid(format!(
+            "push to {view}: {} is {:?}, not {v}",
+            field.name, field.dtype
+        ))
+    };
+    Ok(match (field.dtype, v) {
+        (_, Value::Null) => Value::Null,
+        (Dtype::Float32, Value::Number(n)) => {
+            stored_float(f64::from(n.as_f64().ok_or_else(wrong)? as f32))
+        }
+        (Dtype::Float64, Value::Number(n)) => stored_float(n.as_f64().ok_or_else(wrong)?),
+        (Dtype::Int32 | Dtype::Int64 | Dtype::UnixTimestamp, Value::Number(n)) if n.is_i64() => {
+            v.clone()
+        }
+        (Dtype::String, Value::String(_)) | (Dtype::Bool, Value::Bool(_)) => v.clone(),
+        _ => return Err(wrong()),
+    })
+}
+
+/// Feast's `POST /push` to the online store: `columns` holds the join keys, the source's
+/// timestamp column and features, one list of values each; every online view whose source is
+/// `source` gets the rows (a later event time wins per entity, as materialization). Checked
+/// whole before anything is written. Answers how many rows were written per view.
+pub fn push(
+    d: &Definitions,
+    store: &dyn OnlineStore,
+    source: &str,
+    columns: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<Vec<(String, usize)>> {
+    let src = d
+        .source(source)
+        .ok_or_else(|| Error::invalid(format!("unknown push source {source}")))?;
+    let views: Vec<&FeatureView> = d
+        .feature_views
+        .iter()
+        .filter(|v| v.online && v.source == source)
+        .collect();
+    if views.is_empty() {
+        return Err(Error::invalid(format!(
+            "no online feature view reads source {source}"
+        )));
+    }
+    let list = |name: &str| -> Result<&Vec<Value>> {
+        columns.get(name).and_then(Value::as_array).ok_or_else(|| {
+            Error::invalid(format!(
+                "push to {source}: no column {name} (a list of values)"
+            ))
+        })
+    };
+    let times = list(&src.timestamp_field)?;
+    let rows = times.len();
+    if let Some((name, _)) = columns
+        .iter()
+        .find(|(_, v)| v.as_array().is_some_and(|a| a.len() != rows))
+    {
+        return Err(Error::invalid(format!(
+            "push to {source}: column {name} has a different number of values than {}",
+            src.timestamp_field
+        )));
+    }
+    let event_ms: Vec<i64> = times
+        .iter()
+        .map(|t| {
+            parse_time_ms(t)
+                .ok_or_else(|| Error::invalid(format!("push to {source}: {t} is not a time")))
+        })
+        .collect::<Result<_>>()?;
+    let mut writes = Vec::new();
+    for view in views {
+        let keys = d.join_keys(view);
+        let mut key_values: Vec<Vec<String>> = Vec::new();
+        for k in &keys {
+            let t = d.key_type(k).unwrap_or(ValueType::Int64);
+            key_values.push(
+                list(k)?
+                    .iter()
+                    .map(|v| key_part(k, t, v))
+                    .collect::<Result<_>>()?,
+            );
+        }
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let mut values = Map::new();
+            for field in &view.schema {
+                let v = match columns.get(&field.name).and_then(Value::as_array) {
+                    Some(list) => pushed_value(&view.name, field, &list[i])?,
+                    None => {
+                        return Err(Error::invalid(format!(
+                            "push to {source}: no column {} for view {}",
+                            field.name, view.name
+                        )))
+                    }
+                };
+                values.insert(field.name.clone(), v);
+            }
+            out.push(OnlineRow {
+                entity_key: key_values
+                    .iter()
+                    .map(|k| k[i].as_str())
+                    .collect::<Vec<_>>()
+                    .join(&KEY_SEPARATOR.to_string()),
+                values: Value::Object(values).to_string(),
+                event_ms: event_ms[i],
+                created_ms: now_ms,
+            });
+        }
+        writes.push((view.name.clone(), out));
+    }
+    let mut written = Vec::new();
+    for (view, rows) in writes {
+        for chunk in rows.chunks(WRITE_BATCH) {
+            store.write_online(&d.project, &view, chunk)?;
+        }
+        written.push((view, rows.len()));
+    }
+    Ok(written)
 }
 
 /// RFC 3339 in UTC with Feast's adaptive precision (none, ms, µs); the epoch for "no time".
@@ -399,10 +559,17 @@ mod tests {
         for f in [0.215_348_712_813_202_23, 1e-300, f64::MAX, -0.0] {
             let text = stored_float(f).to_string();
             let back: Value = serde_json::from_str(&text).unwrap();
-            assert_eq!(answered(&back).as_f64().unwrap().to_bits(), f.to_bits(), "{f}");
+            assert_eq!(
+                answered(&back).as_f64().unwrap().to_bits(),
+                f.to_bits(),
+                "{f}"
+            );
         }
         assert_eq!(answered(&stored_float(f64::NAN)), json!("NaN"));
-        assert_eq!(answered(&stored_float(f64::NEG_INFINITY)), json!("-Infinity"));
+        assert_eq!(
+            answered(&stored_float(f64::NEG_INFINITY)),
+            json!("-Infinity")
+        );
     }
 
     #[test]

@@ -172,6 +172,53 @@ pub(crate) fn key_texts(array: &dyn Array, name: &str) -> Result<Vec<Option<Stri
     })
 }
 
+/// A key column read once per batch: integers kept as numbers (turned into text only for
+/// the rows that need it), text as text.
+pub(crate) enum KeyPart {
+    Ints(Vec<Option<i64>>),
+    Texts(Vec<Option<String>>),
+}
+
+impl KeyPart {
+    pub(crate) fn read(array: &dyn Array, name: &str) -> Result<KeyPart> {
+        Ok(match array.data_type() {
+            DataType::Int64 => KeyPart::Ints(array.as_primitive::<Int64Type>().iter().collect()),
+            DataType::Int32 => KeyPart::Ints(
+                array
+                    .as_primitive::<Int32Type>()
+                    .iter()
+                    .map(|v| v.map(i64::from))
+                    .collect(),
+            ),
+            _ => KeyPart::Texts(key_texts(array, name)?),
+        })
+    }
+}
+
+/// Writes row `i`'s entity key into `out` (cleared first); false when a part is null.
+pub(crate) fn write_key(parts: &[KeyPart], i: usize, out: &mut String) -> bool {
+    use std::fmt::Write;
+    out.clear();
+    for (j, part) in parts.iter().enumerate() {
+        if j > 0 {
+            out.push(KEY_SEPARATOR);
+        }
+        match part {
+            KeyPart::Ints(v) => match v[i] {
+                Some(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                None => return false,
+            },
+            KeyPart::Texts(v) => match &v[i] {
+                Some(t) => out.push_str(t),
+                None => return false,
+            },
+        }
+    }
+    true
+}
+
 /// The entity key of every row from its key columns (`None` when a part is null).
 pub(crate) fn entity_keys(parts: &[Vec<Option<String>>], rows: usize) -> Vec<Option<String>> {
     (0..rows)

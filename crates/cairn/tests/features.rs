@@ -226,6 +226,56 @@ fn training_sets_and_online_answers_equal_feasts() {
         "{answer}"
     );
 
+    // Push then read: a row for driver 1001 observed now is answered at once, within its ttl.
+    let now_s = cairn_core::now_millis() / 1000;
+    let pushed = json!({"push_source_name": "stats", "to": "online", "df": {
+        "driver_id": [1001], "event_timestamp": [now_s], "created": [now_s],
+        "conv_rate": [0.125], "trips": [77], "rating": [null]}});
+    let (status, reply) = http.post_json("/push", &pushed);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["written"][0]["rows"], 1, "{reply}");
+    let read = json!({"features": ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:rating"],
+                      "entities": {"driver_id": [1001]}});
+    let (_, answer) = http.post_json("/get-online-features", &read);
+    let columns = by_name(&answer);
+    assert_eq!(columns["conv_rate"]["values"][0], 0.125, "{answer}");
+    assert_eq!(columns["conv_rate"]["statuses"][0], "PRESENT", "{answer}");
+    assert_eq!(columns["trips"]["values"][0], 77, "{answer}");
+    assert_eq!(columns["rating"]["statuses"][0], "NULL_VALUE", "{answer}");
+    // An older row pushed later does not move the value back.
+    let mut older = pushed.clone();
+    older["df"]["event_timestamp"] = json!(["2026-11-01T00:00:00Z"]);
+    older["df"]["trips"] = json!([1]);
+    assert_eq!(http.post_json("/push", &older).0, 200);
+    let (_, answer) = http.post_json("/get-online-features", &read);
+    assert_eq!(by_name(&answer)["trips"]["values"][0], 77, "{answer}");
+    // Bad pushes change nothing and name the problem.
+    for (change, says) in [
+        (
+            json!({"push_source_name": "nope"}),
+            "unknown push source nope",
+        ),
+        (json!({"to": "offline"}), "online store only"),
+        (
+            json!({"df": {"driver_id": [1001], "event_timestamp": [now_s], "created": [now_s], "conv_rate": ["fast"], "trips": [5], "rating": [1.0]}}),
+            "conv_rate is Float32",
+        ),
+        (
+            json!({"df": {"driver_id": [1001], "event_timestamp": ["yesterday"], "created": [now_s], "conv_rate": [0.5], "trips": [5], "rating": [1.0]}}),
+            "is not a time",
+        ),
+    ] {
+        let mut body = pushed.clone();
+        for (k, v) in change.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, reply) = http.post_json("/push", &body);
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert!(reply.to_string().contains(says), "{body}: {reply}");
+    }
+    let (_, answer) = http.post_json("/get-online-features", &read);
+    assert_eq!(by_name(&answer)["trips"]["values"][0], 77, "{answer}");
+
     // Bad requests name the problem.
     for (body, says) in [
         (
