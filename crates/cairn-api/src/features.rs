@@ -5,7 +5,7 @@
 //! new ones); the parsed copy is reused while the store's digest is unchanged.
 use crate::error::ApiError;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use cairn_core::{FeatureRegistryStore, OnlineStore};
 use cairn_features::definitions::Definitions;
@@ -143,9 +143,11 @@ impl FeatureServer {
             .ok_or_else(|| ApiError::invalid("push_source_name is required"))?;
         match body["to"].as_str().unwrap_or("online") {
             "online" => {}
-            other => return Err(ApiError::invalid(format!(
+            other => {
+                return Err(ApiError::invalid(format!(
                 "to: {other} is not supported: Cairn pushes to the online store only (to: online)"
-            ))),
+            )))
+            }
         }
         let columns = body["df"]
             .as_object()
@@ -187,11 +189,10 @@ async fn get_online_features(
         .map(Json)
 }
 
-/// The feature server's routes: `POST /get-online-features`, `POST /push`, `GET /health`.
+/// The feature server's routes: `POST /get-online-features`, `POST /push`.
 pub fn routes(server: Arc<FeatureServer>) -> Router {
     Router::new()
         .route("/get-online-features", post(get_online_features))
         .route("/push", post(push))
-        .route("/health", get(|| async { "OK" }))
         .with_state(server)
 }

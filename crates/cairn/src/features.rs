@@ -383,7 +383,9 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
                     "Cairn feature server for project {project} listening on http://{}",
                     listener.local_addr()?
                 );
-                axum::serve(listener, cairn_api::features::routes(server))
+                let router = cairn_api::features::routes(server)
+                    .route("/health", axum::routing::get(|| async { "OK" }));
+                axum::serve(listener, router)
                     .with_graceful_shutdown(async {
                         let _ = tokio::signal::ctrl_c().await;
                     })

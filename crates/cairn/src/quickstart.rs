@@ -365,6 +365,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         auth: false,
         no_auth: false,
         default_permission: "READ".into(),
+        features_project: None,
         http: server::HttpArgs::default(),
         runner: server::RunnerArgs::default(),
         monitoring: server::MonitoringArgs::default(),

@@ -40,6 +40,11 @@ pub struct ServerArgs {
     /// (READ, USE, EDIT, MANAGE, NO_PERMISSIONS), as MLflow's `default_permission`.
     #[arg(long, default_value = "READ")]
     pub default_permission: String,
+    /// Serve this feature project's online features (`POST /get-online-features`, `POST
+    /// /push`, Feast's protocol) from the metadata store, as `cairn features serve` does; every
+    /// replica reads the same definitions and online values.
+    #[arg(long, value_name = "PROJECT")]
+    pub features_project: Option<String>,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
@@ -311,6 +316,7 @@ impl ServerArgs {
             auth: false,
             no_auth: false,
             default_permission: "READ".into(),
+            features_project: None,
             http: HttpArgs::default(),
             runner: RunnerArgs::default(),
             monitoring: MonitoringArgs::default(),
@@ -592,18 +598,28 @@ fn local_destination(flag: &str, dest: &Path) -> anyhow::Result<PathBuf> {
 /// Opens the stores and builds the router.
 pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
     let (state, backend_description, store) = open_stores(args, home)?;
-    let monitoring = args.monitoring.open(&std::fs::canonicalize(home)?, store)?;
+    let monitoring = args
+        .monitoring
+        .open(&std::fs::canonicalize(home)?, store.clone())?;
     let pages_state = state.clone();
+    let features = args.features_project.as_deref().map(|project| {
+        let registry: Arc<dyn cairn_core::FeatureRegistryStore> = store.clone();
+        let online: Arc<dyn cairn_core::OnlineStore> = store.clone();
+        Arc::new(cairn_api::features::FeatureServer::new(
+            registry, online, project,
+        ))
+    });
     let router = cairn_api::router_with_pages(
         state,
         args.http.api_options(&args.runner),
         Some(monitoring.clone()),
         |serving| {
-            Some(cairn_ui::routes(
-                pages_state,
-                serving,
-                Some(home.join("data")),
-            ))
+            let pages = cairn_ui::routes(pages_state, serving, Some(home.join("data")));
+            // Feature routes sit with the pages: behind the same authentication.
+            Some(match features {
+                Some(server) => pages.merge(cairn_api::features::routes(server)),
+                None => pages,
+            })
         },
     );
     Ok(Built {

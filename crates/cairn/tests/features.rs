@@ -335,3 +335,105 @@ fn bad_definitions_are_refused_and_nothing_is_applied() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("run `cairn features apply` first"));
 }
+
+/// A small source: driver 1..=3, one row each at 2026-11-01T00:00:00Z.
+fn small_source(path: &Path) {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let at = 1_793_491_200_000_000i64; // 2026-11-01T00:00:00Z
+    let batch = RecordBatch::try_from_iter([
+        (
+            "driver_id",
+            Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+        ),
+        (
+            "event_timestamp",
+            Arc::new(TimestampMicrosecondArray::from(vec![at, at, at]).with_timezone("UTC"))
+                as ArrayRef,
+        ),
+        (
+            "conv_rate",
+            Arc::new(Float64Array::from(vec![0.1, 0.2, 0.3])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// `cairn server --features-project` on one database: two replicas answer the same online
+/// values, a push through one is read through the other, and the routes sit behind `--auth`
+/// like the rest of the API.
+#[test]
+fn server_replicas_share_the_online_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    small_source(&repo.join("data/stats.parquet"));
+    std::fs::write(
+        repo.join("features.yaml"),
+        "project: shared\nentities:\n  - {name: driver, join_keys: [driver_id]}\nsources:\n  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}\nfeature_views:\n  - {name: s, entities: [driver], source: stats, schema: [{name: conv_rate, dtype: Float64}]}\n",
+    )
+    .unwrap();
+    let pg = cairn_test::PgDatabase::create("server_replicas_share_the_online_store");
+    let backend = pg.as_ref().map(|db| db.url.clone());
+    if backend.is_none() {
+        cairn_test::tally("sqlite");
+    }
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["features", "--repo"])
+            .arg(repo)
+            .args(args)
+            .env("CAIRN_HOME", repo.join("home"));
+        match &backend {
+            Some(url) => cmd.env("CAIRN_BACKEND_STORE_URI", url),
+            None => cmd.env_remove("CAIRN_BACKEND_STORE_URI"),
+        };
+        ok(cmd.output().unwrap())
+    };
+    run(&["apply"]);
+    run(&["materialize", "2026-10-01", "2026-12-01"]);
+    let extra = ["--features-project", "shared"];
+    let a = TestServer::start_in(bin(), &repo.join("home"), backend.as_deref(), &extra);
+    let b = TestServer::start_in(bin(), &repo.join("home"), backend.as_deref(), &extra);
+    let read = json!({"features": ["s:conv_rate"], "entities": {"driver_id": [1, 2, 3, 4]}});
+    for server in [&a, &b] {
+        let (status, answer) = server.http().post_json("/get-online-features", &read);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["results"][1]["values"],
+            json!([0.1, 0.2, 0.3, null]),
+            "{answer}"
+        );
+        assert_eq!(answer["results"][1]["statuses"][3], "NOT_FOUND");
+    }
+    let push = json!({"push_source_name": "stats", "df": {
+        "driver_id": [4], "event_timestamp": ["2026-11-02T00:00:00Z"], "conv_rate": [0.4]}});
+    assert_eq!(a.http().post_json("/push", &push).0, 200);
+    let (_, answer) = b.http().post_json("/get-online-features", &read);
+    assert_eq!(
+        answer["results"][1]["values"],
+        json!([0.1, 0.2, 0.3, 0.4]),
+        "{answer}"
+    );
+    drop((a, b));
+
+    // With --auth, the feature routes need a user like every API route.
+    let guarded = TestServer::start_in(
+        bin(),
+        &repo.join("home"),
+        backend.as_deref(),
+        &["--features-project", "shared", "--auth"],
+    );
+    let (status, _) = guarded.http().post_json("/get-online-features", &read);
+    assert_eq!(status, 401);
+    let password = std::fs::read_to_string(repo.join("home/admin-password")).unwrap();
+    let (status, answer) = guarded
+        .http()
+        .basic("admin", password.trim())
+        .post_json("/get-online-features", &read);
+    assert_eq!(status, 200, "{answer}");
+}
