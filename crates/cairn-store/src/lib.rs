@@ -17,6 +17,7 @@ mod monitoring;
 mod object_artifacts;
 mod pool;
 mod postgres;
+mod redis_online;
 mod registry;
 mod sqlite;
 mod traces;
@@ -26,6 +27,7 @@ pub use artifacts::LocalArtifactStore;
 pub use object_artifacts::{
     ObjectArtifactStore, PART as OBJECT_PART_BYTES, RANGE as OBJECT_RANGE_BYTES,
 };
+pub use redis_online::RedisOnlineStore;
 pub use tracking::SqlStore;
 
 /// Opens the store a backend URI names: `sqlite:///path/to/file.db` (or `sqlite://:memory:`)

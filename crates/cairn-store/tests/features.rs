@@ -81,29 +81,66 @@ fn row(key: &str, values: &str, event_ms: i64, created_ms: i64) -> OnlineRow {
 }
 
 fn online_rows_keep_the_latest_per_entity(a: &SqlStore, b: &SqlStore) {
+    online_conformance(a, b, "");
+}
+
+/// Redis (when CAIRN_TEST_REDIS_URL is set; CI sets it): the same online behaviour, two
+/// clients as two processes, under projects of this run's own.
+#[test]
+fn redis_online_rows_keep_the_latest_per_entity() {
+    let Ok(url) = std::env::var("CAIRN_TEST_REDIS_URL") else {
+        cairn_test::skip(
+            "redis_online_rows_keep_the_latest_per_entity",
+            "CAIRN_TEST_REDIS_URL is not set",
+        );
+        return;
+    };
+    cairn_test::tally("redis");
+    let a = cairn_store::RedisOnlineStore::open(&url).unwrap();
+    let b = cairn_store::RedisOnlineStore::open(&url).unwrap();
+    let run = format!(
+        "t{}-{}-",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    online_conformance(&a, &b, &run);
+    // A bad URL is refused with the reason.
+    let err = cairn_store::RedisOnlineStore::open("http://localhost")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("not a redis:// URL"), "{err}");
+}
+
+fn online_conformance(a: &dyn OnlineStore, b: &dyn OnlineStore, prefix: &str) {
+    let p = &format!("{prefix}p");
+    let q = &format!("{prefix}q");
+    let big = &format!("{prefix}big");
     a.write_online(
-        "p",
+        p,
         "v",
         &[row("1", "old", 100, 100), row("2", "two", 100, 100)],
     )
     .unwrap();
     // Newer event wins; an older one written later (a re-run over the past) does not.
-    b.write_online("p", "v", &[row("1", "new", 200, 150)])
+    b.write_online(p, "v", &[row("1", "new", 200, 150)])
         .unwrap();
-    a.write_online("p", "v", &[row("1", "older", 150, 900)])
+    a.write_online(p, "v", &[row("1", "older", 150, 900)])
         .unwrap();
     // Same event time: the later created wins; writing the same row again changes nothing.
-    b.write_online("p", "v", &[row("2", "two-fixed", 100, 120)])
+    b.write_online(p, "v", &[row("2", "two-fixed", 100, 120)])
         .unwrap();
-    b.write_online("p", "v", &[row("2", "two-fixed", 100, 120)])
+    b.write_online(p, "v", &[row("2", "two-fixed", 100, 120)])
         .unwrap();
-    a.write_online("p", "v", &[row("2", "two-stale", 100, 110)])
+    a.write_online(p, "v", &[row("2", "two-stale", 100, 110)])
         .unwrap();
     // Other views and projects are apart.
-    a.write_online("p", "w", &[row("1", "w1", 1, 1)]).unwrap();
-    a.write_online("q", "v", &[row("1", "q1", 1, 1)]).unwrap();
+    a.write_online(p, "w", &[row("1", "w1", 1, 1)]).unwrap();
+    a.write_online(q, "v", &[row("1", "q1", 1, 1)]).unwrap();
     let keys: Vec<String> = ["2", "1", "3"].iter().map(|s| s.to_string()).collect();
-    let got = b.read_online("p", "v", &keys).unwrap();
+    let got = b.read_online(p, "v", &keys).unwrap();
     assert_eq!(
         got,
         vec![
@@ -113,7 +150,7 @@ fn online_rows_keep_the_latest_per_entity(a: &SqlStore, b: &SqlStore) {
         ]
     );
     assert_eq!(
-        a.read_online("p", "w", &keys[1..2]).unwrap()[0]
+        a.read_online(p, "w", &keys[1..2]).unwrap()[0]
             .as_ref()
             .unwrap()
             .values,
@@ -123,9 +160,9 @@ fn online_rows_keep_the_latest_per_entity(a: &SqlStore, b: &SqlStore) {
     let many: Vec<OnlineRow> = (0..1200)
         .map(|i| row(&i.to_string(), &format!("v{i}"), 1, 1))
         .collect();
-    a.write_online("big", "v", &many).unwrap();
+    a.write_online(big, "v", &many).unwrap();
     let keys: Vec<String> = (0..1300).map(|i| i.to_string()).collect();
-    let got = b.read_online("big", "v", &keys).unwrap();
+    let got = b.read_online(big, "v", &keys).unwrap();
     assert_eq!(got.iter().filter(|r| r.is_some()).count(), 1200);
     assert_eq!(got[1199].as_ref().unwrap().values, "v1199");
     assert!(got[1200].is_none());

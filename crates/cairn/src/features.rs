@@ -22,6 +22,10 @@ pub struct FeaturesArgs {
     /// `--backend-store-uri`). Default: the home's SQLite file.
     #[arg(long, env = "CAIRN_BACKEND_STORE_URI", global = true)]
     backend_store_uri: Option<String>,
+    /// The online store: `redis://HOST[:PORT][/DB]` to share it between processes and
+    /// machines. Default: the metadata store's database.
+    #[arg(long, env = "CAIRN_ONLINE_STORE", global = true)]
+    online_store: Option<String>,
     #[command(subcommand)]
     command: FeaturesCommand,
 }
@@ -196,9 +200,27 @@ fn print_materialized(done: &[Materialized]) {
     }
 }
 
+/// The online store a URL names (Redis), or the metadata store's database.
+pub fn online_store(
+    url: Option<&str>,
+    metadata: Arc<cairn_store::SqlStore>,
+) -> anyhow::Result<Arc<dyn OnlineStore>> {
+    match url {
+        None => Ok(metadata),
+        Some(u) if u.starts_with("redis://") => Ok(Arc::new(
+            cairn_store::RedisOnlineStore::open(u)
+                .with_context(|| format!("cannot open the online store {u}"))?,
+        )),
+        Some(u) => bail!(
+            "online store {u}: give redis://HOST[:PORT][/DB], or leave it out for the metadata store"
+        ),
+    }
+}
+
 pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
     let home = crate::home_dir();
     let store = crate::server::metadata_store(args.backend_store_uri.as_deref(), &home)?;
+    let online = online_store(args.online_store.as_deref(), store.clone())?;
     let repo = args.repo.as_path();
     match args.command {
         FeaturesCommand::Apply => {
@@ -289,7 +311,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
             let done = materialize(
                 &d,
                 repo,
-                &*store,
+                &*online,
                 &views,
                 Some(start),
                 end,
@@ -311,7 +333,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
                 .iter()
                 .filter(|v| v.online && (views.is_empty() || views.contains(&v.name)))
             {
-                let start = match last_materialized(&d, &*store, &view.name)? {
+                let start = match last_materialized(&d, &*online, &view.name)? {
                     Some(last) => Some(last),
                     None if view.ttl.0 > 0 => Some(end - view.ttl.0 as i64 * 1_000_000),
                     None => None,
@@ -319,7 +341,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
                 done.extend(materialize(
                     &d,
                     repo,
-                    &*store,
+                    &*online,
                     std::slice::from_ref(&view.name),
                     start,
                     end,
@@ -340,7 +362,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
         } => {
             let project = read_definitions(repo)?.project;
             let server =
-                cairn_api::features::FeatureServer::new(store.clone(), store.clone(), &project);
+                cairn_api::features::FeatureServer::new(store.clone(), online.clone(), &project);
             let mut map = serde_json::Map::new();
             for e in entities {
                 let (key, values) = e
@@ -370,7 +392,6 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
         FeaturesCommand::Serve { host, port } => {
             let project = read_definitions(repo)?.project;
             let registry: Arc<dyn FeatureRegistryStore> = store.clone();
-            let online: Arc<dyn OnlineStore> = store;
             let server = Arc::new(cairn_api::features::FeatureServer::new(
                 registry, online, &project,
             ));

@@ -366,6 +366,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         no_auth: false,
         default_permission: "READ".into(),
         features_project: None,
+        features_online_store: None,
         http: server::HttpArgs::default(),
         runner: server::RunnerArgs::default(),
         monitoring: server::MonitoringArgs::default(),

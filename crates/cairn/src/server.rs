@@ -45,6 +45,10 @@ pub struct ServerArgs {
     /// replica reads the same definitions and online values.
     #[arg(long, value_name = "PROJECT")]
     pub features_project: Option<String>,
+    /// The online store of `--features-project`: `redis://HOST[:PORT][/DB]`, or (default) the
+    /// metadata store's database.
+    #[arg(long, env = "CAIRN_ONLINE_STORE", requires = "features_project")]
+    pub features_online_store: Option<String>,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
@@ -317,6 +321,7 @@ impl ServerArgs {
             no_auth: false,
             default_permission: "READ".into(),
             features_project: None,
+            features_online_store: None,
             http: HttpArgs::default(),
             runner: RunnerArgs::default(),
             monitoring: MonitoringArgs::default(),
@@ -602,13 +607,19 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
         .monitoring
         .open(&std::fs::canonicalize(home)?, store.clone())?;
     let pages_state = state.clone();
-    let features = args.features_project.as_deref().map(|project| {
-        let registry: Arc<dyn cairn_core::FeatureRegistryStore> = store.clone();
-        let online: Arc<dyn cairn_core::OnlineStore> = store.clone();
-        Arc::new(cairn_api::features::FeatureServer::new(
-            registry, online, project,
-        ))
-    });
+    let features = match args.features_project.as_deref() {
+        Some(project) => {
+            let registry: Arc<dyn cairn_core::FeatureRegistryStore> = store.clone();
+            let online = crate::features::online_store(
+                args.features_online_store.as_deref(),
+                store.clone(),
+            )?;
+            Some(Arc::new(cairn_api::features::FeatureServer::new(
+                registry, online, project,
+            )))
+        }
+        None => None,
+    };
     let router = cairn_api::router_with_pages(
         state,
         args.http.api_options(&args.runner),

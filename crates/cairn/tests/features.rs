@@ -366,39 +366,73 @@ fn small_source(path: &Path) {
 
 /// `cairn server --features-project` on one database: two replicas answer the same online
 /// values, a push through one is read through the other, and the routes sit behind `--auth`
-/// like the rest of the API.
+/// like the rest of the API. The online store is the metadata database (PostgreSQL when
+/// CAIRN_TEST_POSTGRES_URL is set) and, when CAIRN_TEST_REDIS_URL is set, Redis.
 #[test]
 fn server_replicas_share_the_online_store() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path();
-    small_source(&repo.join("data/stats.parquet"));
-    std::fs::write(
-        repo.join("features.yaml"),
-        "project: shared\nentities:\n  - {name: driver, join_keys: [driver_id]}\nsources:\n  - {name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}\nfeature_views:\n  - {name: s, entities: [driver], source: stats, schema: [{name: conv_rate, dtype: Float64}]}\n",
-    )
-    .unwrap();
     let pg = cairn_test::PgDatabase::create("server_replicas_share_the_online_store");
     let backend = pg.as_ref().map(|db| db.url.clone());
     if backend.is_none() {
         cairn_test::tally("sqlite");
     }
-    let run = |args: &[&str]| {
-        let mut cmd = Command::new(bin());
-        cmd.args(["features", "--repo"])
-            .arg(repo)
-            .args(args)
-            .env("CAIRN_HOME", repo.join("home"));
-        match &backend {
+    replicas_share("shared", backend.as_deref(), None);
+    match std::env::var("CAIRN_TEST_REDIS_URL") {
+        Ok(redis) => {
+            cairn_test::tally("redis");
+            // A project of this run's own: Redis outlives the test.
+            let project = format!("shared{}x{}", std::process::id(), cairn_core::now_millis());
+            // A database of its own too: the first --auth start made the admin user there.
+            let pg = cairn_test::PgDatabase::create("server_replicas_share_redis");
+            replicas_share(
+                &project,
+                pg.as_ref().map(|db| db.url.as_str()),
+                Some(&redis),
+            );
+        }
+        Err(_) => skip(
+            "server_replicas_share_the_online_store (Redis)",
+            "CAIRN_TEST_REDIS_URL is not set",
+        ),
+    }
+}
+
+fn replicas_share(project: &str, backend: Option<&str>, redis: Option<&str>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    small_source(&repo.join("data/stats.parquet"));
+    std::fs::write(
+        repo.join("features.yaml"),
+        format!("project: {project}\nentities:\n  - {{name: driver, join_keys: [driver_id]}}\nsources:\n  - {{name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}}\nfeature_views:\n  - {{name: s, entities: [driver], source: stats, schema: [{{name: conv_rate, dtype: Float64}}]}}\n"),
+    )
+    .unwrap();
+    let env = |cmd: &mut Command| {
+        cmd.env("CAIRN_HOME", repo.join("home"));
+        match backend {
             Some(url) => cmd.env("CAIRN_BACKEND_STORE_URI", url),
             None => cmd.env_remove("CAIRN_BACKEND_STORE_URI"),
         };
+        match redis {
+            Some(url) => cmd.env("CAIRN_ONLINE_STORE", url),
+            None => cmd.env_remove("CAIRN_ONLINE_STORE"),
+        };
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["features", "--repo"]).arg(repo).args(args);
+        env(&mut cmd);
         ok(cmd.output().unwrap())
     };
     run(&["apply"]);
     run(&["materialize", "2026-10-01", "2026-12-01"]);
-    let extra = ["--features-project", "shared"];
-    let a = TestServer::start_in(bin(), &repo.join("home"), backend.as_deref(), &extra);
-    let b = TestServer::start_in(bin(), &repo.join("home"), backend.as_deref(), &extra);
+    let start = |extra: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["server", "--port", "0", "--features-project", project])
+            .args(extra)
+            .env("CAIRN_LOG", "warn");
+        env(&mut cmd);
+        TestServer::spawn(cmd, &repo.join("home"))
+    };
+    let (a, b) = (start(&[]), start(&[]));
     let read = json!({"features": ["s:conv_rate"], "entities": {"driver_id": [1, 2, 3, 4]}});
     for server in [&a, &b] {
         let (status, answer) = server.http().post_json("/get-online-features", &read);
@@ -422,12 +456,7 @@ fn server_replicas_share_the_online_store() {
     drop((a, b));
 
     // With --auth, the feature routes need a user like every API route.
-    let guarded = TestServer::start_in(
-        bin(),
-        &repo.join("home"),
-        backend.as_deref(),
-        &["--features-project", "shared", "--auth"],
-    );
+    let guarded = start(&["--auth"]);
     let (status, _) = guarded.http().post_json("/get-online-features", &read);
     assert_eq!(status, 401);
     let password = std::fs::read_to_string(repo.join("home/admin-password")).unwrap();
