@@ -10,7 +10,8 @@ One feature view of 10 features (8 floats, an integer, a string) over `--entitie
   `cairn features materialize` (SQLite online store in the home), the same interval: wall
   time and the process's peak memory (ru_maxrss of the child).
 - Online lookups over HTTP: Feast's Python feature server (`feast serve`, one worker, access
-  log off) and `cairn features serve`, each on its own SQLite store, the same requests from one
+  log off) and `cairn features serve`, each on its own SQLite store (or both on one Redis with
+  `--online-store redis`, each under its own keys), the same requests from one
   Python client on a kept-alive connection, one at a time: 1 entity x 10 features and 100
   entities x 10 features; p50/p99 of the client-side latency.
 
@@ -40,6 +41,9 @@ parser.add_argument("--entities", type=int, default=10_000)
 parser.add_argument("--rows", type=int, default=1_000_000)
 parser.add_argument("--requests", type=int, default=2000)
 parser.add_argument("--cairn")
+parser.add_argument("--online-store", choices=["sqlite", "redis"], default="sqlite",
+                    help="where both keep online values: each its own SQLite file, or the Redis at --redis")
+parser.add_argument("--redis", default="127.0.0.1:6379")
 args = parser.parse_args()
 
 if args.cairn:
@@ -75,8 +79,10 @@ feast_repo = work / "feast"
 feast_repo.mkdir()
 (feast_repo / "feature_store.yaml").write_text(
     f"project: bench\nregistry: {feast_repo / 'registry.db'}\nprovider: local\n"
-    f"offline_store:\n  type: file\nonline_store:\n  type: sqlite\n  path: {feast_repo / 'online.db'}\n"
-    "entity_key_serialization_version: 3\n")
+    f"offline_store:\n  type: file\n"
+    + (f"online_store:\n  type: sqlite\n  path: {feast_repo / 'online.db'}\n" if args.online_store == "sqlite"
+       else f"online_store:\n  type: redis\n  connection_string: \"{args.redis}\"\n")
+    + "entity_key_serialization_version: 3\n")
 (feast_repo / "definitions.py").write_text(f'''
 from datetime import timedelta
 from feast import Entity, FeatureView, Field, FileSource, ValueType
@@ -89,6 +95,8 @@ stats_view = FeatureView(name="stats", entities=[driver], ttl=timedelta(0), sour
 ''')
 start, end = "2026-10-31T00:00:00", "2026-11-02T00:00:00"
 env = {**os.environ, "CAIRN_HOME": str(work / "home"), "CAIRN_LOG": "warn"}
+if args.online_store == "redis":
+    env["CAIRN_ONLINE_STORE"] = f"redis://{args.redis}"
 
 
 MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
@@ -110,6 +118,7 @@ subprocess.run([cairn, "features", "apply"], cwd=work, check=True, stdout=subpro
 # Peak memory: each measured alone, Cairn first (RUSAGE_CHILDREN keeps the largest child seen).
 cairn_s, cairn_mb = timed([cairn, "features", "materialize", start + "Z", end + "Z"], work)
 feast_s, feast_mb = timed([feast_bin, "materialize", start, end], feast_repo)
+print(f"online store: {args.online_store}")
 print(f"materialize {n:,} rows: cairn {cairn_s:.2f} s (peak {cairn_mb:.0f} MiB), "
       f"feast {feast_s:.2f} s (peak {feast_mb:.0f} MiB): {feast_s / cairn_s:.1f}x", flush=True)
 
@@ -151,7 +160,7 @@ def latencies(name, port, body, count):
     return np.percentile(out, 50), np.percentile(out, 99), json.loads(data)
 
 
-results = {"rows": n, "entities": args.entities, "materialize": {"cairn_s": cairn_s, "feast_s": feast_s,
+results = {"online_store": args.online_store, "rows": n, "entities": args.entities, "materialize": {"cairn_s": cairn_s, "feast_s": feast_s,
                                                                    "cairn_peak_mib": cairn_mb, "feast_peak_mib": feast_mb}}
 ids = list(range(1000, 1000 + args.entities))
 requests = {
