@@ -158,6 +158,17 @@ pub struct FeatureRef {
 }
 
 impl FeatureRef {
+    /// The views of `features`, each once, in the order they first appear.
+    pub fn views(features: &[FeatureRef]) -> Vec<&str> {
+        let mut views: Vec<&str> = Vec::new();
+        for f in features {
+            if !views.contains(&f.view.as_str()) {
+                views.push(&f.view);
+            }
+        }
+        views
+    }
+
     /// `view__feature` (Feast's `full_feature_names`) or `feature`.
     pub fn column(&self, full: bool) -> String {
         if full {

@@ -122,13 +122,7 @@ pub fn get_historical(request: &HistoricalRequest) -> Result<(RecordBatch, Histo
         .collect();
     let mut columns: Vec<ArrayRef> = entity_arrays.clone();
     let mut matched = Vec::new();
-    let mut views: Vec<&str> = Vec::new();
-    for f in request.features {
-        if !views.contains(&f.view.as_str()) {
-            views.push(&f.view);
-        }
-    }
-    for view_name in views {
+    for view_name in FeatureRef::views(request.features) {
         let view = d
             .view(view_name)
             .ok_or_else(|| Error::invalid(format!("unknown feature view {view_name}")))?;

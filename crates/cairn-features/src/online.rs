@@ -251,10 +251,13 @@ fn materialize_view(
 }
 
 /// `2026-11-01T12:00:00Z`, `2026-11-01 12:00:00.250`, `2026-11-01` (UTC) or seconds since the
-/// epoch, as milliseconds.
-pub fn parse_time_ms(v: &Value) -> Option<i64> {
+/// epoch, as microseconds.
+pub fn parse_time_micros(v: &Value) -> Option<i64> {
+    if let Some(seconds) = v.as_i64() {
+        return seconds.checked_mul(1_000_000);
+    }
     if let Some(seconds) = v.as_f64() {
-        return Some((seconds * 1000.0).round() as i64);
+        return Some((seconds * 1e6).round() as i64);
     }
     let text = v.as_str()?;
     let t = text.trim_end_matches('Z').trim_end_matches("+00:00");
@@ -274,9 +277,14 @@ pub fn parse_time_ms(v: &Value) -> Option<i64> {
     if h[0] > 23 || h[1] > 59 || h[2] > 60 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let ms: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    let micros: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
     let days = cairn_core::dates::days_from_civil(d[0], d[1], d[2]);
-    Some((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1000 + ms)
+    Some((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1_000_000 + micros)
+}
+
+/// [`parse_time_micros`] in milliseconds.
+pub fn parse_time_ms(v: &Value) -> Option<i64> {
+    parse_time_micros(v).map(|m| m.div_euclid(1000))
 }
 
 /// A pushed value as stored, checked against the feature's type.
@@ -466,13 +474,7 @@ pub fn get_online(
                    "event_timestamps": vec![&epoch; rows]})
         })
         .collect();
-    let mut views: Vec<&str> = Vec::new();
-    for f in features {
-        if !views.contains(&f.view.as_str()) {
-            views.push(&f.view);
-        }
-    }
-    for view_name in views {
+    for view_name in FeatureRef::views(features) {
         let view = d
             .view(view_name)
             .ok_or_else(|| Error::invalid(format!("unknown feature view {view_name}")))?;

@@ -97,36 +97,12 @@ enum FeaturesCommand {
 
 /// A time given on the command line, as microseconds since the epoch.
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    if let Ok(seconds) = text.parse::<i64>() {
-        return Ok(seconds * 1_000_000);
-    }
-    let bad = || anyhow!("{text:?} is not a time (2026-11-01, 2026-11-01T12:00:00Z or seconds)");
-    let t = text.trim_end_matches('Z').trim_end_matches("+00:00");
-    let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, "00:00:00"));
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    let (secs, frac) = time.split_once('.').unwrap_or((time, ""));
-    let h: Vec<i64> = secs
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    if d.len() != 3
-        || h.len() != 3
-        || !(1..=12).contains(&d[1])
-        || !(1..=31).contains(&d[2])
-        || h[0] > 23
-        || h[1] > 59
-        || h[2] > 60
-    {
-        return Err(bad());
-    }
-    let micros: i64 = format!("{frac:0<6}")[..6].parse().map_err(|_| bad())?;
-    let days = cairn_core::dates::days_from_civil(d[0], d[1], d[2]);
-    Ok(((days * 86_400 + h[0] * 3600 + h[1] * 60 + h[2]) * 1_000_000) + micros)
+    let value = text
+        .parse::<i64>()
+        .map_or_else(|_| Value::from(text), Value::from);
+    cairn_features::online::parse_time_micros(&value).ok_or_else(|| {
+        anyhow!("{text:?} is not a time (2026-11-01, 2026-11-01T12:00:00Z or seconds)")
+    })
 }
 
 fn read_definitions(repo: &Path) -> anyhow::Result<Definitions> {
