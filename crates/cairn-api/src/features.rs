@@ -133,6 +133,43 @@ impl FeatureServer {
     }
 }
 
+impl crate::bound::FeatureLookup for FeatureServer {
+    fn lookup(
+        &self,
+        service: &str,
+        entities: &[(String, Vec<Value>)],
+    ) -> Result<Value, crate::bound::BoundError> {
+        use crate::bound::BoundError;
+        let unavailable = |e: ApiError| BoundError(e.status(), e.message().to_string());
+        let d = self.definitions().map_err(unavailable)?;
+        let wanted = d.service(service).ok_or_else(|| {
+            BoundError::invalid(format!(
+                "the model is bound to feature service '{service}', which project {} does not \
+                 define: bind it to another service or apply definitions that have it",
+                self.project
+            ))
+        })?;
+        let features = d
+            .resolve(&wanted.features)
+            .map_err(|e| BoundError::invalid(e.to_string()))?;
+        cairn_features::online::get_online(
+            &d,
+            &*self.online,
+            &features,
+            entities,
+            true,
+            cairn_core::now_millis(),
+        )
+        .map_err(|e| match e {
+            cairn_features::Error::Invalid(m) => BoundError::invalid(m),
+            other => BoundError(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                other.to_string(),
+            ),
+        })
+    }
+}
+
 impl FeatureServer {
     /// Answers one `push` request body (Feast's: `push_source_name`, `df` as column lists,
     /// `to`: `online`; the offline store is not written yet).

@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod authz;
+pub mod bound;
 mod error;
 mod evaluation;
 pub mod features;
@@ -58,6 +59,9 @@ pub struct AppState {
     pub evaluation: cairn_core::Evaluation,
     /// Users and permissions; `None` when the server runs without authentication.
     pub authn: Option<Arc<auth::Authn>>,
+    /// The feature store of one project (`/get-online-features`, `/push`, and the features of
+    /// bound model versions); `None` when the server serves none.
+    pub features: Option<Arc<features::FeatureServer>>,
 }
 
 /// Limits of the HTTP surface.
@@ -292,12 +296,20 @@ pub fn router_with_pages(
     pages: impl FnOnce(&oip::Serving) -> Option<Router>,
 ) -> Router {
     let serving = oip::Serving {
-        models: Arc::new(served::RegistryModels::new(
-            state.registry.clone(),
-            state.artifacts.clone(),
-            options.runner,
-            options.loaded_models,
-        )),
+        models: Arc::new(
+            served::RegistryModels::new(
+                state.registry.clone(),
+                state.artifacts.clone(),
+                options.runner,
+                options.loaded_models,
+            )
+            .with_features(
+                state
+                    .features
+                    .clone()
+                    .map(|f| f as Arc<dyn bound::FeatureLookup>),
+            ),
+        ),
         metrics: Arc::default(),
         monitoring,
     };
@@ -324,6 +336,11 @@ pub fn router_with_pages(
         .merge(oip::routes(serving.clone()))
         .merge(observability_routes(&serving));
     let router = router.merge(auth::routes());
+    // Feature routes sit with the rest: behind the same authentication.
+    let router = match &state.features {
+        Some(server) => router.merge(features::routes(server.clone())),
+        None => router,
+    };
     let router = match pages(&serving) {
         Some(pages) => router.merge(pages),
         None => router.fallback(not_found),

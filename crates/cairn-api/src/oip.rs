@@ -24,6 +24,23 @@ pub struct ServedModel {
     pub version: String,
     /// The loaded graph and the policy it runs under.
     pub runner: Runner,
+    /// The columns of its input `x`, when its trainer recorded them (`cairn train`).
+    pub columns: Option<Vec<cairn_serving::FeatureColumn>>,
+    /// The feature service whose entity keys a request may send instead of the inputs.
+    pub binding: Option<crate::bound::Binding>,
+}
+
+impl ServedModel {
+    /// A model loaded from `bytes`, unbound.
+    pub fn new(name: String, version: String, runner: Runner, bytes: &[u8]) -> ServedModel {
+        ServedModel {
+            name,
+            version,
+            runner,
+            columns: cairn_serving::feature_columns(bytes),
+            binding: None,
+        }
+    }
 }
 
 /// Why no model answers a request.
@@ -617,9 +634,20 @@ async fn run_inference(
 /// Inputs and outputs of an answered request, for the prediction log.
 pub(crate) type Tensors = (Vec<NamedTensor>, Vec<NamedTensor>);
 
+/// The inputs of a bound model for entity rows, looked up off the runtime.
+pub(crate) async fn features_for(
+    served: &Arc<ServedModel>,
+    entities: Vec<(String, Vec<Value>)>,
+) -> Result<Vec<NamedTensor>, OipError> {
+    let served = served.clone();
+    off_runtime(move || crate::bound::inputs_for_entities(&served, &entities))
+        .await?
+        .map_err(|e| OipError(e.0, e.1))
+}
+
 /// Answers one request; with `keep`, also returns its input and output tensors.
 async fn answer(
-    served: &ServedModel,
+    served: &Arc<ServedModel>,
     body: InferBody,
     keep: bool,
 ) -> Result<(Response, Option<Tensors>), OipError> {
@@ -643,6 +671,16 @@ async fn answer(
             cursor.len()
         )));
     }
+    let inputs = if crate::bound::sends_entities(served, inputs.iter().map(|t| t.name.as_str())) {
+        // Entity keys: the bound feature service's values become the inputs.
+        let entities: Vec<(String, Vec<Value>)> = inputs
+            .iter()
+            .map(|t| (t.name.clone(), json_values(&t.data)))
+            .collect();
+        features_for(served, entities).await?
+    } else {
+        inputs
+    };
     let all_binary = header
         .get("parameters")
         .and_then(|p| p.get("binary_data_output"))

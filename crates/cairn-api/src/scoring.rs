@@ -446,8 +446,92 @@ async fn invocations(
 
 const REQUEST_ID: &str = "x-request-id";
 
+/// MLflow's error code for a status.
+fn code_of(status: StatusCode) -> &'static str {
+    if status == StatusCode::BAD_REQUEST {
+        "BAD_REQUEST"
+    } else {
+        "INTERNAL_ERROR"
+    }
+}
+
+/// A parsed request body: a table, or `instances` / `inputs` under its key.
+enum Body {
+    Table(Table),
+    Instances(Value, String),
+}
+
+impl Body {
+    /// The entity rows the body sends, when the model is bound to a feature service and the
+    /// body names none of its inputs: each join key with one value per row.
+    fn entities(
+        &self,
+        served: &ServedModel,
+    ) -> Option<Result<crate::bound::EntityRows, ScoringError>> {
+        match self {
+            Body::Table(Table {
+                columns: Some(columns),
+                rows,
+            }) => {
+                if !crate::bound::sends_entities(served, columns.iter().map(String::as_str)) {
+                    return None;
+                }
+                Some(Ok(columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, name)| {
+                        let values = rows
+                            .iter()
+                            .map(|r| r.get(c).cloned().unwrap_or(Value::Null))
+                            .collect();
+                        (name.clone(), values)
+                    })
+                    .collect()))
+            }
+            Body::Table(_) => None,
+            Body::Instances(Value::Object(map), _) => {
+                if !crate::bound::sends_entities(served, map.keys().map(String::as_str)) {
+                    return None;
+                }
+                Some(Ok(map
+                    .iter()
+                    .map(|(name, v)| match v {
+                        Value::Array(values) => (name.clone(), values.clone()),
+                        other => (name.clone(), vec![other.clone()]),
+                    })
+                    .collect()))
+            }
+            Body::Instances(Value::Array(items), key)
+                if items.first().is_some_and(Value::is_object) =>
+            {
+                let names: Vec<&String> = items[0].as_object()?.keys().collect();
+                if !crate::bound::sends_entities(served, names.iter().map(|n| n.as_str())) {
+                    return None;
+                }
+                Some(
+                    names
+                        .iter()
+                        .map(|name| {
+                            let values = items
+                                .iter()
+                                .map(|r| {
+                                    r.get(name.as_str()).cloned().ok_or_else(|| {
+                                        bad(format!("a row of '{key}' has no '{name}'"))
+                                    })
+                                })
+                                .collect::<Result<_, _>>()?;
+                            Ok(((*name).clone(), values))
+                        })
+                        .collect(),
+                )
+            }
+            Body::Instances(..) => None,
+        }
+    }
+}
+
 async fn score(
-    served: &ServedModel,
+    served: &Arc<ServedModel>,
     req: Request,
     keep: bool,
 ) -> Result<(Value, Option<crate::oip::Tensors>), ScoringError> {
@@ -461,11 +545,11 @@ async fn score(
         .await
         .map_err(|e| ScoringError(e.status(), "BAD_REQUEST", e.message().to_string()))?;
     let specs = &served.runner.model().signature().inputs;
-    let (inputs, tabular) = if content_type.starts_with("text/csv") {
+    let (request, tabular) = if content_type.starts_with("text/csv") {
         let text = std::str::from_utf8(&bytes).map_err(|_| bad("the CSV body is not UTF-8"))?;
-        (tensors_from_table(specs, &parse_csv(text)?)?, true)
+        (Body::Table(parse_csv(text)?), true)
     } else if content_type.starts_with("application/json") {
-        let body: Map<String, Value> =
+        let mut body: Map<String, Value> =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("malformed JSON: {e}")))?;
         const FORMATS: [&str; 4] = [
             "dataframe_split",
@@ -479,14 +563,18 @@ async fn score(
             .collect();
         match given.as_slice() {
             ["dataframe_split"] => (
-                tensors_from_table(specs, &table_from_split(&body["dataframe_split"])?)?,
+                Body::Table(table_from_split(&body["dataframe_split"])?),
                 true,
             ),
             ["dataframe_records"] => (
-                tensors_from_table(specs, &table_from_records(&body["dataframe_records"])?)?,
+                Body::Table(table_from_records(&body["dataframe_records"])?),
                 true,
             ),
-            [key] => (tensors_from_instances(specs, &body[*key], key)?, false),
+            [key] => {
+                let key = key.to_string();
+                let value = body.remove(&key).unwrap_or(Value::Null);
+                (Body::Instances(value, key), false)
+            }
             _ => {
                 return Err(bad(format!(
                     "the body must have exactly one of {}",
@@ -503,19 +591,24 @@ async fn score(
             ),
         ));
     };
+    let inputs = match request.entities(served) {
+        // Entity keys of the bound feature service: its values become the inputs.
+        Some(entities) => crate::oip::features_for(served, entities?)
+            .await
+            .map_err(|e| {
+                let status = e.status();
+                ScoringError(status, code_of(status), e.message())
+            })?,
+        None => match &request {
+            Body::Table(table) => tensors_from_table(specs, table)?,
+            Body::Instances(value, key) => tensors_from_instances(specs, value, key)?,
+        },
+    };
     let kept_inputs = keep.then(|| inputs.clone());
     let outputs = served.runner.infer(inputs).await.map_err(|e| {
         let e = serving_status(e);
         let status = e.status();
-        ScoringError(
-            status,
-            if status == StatusCode::BAD_REQUEST {
-                "BAD_REQUEST"
-            } else {
-                "INTERNAL_ERROR"
-            },
-            e.message(),
-        )
+        ScoringError(status, code_of(status), e.message())
     })?;
     let predictions = if tabular {
         if let [only] = outputs.as_slice() {

@@ -1,10 +1,11 @@
 //! Registered model versions as Open Inference Protocol models inside `cairn server`: the OIP
 //! model name is the registered model's name, the OIP version its number or an alias.
 use crate::artifacts::proxied_root;
+use crate::bound::{Binding, FeatureLookup};
 use crate::oip::{unknown_text, ModelError, ModelSource, ServedModel};
 use cairn_core::paths::ArtifactPath;
 use cairn_core::registry::parse_version;
-use cairn_core::{ArtifactStore, Error, Registry, VersionSelector};
+use cairn_core::{ArtifactStore, Error, Registry, VersionIdentity, VersionSelector};
 use cairn_serving::{OnnxModel, Runner, RunnerOptions};
 use std::collections::HashMap;
 use std::io::Read;
@@ -21,6 +22,7 @@ pub struct RegistryModels {
     loaded: Mutex<LoadedModels>,
     options: RunnerOptions,
     bounds: CacheBounds,
+    features: Option<Arc<dyn FeatureLookup>>,
 }
 
 /// How many loaded versions, and how many bytes of graph, stay in memory.
@@ -41,8 +43,9 @@ impl Default for CacheBounds {
     }
 }
 
-/// A version's identity: what a re-created version with the same number never shares.
-type Identity = (String, i64, i64);
+/// A version's identity: what a re-created version with the same number never shares, and the
+/// feature service it is bound to (bound again, it loads again: a rare change).
+type Identity = (String, i64, i64, Option<String>);
 
 #[derive(Default)]
 struct LoadedModels {
@@ -128,7 +131,14 @@ impl RegistryModels {
             loaded: Mutex::new(LoadedModels::default()),
             options,
             bounds,
+            features: None,
         }
+    }
+
+    /// Versions bound to a feature service look their features up in `lookup`.
+    pub fn with_features(mut self, lookup: Option<Arc<dyn FeatureLookup>>) -> Self {
+        self.features = lookup;
+        self
     }
 
     /// How many versions are loaded now.
@@ -143,7 +153,11 @@ impl RegistryModels {
     /// The (number, creation time) of the version a request names: one query per request,
     /// so a version deleted and created again, or an alias moved through another replica, is
     /// seen at the next request.
-    fn identify(&self, name: &str, version: Option<&str>) -> Result<Option<(i64, i64)>, Error> {
+    fn identify(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<VersionIdentity>, Error> {
         let which = match version {
             None => VersionSelector::Newest,
             Some(v) if v.chars().all(|c| c.is_ascii_digit()) => {
@@ -154,7 +168,7 @@ impl RegistryModels {
         self.registry.version_identity(name, &which)
     }
 
-    fn load(&self, name: &str, number: i64) -> Result<(OnnxModel, u64), ModelError> {
+    fn load(&self, name: &str, number: i64) -> Result<(OnnxModel, Vec<u8>), ModelError> {
         let unservable =
             |why: String| ModelError::Unservable(format!("model '{name}' version {number}: {why}"));
         let version = self
@@ -164,9 +178,8 @@ impl RegistryModels {
         let bytes = onnx_bytes(self.artifacts.as_ref(), &version.storage_location)
             .map_err(unservable)?
             .ok_or_else(|| unservable(format!("no .onnx file in {}", version.storage_location)))?;
-        let size = bytes.len() as u64;
         let model = OnnxModel::from_bytes(&bytes).map_err(|e| unservable(e.to_string()))?;
-        Ok((model, size))
+        Ok((model, bytes))
     }
 }
 
@@ -234,7 +247,7 @@ pub fn checked_signature(
 
 impl ModelSource for RegistryModels {
     fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ModelError> {
-        let (number, created) = self
+        let identity = self
             .identify(name, version)
             .map_err(|e| match e {
                 Error::NotFound(_) | Error::InvalidParameter(_) => {
@@ -243,7 +256,13 @@ impl ModelSource for RegistryModels {
                 other => ModelError::Unservable(other.to_string()),
             })?
             .ok_or_else(|| ModelError::Unknown(unknown_text(name, version)))?;
-        let key: Identity = (name.to_owned(), number, created);
+        let number = identity.number;
+        let key: Identity = (
+            name.to_owned(),
+            number,
+            identity.created_ms,
+            identity.feature_service.clone(),
+        );
         if let Some(hit) = self
             .loaded
             .lock()
@@ -254,23 +273,28 @@ impl ModelSource for RegistryModels {
         }
         // Loading happens outside the lock; two first requests may both load, one wins.
         let (model, bytes) = self.load(name, number)?;
-        let served = Arc::new(ServedModel {
-            name: name.to_string(),
-            version: number.to_string(),
-            runner: Runner::new(model, self.options),
+        let mut served = ServedModel::new(
+            name.to_string(),
+            number.to_string(),
+            Runner::new(model, self.options),
+            &bytes,
+        );
+        served.binding = identity.feature_service.map(|service| Binding {
+            service,
+            lookup: self.features.clone(),
         });
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(loaded.insert(key, served, bytes, self.bounds))
+        Ok(loaded.insert(key, Arc::new(served), bytes.len() as u64, self.bounds))
     }
 
     fn loaded_bytes(&self, name: &str, number: i64, created_ms: i64) -> Option<u64> {
-        let key: Identity = (name.to_string(), number, created_ms);
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entries
-            .get(&key)
-            .map(|e| e.bytes)
+            .iter()
+            .find(|(k, _)| k.0 == name && k.1 == number && k.2 == created_ms)
+            .map(|(_, e)| e.bytes)
     }
 }
 
@@ -280,18 +304,19 @@ mod tests {
 
     fn served(name: &str) -> Arc<ServedModel> {
         let bytes = cairn_serving::build::logistic_regression_onnx(&[1.0, 2.0], 0.5);
-        Arc::new(ServedModel {
-            name: name.to_string(),
-            version: "1".into(),
-            runner: Runner::new(
+        Arc::new(ServedModel::new(
+            name.to_string(),
+            "1".into(),
+            Runner::new(
                 OnnxModel::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}")),
                 RunnerOptions::default(),
             ),
-        })
+            &bytes,
+        ))
     }
 
     fn key(name: &str, number: i64, created: i64) -> Identity {
-        (name.to_string(), number, created)
+        (name.to_string(), number, created, None)
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use registry::Registry;
 pub use store::{
     ArtifactEntry, ArtifactStore, DatasetStore, EvaluationStore, ExperimentLocation,
     ExperimentQuery, LoggedModelQuery, ModelVersionQuery, RegisteredModelQuery, RegistryStore,
-    RunQuery, TraceStore, TrackingStore, VersionSelector,
+    RunQuery, TraceStore, TrackingStore, VersionIdentity, VersionSelector, FEATURE_SERVICE_TAG,
 };
 pub use traces::Traces;
 pub use tracking::Tracking;

@@ -417,13 +417,13 @@ impl Registry {
         Ok(())
     }
 
-    /// The (number, creation time) of the version `which` names, if there is one: one query,
-    /// for the serving path.
+    /// The identity of the version `which` names, if there is one: one query, for the
+    /// serving path.
     pub fn version_identity(
         &self,
         name: &str,
         which: &crate::VersionSelector,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Option<crate::store::VersionIdentity>> {
         self.store.version_identity(name, which)
     }
 

@@ -297,10 +297,30 @@ pub trait RegistryStore: Send + Sync {
     fn delete_alias(&self, name: &str, alias: &str) -> Result<bool>;
     /// The version an alias points at.
     fn get_alias(&self, name: &str, alias: &str) -> Result<Option<i64>>;
-    /// The (number, creation time) of the version `which` names, in one query: what serving
-    /// checks on every request to know whether its loaded graph is still the one named.
-    fn version_identity(&self, name: &str, which: &VersionSelector) -> Result<Option<(i64, i64)>>;
+    /// The identity of the version `which` names, in one query: what serving checks on every
+    /// request to know whether its loaded graph, and the feature service it is bound to, are
+    /// still the ones named.
+    fn version_identity(
+        &self,
+        name: &str,
+        which: &VersionSelector,
+    ) -> Result<Option<VersionIdentity>>;
 }
+
+/// What serving needs to know about a version on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionIdentity {
+    /// The version number.
+    pub number: i64,
+    /// Its creation time (a version deleted and created again gets a new one).
+    pub created_ms: i64,
+    /// The feature service the version is bound to (its [`FEATURE_SERVICE_TAG`] tag), whose
+    /// entity keys a request may send instead of the model's inputs.
+    pub feature_service: Option<String>,
+}
+
+/// The version tag that binds a model version to a feature service of the server's project.
+pub const FEATURE_SERVICE_TAG: &str = "cairn.feature_service";
 
 /// One entry of an artifact directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

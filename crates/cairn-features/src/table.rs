@@ -218,19 +218,3 @@ pub(crate) fn write_key(parts: &[KeyPart], i: usize, out: &mut String) -> bool {
     }
     true
 }
-
-/// The entity key of every row from its key columns (`None` when a part is null).
-pub(crate) fn entity_keys(parts: &[Vec<Option<String>>], rows: usize) -> Vec<Option<String>> {
-    (0..rows)
-        .map(|i| {
-            let mut key = String::new();
-            for (j, part) in parts.iter().enumerate() {
-                if j > 0 {
-                    key.push(KEY_SEPARATOR);
-                }
-                key.push_str(part[i].as_deref()?);
-            }
-            Some(key)
-        })
-        .collect()
-}

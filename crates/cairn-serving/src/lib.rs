@@ -248,6 +248,37 @@ pub fn metadata_props(bytes: &[u8]) -> Result<Vec<(String, String)>, ServingErro
         .collect())
 }
 
+/// One column of a model's input `x` as its trainer recorded it (`cairn.features`): a number,
+/// or a category fed as the index of its level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureColumn {
+    /// The training data's column name.
+    pub name: String,
+    /// A category's sorted levels; `None` for a number.
+    pub levels: Option<Vec<String>>,
+}
+
+/// The columns `x` holds, in order, when the model records them (`cairn train`'s models).
+pub fn feature_columns(bytes: &[u8]) -> Option<Vec<FeatureColumn>> {
+    let props = metadata_props(bytes).ok()?;
+    let (_, text) = props.iter().find(|(k, _)| k == "cairn.features")?;
+    let listed: serde_json::Value = serde_json::from_str(text).ok()?;
+    listed
+        .as_array()?
+        .iter()
+        .map(|f| {
+            Some(FeatureColumn {
+                name: f["name"].as_str()?.to_string(),
+                levels: f["levels"].as_array().map(|ls| {
+                    ls.iter()
+                        .map(|l| l.as_str().map_or_else(|| l.to_string(), String::from))
+                        .collect()
+                }),
+            })
+        })
+        .collect()
+}
+
 impl OnnxModel {
     /// Loads, types and optimises a model from ONNX bytes.
     /// Graphs that would allocate beyond [`guard::MAX_TENSOR_ELEMENTS`] per tensor are refused

@@ -197,20 +197,39 @@ fn aliases(r: &Registry) {
     ));
     assert!(matches!(r.set_alias("a", "x", 7), Err(Error::NotFound(_))));
     // The one-query identity serving checks per request agrees with the full lookups.
-    let identity = |which: VersionSelector| r.version_identity("a", &which).unwrap();
+    let identity = |which: VersionSelector| {
+        r.version_identity("a", &which)
+            .unwrap()
+            .map(|i| (i.number, i.created_ms, i.feature_service))
+    };
     let second = r.get_version("a", 2).unwrap();
     assert_eq!(
         identity(VersionSelector::Alias("champion".into())),
-        Some((2, second.creation_time))
+        Some((2, second.creation_time, None))
     );
     assert_eq!(
-        identity(VersionSelector::Number(1)).map(|(n, _)| n),
+        identity(VersionSelector::Number(1)).map(|(n, _, _)| n),
         Some(1)
     );
     assert_eq!(
         identity(VersionSelector::Newest),
-        Some((2, second.creation_time))
+        Some((2, second.creation_time, None))
     );
+    // The feature-service binding comes with the identity, through every selector.
+    r.set_version_tag("a", 2, cairn_core::FEATURE_SERVICE_TAG, "scoring")
+        .unwrap();
+    r.set_version_tag("a", 2, "other", "x").unwrap();
+    for which in [
+        VersionSelector::Alias("champion".into()),
+        VersionSelector::Number(2),
+        VersionSelector::Newest,
+    ] {
+        assert_eq!(
+            identity(which),
+            Some((2, second.creation_time, Some("scoring".to_string())))
+        );
+    }
+    assert_eq!(identity(VersionSelector::Number(1)).unwrap().2, None);
     assert_eq!(identity(VersionSelector::Number(9)), None);
     assert_eq!(identity(VersionSelector::Alias("nobody".into())), None);
     assert_eq!(
@@ -220,7 +239,10 @@ fn aliases(r: &Registry) {
     );
     r.delete_version("a", 2).unwrap();
     assert_eq!(identity(VersionSelector::Alias("champion".into())), None);
-    assert_eq!(identity(VersionSelector::Newest).map(|(n, _)| n), Some(1));
+    assert_eq!(
+        identity(VersionSelector::Newest).map(|(n, _, _)| n),
+        Some(1)
+    );
     assert!(matches!(
         r.version_by_alias("a", "champion"),
         Err(Error::NotFound(_))

@@ -153,6 +153,23 @@ impl Client {
         Self::check(resp, path)
     }
 
+    /// POSTs JSON to `path` under the base URL (not the MLflow API), answering the status
+    /// and the body (JSON, or the text as a string).
+    pub fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let mut resp = self
+            .with_auth(self.agent.post(&format!("{}{path}", self.base)))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .with_context(|| format!("POST {path}"))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("POST {path}: reading body"))?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
     pub fn put_artifact(&self, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let resp = self
             .with_auth(self.agent.put(&format!(

@@ -26,6 +26,11 @@ pub struct FeaturesArgs {
     /// machines. Default: the metadata store's database.
     #[arg(long, env = "CAIRN_ONLINE_STORE", global = true)]
     online_store: Option<String>,
+    /// Where registered models keep their files (a server's `--artifacts-destination`): read
+    /// to check that the versions bound to a service still get their inputs from it.
+    /// Default: `<home>/artifacts`.
+    #[arg(long, global = true)]
+    artifacts_destination: Option<PathBuf>,
     #[command(subcommand)]
     command: FeaturesCommand,
 }
@@ -85,6 +90,19 @@ enum FeaturesCommand {
         entities: Vec<String>,
         #[arg(long)]
         full_feature_names: bool,
+    },
+    /// Bind a registered model version to a feature service: requests to it may then send the
+    /// service's entity keys instead of the model's inputs (OIP and /invocations), and
+    /// `apply` refuses definitions that would stop the service feeding it.
+    Bind {
+        /// models:/NAME/VERSION
+        model: String,
+        /// The feature service (of the repository's project).
+        #[arg(long, required_unless_present = "unbind")]
+        service: Option<String>,
+        /// Remove the binding instead.
+        #[arg(long, conflicts_with = "service")]
+        unbind: bool,
     },
     /// Serve `POST /get-online-features` (Feast's feature server protocol).
     Serve {
@@ -198,10 +216,24 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
     let store = crate::server::metadata_store(args.backend_store_uri.as_deref(), &home)?;
     let online = online_store(args.online_store.as_deref(), store.clone())?;
     let repo = args.repo.as_path();
+    let locations = (
+        args.backend_store_uri.clone(),
+        args.artifacts_destination.clone(),
+    );
     match args.command {
         FeaturesCommand::Apply => {
             let d = read_definitions(repo)?;
             check_sources(&d, repo)?;
+            let models = BoundModels::open(&locations)?;
+            let broken = models.broken_by(&d)?;
+            if !broken.is_empty() {
+                bail!(
+                    "not applied: these definitions would break the feature service of bound \
+                     model versions (unbind them with `cairn features bind MODEL --unbind`, or \
+                     keep what they use):\n  {}",
+                    broken.join("\n  ")
+                );
+            }
             let before = store
                 .definitions(&d.project, None)?
                 .map(|s| Definitions::parse(&s.text, "the applied definitions"))
@@ -365,6 +397,51 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
                 .map_err(|e| anyhow!("{}", e.message()))?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
         }
+        FeaturesCommand::Bind {
+            model,
+            service,
+            unbind,
+        } => {
+            let (name, version) = parse_model_version(&model)?;
+            let models = BoundModels::open(&locations)?;
+            match service {
+                Some(service) if !unbind => {
+                    let d = applied(repo, &*store)?;
+                    let served = models.load(&name, version)?;
+                    if let Err(why) = check_service(&d, &service, &served) {
+                        bail!("cannot bind {model} to feature service {service}: {why}");
+                    }
+                    let stored = store.definitions(&d.project, None)?.ok_or_else(|| {
+                        anyhow!("project {} has no applied definitions", d.project)
+                    })?;
+                    for (key, value) in [
+                        (cairn_core::FEATURE_SERVICE_TAG, service.clone()),
+                        (FEATURE_PROJECT_TAG, d.project.clone()),
+                        (FEATURE_DEFINITIONS_TAG, stored.version.to_string()),
+                    ] {
+                        models
+                            .registry
+                            .set_version_tag(&name, version, key, &value)?;
+                    }
+                    println!(
+                        "Bound {model} to feature service {service} of project {} (definitions \
+                         version {}): requests may send its entity keys",
+                        d.project, stored.version
+                    );
+                }
+                _ => {
+                    models.registry.get_version(&name, version)?;
+                    for key in [
+                        cairn_core::FEATURE_SERVICE_TAG,
+                        FEATURE_PROJECT_TAG,
+                        FEATURE_DEFINITIONS_TAG,
+                    ] {
+                        let _ = models.registry.delete_version_tag(&name, version, key);
+                    }
+                    println!("Unbound {model}");
+                }
+            }
+        }
         FeaturesCommand::Serve { host, port } => {
             let project = read_definitions(repo)?.project;
             let registry: Arc<dyn FeatureRegistryStore> = store.clone();
@@ -392,4 +469,130 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The version tag naming the project of a version's feature service.
+const FEATURE_PROJECT_TAG: &str = "cairn.feature_project";
+/// The version tag naming the definitions version the binding was made with.
+const FEATURE_DEFINITIONS_TAG: &str = "cairn.feature_definitions";
+
+/// `models:/NAME/VERSION` as (name, number).
+fn parse_model_version(uri: &str) -> anyhow::Result<(String, i64)> {
+    uri.strip_prefix("models:/")
+        .and_then(|rest| rest.rsplit_once('/'))
+        .and_then(|(name, v)| Some((name.to_string(), v.parse::<i64>().ok()?)))
+        .filter(|(name, v)| !name.is_empty() && *v > 0)
+        .ok_or_else(|| anyhow!("'{uri}' is not of the form models:/NAME/VERSION"))
+}
+
+/// The columns a service's online answer has: its views' join keys, then each feature in
+/// full (`view__feature`), in the order the feature server answers them; and how many keys.
+fn service_columns(d: &Definitions, service: &str) -> Result<(Vec<String>, usize), String> {
+    let wanted = d
+        .service(service)
+        .ok_or_else(|| format!("project {} has no feature service {service}", d.project))?;
+    let features = d.resolve(&wanted.features).map_err(|e| e.to_string())?;
+    let mut names: Vec<String> = Vec::new();
+    for view in cairn_features::definitions::FeatureRef::views(&features) {
+        let view = d
+            .view(view)
+            .ok_or_else(|| format!("unknown feature view {view}"))?;
+        if !view.online {
+            return Err(format!(
+                "feature view {} of service {service} is not served online (online: false)",
+                view.name
+            ));
+        }
+        for key in d.join_keys(view) {
+            if !names.contains(&key) {
+                names.push(key);
+            }
+        }
+    }
+    let keys = names.len();
+    for view in cairn_features::definitions::FeatureRef::views(&features) {
+        names.extend(
+            features
+                .iter()
+                .filter(|f| f.view == view)
+                .map(|f| f.column(true)),
+        );
+    }
+    Ok((names, keys))
+}
+
+/// Whether `service` of `d` can feed every input of `served`.
+fn check_service(
+    d: &Definitions,
+    service: &str,
+    served: &cairn_api::oip::ServedModel,
+) -> Result<(), String> {
+    let (names, keys) = service_columns(d, service)?;
+    cairn_api::bound::check_binding(served, service, &names, keys).map_err(|e| e.1)
+}
+
+/// The registry, and the files of its models, for checking bindings.
+struct BoundModels {
+    registry: cairn_core::Registry,
+    models: cairn_api::served::RegistryModels,
+}
+
+impl BoundModels {
+    /// The registry and artifacts `locations` names (backend store, artifacts destination).
+    fn open(locations: &(Option<String>, Option<PathBuf>)) -> anyhow::Result<BoundModels> {
+        let mut server = crate::server::ServerArgs::local();
+        server.backend_store_uri = locations.0.clone();
+        server.artifacts_destination = locations.1.clone();
+        let (state, _) = crate::server::open_state(&server, &crate::home_dir())?;
+        Ok(BoundModels {
+            registry: state.registry.clone(),
+            models: cairn_api::served::RegistryModels::new(
+                state.registry,
+                state.artifacts,
+                cairn_serving::RunnerOptions::default(),
+                cairn_api::served::CacheBounds::default(),
+            ),
+        })
+    }
+
+    fn load(&self, name: &str, version: i64) -> anyhow::Result<Arc<cairn_api::oip::ServedModel>> {
+        use cairn_api::oip::ModelSource;
+        self.models
+            .resolve(name, Some(&version.to_string()))
+            .map_err(|e| anyhow!("models:/{name}/{version}: {e}"))
+    }
+
+    /// What `d` would break: each version of `d`'s project bound to a service that `d` no
+    /// longer has, or that no longer feeds the model's inputs.
+    fn broken_by(&self, d: &Definitions) -> anyhow::Result<Vec<String>> {
+        let filter = format!("tags.`{}` LIKE '%'", cairn_core::FEATURE_SERVICE_TAG);
+        let mut broken = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .registry
+                .search_versions(&filter, &[], Some(1000), &token)?;
+            for v in &page.items {
+                let tag = |key: &str| v.tags.iter().find(|t| t.key == key).map(|t| &t.value);
+                if tag(FEATURE_PROJECT_TAG).is_some_and(|p| *p != d.project) {
+                    continue;
+                }
+                let Some(service) = tag(cairn_core::FEATURE_SERVICE_TAG) else {
+                    continue;
+                };
+                let served = self.load(&v.name, v.version)?;
+                if let Err(why) = check_service(d, service, &served) {
+                    broken.push(format!(
+                        "models:/{}/{} (feature service {service}): {why}",
+                        v.name, v.version
+                    ));
+                }
+            }
+            match page.next_offset {
+                Some(offset) => token = cairn_core::search::page_token(offset),
+                None => break,
+            }
+        }
+        Ok(broken)
+    }
 }

@@ -311,41 +311,12 @@ impl ServedLog {
     }
 }
 
-/// One input feature of a model `cairn train` exported, from its `cairn.features` metadata:
-/// its name, and its levels when it is a category (served as the level's code).
-#[derive(Debug, Clone)]
-struct ModelFeature {
-    name: String,
-    levels: Option<Vec<String>>,
-}
-
-/// The features a `cairn train` model takes, in input order (`None` for other models).
-fn model_features(bytes: &[u8]) -> Option<Vec<ModelFeature>> {
-    let props = cairn_serving::metadata_props(bytes).ok()?;
-    let (_, text) = props.iter().find(|(k, _)| k == "cairn.features")?;
-    let listed: Value = serde_json::from_str(text).ok()?;
-    listed
-        .as_array()?
-        .iter()
-        .map(|f| {
-            Some(ModelFeature {
-                name: f["name"].as_str()?.to_string(),
-                levels: f["levels"].as_array().map(|ls| {
-                    ls.iter()
-                        .map(|l| l.as_str().map_or_else(|| l.to_string(), String::from))
-                        .collect()
-                }),
-            })
-        })
-        .collect()
-}
-
 /// The logged inputs of a window as the training data's columns: `x[j]` is the served
 /// model's feature `j` (category codes turned back into their levels); named inputs keep
 /// their names. Only columns the training data has are kept.
 fn served_columns(
     window: &cairn_monitor::Window,
-    features: Option<&[ModelFeature]>,
+    features: Option<&[cairn_serving::FeatureColumn]>,
     training: &cairn_quality::drift::Dataset,
 ) -> Vec<(String, cairn_quality::drift::Sample)> {
     use cairn_monitor::Column;
@@ -462,7 +433,7 @@ fn served_drift(
     let features = match version["run_id"].as_str().filter(|r| !r.is_empty()) {
         Some(run_id) => model_bytes(client, &version, &get_run(client, run_id)?)
             .ok()
-            .and_then(|b| model_features(&b)),
+            .and_then(|b| cairn_serving::feature_columns(&b)),
         None => None,
     };
     let requirement =

@@ -34,6 +34,55 @@ pub struct ServeArgs {
     /// Predictions are logged under `<home>/monitoring` for `cairn monitor`.
     #[command(flatten)]
     monitoring: crate::server::MonitoringArgs,
+    /// The feature project whose services bound versions (tag `cairn.feature_service`) look
+    /// their features up in, for a `models:/` model of the local home. With --tracking-uri the
+    /// server's own feature store answers (`cairn server --features-project`).
+    #[arg(long, value_name = "PROJECT")]
+    features_project: Option<String>,
+    /// The online store of `--features-project`: `redis://HOST[:PORT][/DB]`, or (default) the
+    /// metadata store's database.
+    #[arg(long, env = "CAIRN_ONLINE_STORE", requires = "features_project")]
+    features_online_store: Option<String>,
+}
+
+/// A feature store reached over HTTP: a Cairn server's `/get-online-features`.
+struct RemoteFeatures(crate::client::Client);
+
+impl cairn_api::bound::FeatureLookup for RemoteFeatures {
+    fn lookup(
+        &self,
+        service: &str,
+        entities: &[(String, Vec<serde_json::Value>)],
+    ) -> Result<serde_json::Value, cairn_api::bound::BoundError> {
+        use axum::http::StatusCode;
+        use cairn_api::bound::BoundError;
+        let body = serde_json::json!({
+            "feature_service": service,
+            "entities": entities
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::Array(v.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+            "full_feature_names": true,
+        });
+        let (status, answer) = self
+            .0
+            .post_json("/get-online-features", &body)
+            .map_err(|e| {
+                BoundError(StatusCode::BAD_GATEWAY, format!("the feature store: {e:#}"))
+            })?;
+        match status {
+            200 => Ok(answer),
+            400..=499 => Err(BoundError::invalid(
+                answer["message"]
+                    .as_str()
+                    .map_or_else(|| answer.to_string(), str::to_string),
+            )),
+            _ => Err(BoundError(
+                StatusCode::BAD_GATEWAY,
+                format!("the feature store answered HTTP {status}: {answer}"),
+            )),
+        }
+    }
 }
 
 /// The `.onnx` file a path names: the file itself, or the only one in a folder.
@@ -73,12 +122,12 @@ fn parse_models_uri(uri: &str) -> anyhow::Result<(String, Option<String>)> {
 }
 
 /// Resolves a registered version on a Cairn (or MLflow) server and downloads its `.onnx` file.
-/// Returns (version number, file bytes).
+/// Returns (version number, the feature service it is bound to, file bytes).
 fn fetch_remote(
     base: &str,
     name: &str,
     version: Option<&str>,
-) -> anyhow::Result<(String, Vec<u8>)> {
+) -> anyhow::Result<(String, Option<String>, Vec<u8>)> {
     let client = crate::client::Client::new(base);
     let api = "/api/2.0/mlflow";
     let number = match version {
@@ -104,6 +153,16 @@ fn fetch_remote(
             .with_context(|| format!("model '{name}' has no versions"))?
             .to_string(),
     };
+    let bound = client.get(&format!(
+        "{api}/model-versions/get?name={}&version={number}",
+        encode(name)
+    ))?["model_version"]["tags"]
+        .as_array()
+        .and_then(|tags| {
+            tags.iter()
+                .find(|t| t["key"] == cairn_core::FEATURE_SERVICE_TAG)
+                .and_then(|t| t["value"].as_str().map(str::to_string))
+        });
     let uri = client.get(&format!(
         "{api}/model-versions/get-download-uri?name={}&version={number}",
         encode(name)
@@ -136,7 +195,7 @@ fn fetch_remote(
         _ => bail!("several .onnx files in {uri}"),
     };
     let bytes = client.get_artifact(&format!("{root}/{file}"))?;
-    Ok((number, bytes))
+    Ok((number, bound, bytes))
 }
 
 /// The model a `models:/` URI names, loaded and ready.
@@ -146,29 +205,42 @@ async fn registered(args: &ServeArgs) -> anyhow::Result<Arc<ServedModel>> {
     match args.tracking_uri.clone() {
         Some(base) => {
             let (n, v) = (name.clone(), version.clone());
-            let (number, bytes) =
-                tokio::task::spawn_blocking(move || fetch_remote(&base, &n, v.as_deref()))
+            let remote = base.clone();
+            let (number, bound, bytes) =
+                tokio::task::spawn_blocking(move || fetch_remote(&remote, &n, v.as_deref()))
                     .await??;
-            let model = tokio::task::spawn_blocking(move || OnnxModel::from_bytes(&bytes))
-                .await?
-                .with_context(|| format!("cannot serve {}", args.model))?;
-            Ok(Arc::new(ServedModel {
-                name,
-                version: number,
-                runner: Runner::new(model, options),
-            }))
+            let (model, bytes) = tokio::task::spawn_blocking(move || {
+                OnnxModel::from_bytes(&bytes).map(|m| (m, bytes))
+            })
+            .await?
+            .with_context(|| format!("cannot serve {}", args.model))?;
+            let mut served = ServedModel::new(name, number, Runner::new(model, options), &bytes);
+            served.binding = bound.map(|service| cairn_api::bound::Binding {
+                service,
+                lookup: Some(Arc::new(RemoteFeatures(crate::client::Client::from_env(
+                    &base,
+                )))),
+            });
+            Ok(Arc::new(served))
         }
         None => {
             let home = crate::home_dir();
             let uri = args.model.clone();
+            let mut server_args = crate::server::ServerArgs::local();
+            server_args.features_project = args.features_project.clone();
+            server_args.features_online_store = args.features_online_store.clone();
             tokio::task::spawn_blocking(move || {
-                let (state, _) =
-                    crate::server::open_state(&crate::server::ServerArgs::local(), &home)?;
+                let (state, _) = crate::server::open_state(&server_args, &home)?;
                 let models = cairn_api::served::RegistryModels::new(
                     state.registry,
                     state.artifacts,
                     options,
                     cairn_api::served::CacheBounds::default(),
+                )
+                .with_features(
+                    state
+                        .features
+                        .map(|f| f as Arc<dyn cairn_api::bound::FeatureLookup>),
                 );
                 models
                     .resolve(&name, version.as_deref())
@@ -183,19 +255,21 @@ async fn from_file(args: &ServeArgs) -> anyhow::Result<Arc<ServedModel>> {
     let file = onnx_file(Path::new(&args.model))?;
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let shown = file.display().to_string();
-    let model = tokio::task::spawn_blocking(move || OnnxModel::from_bytes(&bytes))
-        .await?
-        .with_context(|| format!("cannot serve {shown}"))?;
+    let (model, bytes) =
+        tokio::task::spawn_blocking(move || OnnxModel::from_bytes(&bytes).map(|m| (m, bytes)))
+            .await?
+            .with_context(|| format!("cannot serve {shown}"))?;
     let name = args.name.clone().unwrap_or_else(|| {
         file.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
-    Ok(Arc::new(ServedModel {
+    Ok(Arc::new(ServedModel::new(
         name,
-        version: "1".into(),
-        runner: Runner::new(model, args.runner.options()),
-    }))
+        "1".into(),
+        Runner::new(model, args.runner.options()),
+        &bytes,
+    )))
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {

@@ -429,6 +429,20 @@ pub fn open_stores(
     } else {
         None
     };
+    let features = match args.features_project.as_deref() {
+        Some(project) => {
+            let online = crate::features::online_store(
+                args.features_online_store.as_deref(),
+                store.clone(),
+            )?;
+            Some(Arc::new(cairn_api::features::FeatureServer::new(
+                store.clone(),
+                online,
+                project,
+            )))
+        }
+        None => None,
+    };
     let sql = store.clone();
     let state = AppState {
         traces: cairn_core::Traces::new(store.clone(), tracking.clone()),
@@ -438,6 +452,7 @@ pub fn open_stores(
         tracking,
         artifacts,
         authn,
+        features,
     };
     Ok((state, shown, sql))
 }
@@ -607,30 +622,16 @@ pub fn build(args: &ServerArgs, home: &Path) -> anyhow::Result<Built> {
         .monitoring
         .open(&std::fs::canonicalize(home)?, store.clone())?;
     let pages_state = state.clone();
-    let features = match args.features_project.as_deref() {
-        Some(project) => {
-            let registry: Arc<dyn cairn_core::FeatureRegistryStore> = store.clone();
-            let online = crate::features::online_store(
-                args.features_online_store.as_deref(),
-                store.clone(),
-            )?;
-            Some(Arc::new(cairn_api::features::FeatureServer::new(
-                registry, online, project,
-            )))
-        }
-        None => None,
-    };
     let router = cairn_api::router_with_pages(
         state,
         args.http.api_options(&args.runner),
         Some(monitoring.clone()),
         |serving| {
-            let pages = cairn_ui::routes(pages_state, serving, Some(home.join("data")));
-            // Feature routes sit with the pages: behind the same authentication.
-            Some(match features {
-                Some(server) => pages.merge(cairn_api::features::routes(server)),
-                None => pages,
-            })
+            Some(cairn_ui::routes(
+                pages_state,
+                serving,
+                Some(home.join("data")),
+            ))
         },
     );
     Ok(Built {

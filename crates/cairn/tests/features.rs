@@ -466,3 +466,356 @@ fn replicas_share(project: &str, backend: Option<&str>, redis: Option<&str>) {
         .post_json("/get-online-features", &read);
     assert_eq!(status, 200, "{answer}");
 }
+
+/// Drivers with four daily rows each (2026-10-01 to 2026-10-04): a rate, a trip count and a
+/// city; and entity rows at 2026-10-03T12:00Z labelled from that day's values.
+struct DriverData {
+    /// (driver, day, conv_rate, trips, city) for every row.
+    rows: Vec<(i64, i64, f64, i64, &'static str)>,
+}
+
+const CITIES: [&str; 3] = ["berlin", "lima", "oslo"];
+const DAY_US: i64 = 86_400_000_000;
+/// 2026-10-01T00:00:00Z in microseconds.
+const OCT_1_US: i64 = 1_790_812_800_000_000;
+
+impl DriverData {
+    fn generate(drivers: i64) -> DriverData {
+        let mut state = 11u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let mut rows = Vec::new();
+        for driver in 1..=drivers {
+            for day in 0..4 {
+                rows.push((
+                    driver,
+                    day,
+                    (next() * 1000.0).round() / 1000.0,
+                    (next() * 40.0) as i64,
+                    CITIES[(next() * 3.0) as usize % 3],
+                ));
+            }
+        }
+        DriverData { rows }
+    }
+
+    /// The label a driver's values give.
+    fn label(conv_rate: f64, trips: i64, city: &str) -> &'static str {
+        let bonus = if city == "oslo" { 8.0 } else { 0.0 };
+        if conv_rate * trips as f64 + bonus > 12.0 {
+            "yes"
+        } else {
+            "no"
+        }
+    }
+
+    fn write(&self, repo: &Path) {
+        use arrow_array::{
+            ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+        };
+        use std::sync::Arc;
+        let write = |path: &Path, batch: RecordBatch| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let file = std::fs::File::create(path).unwrap();
+            let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+        };
+        let time = |us: Vec<i64>| {
+            Arc::new(TimestampMicrosecondArray::from(us).with_timezone("UTC")) as ArrayRef
+        };
+        let stats = RecordBatch::try_from_iter([
+            (
+                "driver_id",
+                Arc::new(Int64Array::from_iter_values(self.rows.iter().map(|r| r.0))) as ArrayRef,
+            ),
+            (
+                "event_timestamp",
+                time(self.rows.iter().map(|r| OCT_1_US + r.1 * DAY_US).collect()),
+            ),
+            (
+                "conv_rate",
+                Arc::new(Float64Array::from_iter_values(
+                    self.rows.iter().map(|r| r.2),
+                )),
+            ),
+            (
+                "trips",
+                Arc::new(Int64Array::from_iter_values(self.rows.iter().map(|r| r.3))),
+            ),
+            (
+                "city",
+                Arc::new(StringArray::from_iter_values(self.rows.iter().map(|r| r.4))),
+            ),
+        ])
+        .unwrap();
+        write(&repo.join("data/stats.parquet"), stats);
+        let day2: Vec<_> = self.rows.iter().filter(|r| r.1 == 2).collect();
+        let entities = RecordBatch::try_from_iter([
+            (
+                "driver_id",
+                Arc::new(Int64Array::from_iter_values(day2.iter().map(|r| r.0))) as ArrayRef,
+            ),
+            (
+                "event_timestamp",
+                time(vec![OCT_1_US + 2 * DAY_US + DAY_US / 2; day2.len()]),
+            ),
+            (
+                "label",
+                Arc::new(StringArray::from_iter_values(
+                    day2.iter().map(|r| Self::label(r.2, r.3, r.4)),
+                )),
+            ),
+        ])
+        .unwrap();
+        write(&repo.join("labels.parquet"), entities);
+    }
+
+    /// Each driver's newest row (what materialization puts online).
+    fn latest(&self, driver: i64) -> (f64, i64, &'static str) {
+        let r = self
+            .rows
+            .iter()
+            .filter(|r| r.0 == driver)
+            .max_by_key(|r| r.1)
+            .unwrap();
+        (r.2, r.3, r.4)
+    }
+}
+
+fn driver_definitions(service_features: &str) -> String {
+    format!(
+        "project: rides\nentities:\n  - {{name: driver, join_keys: [driver_id]}}\nsources:\n  - {{name: stats, path: data/stats.parquet, timestamp_field: event_timestamp}}\nfeature_views:\n  - name: driver_stats\n    entities: [driver]\n    source: stats\n    ttl: 0s\n    schema:\n      - {{name: conv_rate, dtype: Float64}}\n      - {{name: trips, dtype: Int64}}\n      - {{name: city, dtype: String}}\nfeature_services:\n  - name: scoring\n    features: [{service_features}]\n  - name: rates\n    features: [driver_stats:conv_rate]\n"
+    )
+}
+
+/// The one `.onnx` file under `dir`.
+fn find_onnx(dir: &Path) -> Option<PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_onnx(&path) {
+                return Some(found);
+            }
+        } else if path.extension().is_some_and(|e| e == "onnx") {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// A model trained on a point-in-time training set of a feature service and bound to it
+/// answers requests that send only entity keys, through OIP on `cairn server` and
+/// `/invocations` on `cairn serve`, with the same outputs as the features sent directly; a
+/// definition change that would starve it is refused whole; bad entity keys get a 400.
+#[test]
+fn a_model_bound_to_a_feature_service_answers_entity_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let data = DriverData::generate(400);
+    data.write(repo);
+    let definitions =
+        driver_definitions("driver_stats:conv_rate, driver_stats:trips, driver_stats:city");
+    std::fs::write(repo.join("features.yaml"), &definitions).unwrap();
+    let home = repo.join("home");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args)
+            .current_dir(repo)
+            .env("CAIRN_HOME", &home)
+            .env("CAIRN_LOG", "warn")
+            .env_remove("CAIRN_BACKEND_STORE_URI")
+            .env_remove("CAIRN_ONLINE_STORE")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let must = |args: &[&str]| {
+        let (ok, text) = run(args);
+        assert!(ok, "cairn {args:?}: {text}");
+        text
+    };
+    must(&["features", "apply"]);
+    must(&[
+        "features",
+        "get-historical",
+        "--entities",
+        "labels.parquet",
+        "--service",
+        "scoring",
+        "-o",
+        "train.parquet",
+    ]);
+    must(&[
+        "train",
+        "--data",
+        "train.parquet",
+        "--target",
+        "label",
+        "--drop",
+        "driver_id",
+        "--drop",
+        "event_timestamp",
+        "--model",
+        "gbdt",
+        "--register",
+        "scorer",
+    ]);
+    must(&["features", "materialize", "2026-09-01", "2026-12-01"]);
+
+    // Binding checks that the service feeds the model's inputs.
+    let (ok, text) = run(&["features", "bind", "models:/scorer/1", "--service", "rates"]);
+    assert!(!ok && text.contains("'trips'"), "{text}");
+    let (ok, text) = run(&["features", "bind", "models:/scorer/1", "--service", "nope"]);
+    assert!(!ok && text.contains("no feature service nope"), "{text}");
+    let text = must(&[
+        "features",
+        "bind",
+        "models:/scorer/1",
+        "--service",
+        "scoring",
+    ]);
+    assert!(text.contains("Bound models:/scorer/1"), "{text}");
+
+    // The model's columns (their order, the city levels) as training recorded them.
+    let onnx = std::fs::read(find_onnx(&home.join("artifacts")).unwrap()).unwrap();
+    let columns = cairn_serving::feature_columns(&onnx).unwrap();
+    let direct_row = |driver: i64| -> Vec<f64> {
+        let (rate, trips, city) = data.latest(driver);
+        columns
+            .iter()
+            .map(|c| match (c.name.as_str(), &c.levels) {
+                ("conv_rate", _) => rate,
+                ("trips", _) => trips as f64,
+                ("city", Some(levels)) => levels.iter().position(|l| l == city).unwrap() as f64,
+                other => panic!("unexpected column {other:?}"),
+            })
+            .collect()
+    };
+    let drivers: Vec<i64> = (1..=25).collect();
+
+    let mut cmd = Command::new(bin());
+    cmd.args(["server", "--port", "0", "--features-project", "rides"])
+        .env("CAIRN_HOME", &home)
+        .env("CAIRN_LOG", "warn")
+        .env_remove("CAIRN_BACKEND_STORE_URI")
+        .env_remove("CAIRN_ONLINE_STORE");
+    let server = TestServer::spawn(cmd, &home);
+    let http = server.http();
+    let infer = "/v2/models/scorer/versions/1/infer";
+    let (status, by_key) = http.post_json(
+        infer,
+        &json!({"inputs": [{"name": "driver_id", "datatype": "INT64",
+                            "shape": [drivers.len()], "data": drivers}]}),
+    );
+    assert_eq!(status, 200, "{by_key}");
+    let direct: Vec<f64> = drivers.iter().flat_map(|d| direct_row(*d)).collect();
+    let (status, by_value) = http.post_json(
+        infer,
+        &json!({"inputs": [{"name": "x", "datatype": "FP32",
+                            "shape": [drivers.len(), columns.len()], "data": direct}]}),
+    );
+    assert_eq!(status, 200, "{by_value}");
+    assert_eq!(by_key["outputs"], by_value["outputs"]);
+    // The predictions are the model's, not a constant: labels of both kinds come back.
+    let labels = by_key["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .unwrap()["data"]
+        .clone();
+    let labels: Vec<i64> = serde_json::from_value(labels).unwrap();
+    assert!(labels.contains(&0) && labels.contains(&1), "{labels:?}");
+
+    // An entity the store does not hold has missing features, answered as training would.
+    let (status, unknown) = http.post_json(
+        infer,
+        &json!({"inputs": [{"name": "driver_id", "datatype": "INT64", "shape": [1], "data": [999_999]}]}),
+    );
+    assert_eq!(status, 200, "{unknown}");
+    // A key of the wrong type is refused, naming it.
+    let (status, wrong) = http.post_json(
+        infer,
+        &json!({"inputs": [{"name": "driver_id", "datatype": "BYTES", "shape": [1], "data": ["abc"]}]}),
+    );
+    assert_eq!(status, 400, "{wrong}");
+    assert!(wrong.to_string().contains("driver_id"), "{wrong}");
+
+    // `cairn serve` of the same version: /invocations with entity keys.
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "models:/scorer/1",
+        "--port",
+        "0",
+        "--features-project",
+        "rides",
+    ])
+    .env("CAIRN_HOME", &home)
+    .env("CAIRN_LOG", "warn")
+    .env_remove("CAIRN_BACKEND_STORE_URI")
+    .env_remove("CAIRN_ONLINE_STORE")
+    .env_remove("MLFLOW_TRACKING_URI");
+    let serve = TestServer::spawn(cmd, &home);
+    let records: Vec<Value> = drivers.iter().map(|d| json!({"driver_id": d})).collect();
+    let (status, scored) = serve
+        .http()
+        .post_json("/invocations", &json!({"dataframe_records": records}));
+    assert_eq!(status, 200, "{scored}");
+    let predicted: Vec<i64> = scored["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_i64().unwrap())
+        .collect();
+    assert_eq!(predicted, labels);
+    let (status, split) = serve.http().post_json(
+        "/invocations",
+        &json!({"dataframe_split": {"columns": ["driver_id"], "data": [[1], [2]]}}),
+    );
+    assert_eq!(status, 200, "{split}");
+    assert_eq!(split["predictions"][1]["label"].as_i64(), Some(labels[1]));
+    drop(serve);
+
+    // Definitions that drop a feature the bound model uses are refused, and nothing changes.
+    std::fs::write(
+        repo.join("features.yaml"),
+        driver_definitions("driver_stats:conv_rate, driver_stats:city"),
+    )
+    .unwrap();
+    let (ok, text) = run(&["features", "apply"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("models:/scorer/1") && text.contains("'trips'"),
+        "{text}"
+    );
+    let (status, still) = http.post_json(
+        infer,
+        &json!({"inputs": [{"name": "driver_id", "datatype": "INT64", "shape": [2], "data": [1, 2]}]}),
+    );
+    assert_eq!(status, 200, "{still}");
+    std::fs::write(repo.join("features.yaml"), &definitions).unwrap();
+    let text = must(&["features", "apply"]);
+    assert!(text.contains("stays at version 1"), "{text}");
+
+    // Unbound, the version takes only its own inputs again.
+    must(&["features", "bind", "models:/scorer/1", "--unbind"]);
+    let (status, refused) = http.post_json(
+        infer,
+        &json!({"inputs": [{"name": "driver_id", "datatype": "INT64", "shape": [1], "data": [1]}]}),
+    );
+    assert_eq!(status, 400, "{refused}");
+}
