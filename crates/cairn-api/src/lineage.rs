@@ -84,6 +84,9 @@ pub fn dataset_lineage(l: &DatasetLineage) -> Value {
             "creation_time": v.creation_time,
             "result": serde_json::from_str::<Value>(&v.result).unwrap_or(Value::String(v.result.clone())),
         })).collect::<Vec<_>>(),
+        "sources": l.sources.iter().map(|s| json!({
+            "kind": s.kind, "reference": s.reference, "digest": s.digest,
+        })).collect::<Vec<_>>(),
     })
 }
 

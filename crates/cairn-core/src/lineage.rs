@@ -76,6 +76,8 @@ pub struct DatasetLineage {
     pub model_versions: Vec<ModelVersion>,
     /// Checks of its bytes against expectation suites, newest first.
     pub validations: Vec<crate::model::DatasetValidation>,
+    /// What it was made from (a training set: its feature definitions and source versions).
+    pub sources: Vec<crate::model::DatasetSource>,
 }
 
 /// Answers lineage questions over the tracking, registry and dataset stores.
@@ -200,11 +202,15 @@ impl Lineage {
         let validations = self
             .datasets
             .list_dataset_validations(&dataset.name, dataset.version)?;
+        let sources = self
+            .datasets
+            .dataset_sources(&dataset.name, dataset.version)?;
         Ok(DatasetLineage {
             dataset,
             runs,
             model_versions,
             validations,
+            sources,
         })
     }
 }

@@ -489,6 +489,19 @@ pub struct DatasetVersion {
     pub creation_time: i64,
 }
 
+/// One thing a dataset version was made from: another dataset version (`dataset`,
+/// `NAME@VERSION`), a file outside Cairn's versions (`file`, its path), or feature definitions
+/// (`features`, `PROJECT@VERSION`), with the digest of its bytes or text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetSource {
+    /// `dataset`, `file` or `features`.
+    pub kind: String,
+    /// What it is, in the kind's words.
+    pub reference: String,
+    /// The digest of its bytes (BLAKE3, hex).
+    pub digest: String,
+}
+
 /// A check of a dataset version's bytes against an expectation suite (`cairn validate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatasetValidation {

@@ -377,6 +377,17 @@ pub trait DatasetStore: Send + Sync {
     fn record_dataset_validation(&self, validation: &DatasetValidation) -> Result<()>;
     /// Validations of one version, newest first.
     fn list_dataset_validations(&self, name: &str, version: i64) -> Result<Vec<DatasetValidation>>;
+    /// Records what an existing version was made from, adding to what is recorded
+    /// (`NotFound` when there is no such version).
+    fn record_dataset_sources(
+        &self,
+        name: &str,
+        version: i64,
+        sources: &[crate::model::DatasetSource],
+    ) -> Result<()>;
+    /// What a version was made from, by kind then reference.
+    fn dataset_sources(&self, name: &str, version: i64)
+        -> Result<Vec<crate::model::DatasetSource>>;
 }
 
 /// Traces, their spans and assessments. Every method is one transaction.

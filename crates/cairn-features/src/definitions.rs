@@ -37,10 +37,104 @@ fn int64() -> ValueType {
 pub struct Source {
     pub name: String,
     /// A Parquet file, relative to the folder of `features.yaml`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    /// Or a Cairn dataset version: `NAME@VERSION`, or `NAME@VERSION:PATH` for a Parquet file
+    /// inside a folder version. A version never changes, so neither does what the definitions
+    /// that name it join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
     pub timestamp_field: String,
     #[serde(default)]
     pub created_timestamp_column: Option<String>,
+}
+
+/// A dataset version a source names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetRef {
+    pub name: String,
+    pub version: i64,
+    /// The Parquet file inside a folder version.
+    pub path: Option<String>,
+}
+
+impl Source {
+    /// The dataset version of a `dataset:` source (`None` for a `path:` one).
+    pub fn dataset_version(&self) -> Result<Option<DatasetRef>> {
+        let Some(text) = &self.dataset else {
+            return Ok(None);
+        };
+        let bad = || {
+            Error::invalid(format!(
+                "source {}: dataset {text} is not NAME@VERSION or NAME@VERSION:PATH",
+                self.name
+            ))
+        };
+        let (reference, path) = match text.split_once(':') {
+            Some((r, p)) => (r, Some(p.to_string())),
+            None => (text.as_str(), None),
+        };
+        let (name, version) = reference.rsplit_once('@').ok_or_else(bad)?;
+        let version: i64 = version.parse().map_err(|_| bad())?;
+        if name.is_empty() || version < 1 {
+            return Err(bad());
+        }
+        if let Some(p) = &path {
+            let inner = Path::new(p);
+            if p.is_empty()
+                || inner.is_absolute()
+                || inner
+                    .components()
+                    .any(|c| matches!(c, Component::ParentDir))
+            {
+                return Err(bad());
+            }
+        }
+        Ok(Some(DatasetRef {
+            name: name.to_string(),
+            version,
+            path,
+        }))
+    }
+}
+
+/// Where each source's Parquet file is: under the repository for a `path:` source, a dataset
+/// version's bytes for a `dataset:` one (found by the caller, who knows where data lives).
+#[derive(Debug, Clone, Default)]
+pub struct SourceFiles {
+    files: BTreeMap<String, PathBuf>,
+}
+
+impl SourceFiles {
+    /// The `path:` sources of `d`, under `root` (the folder of `features.yaml`).
+    pub fn under(d: &Definitions, root: &Path) -> SourceFiles {
+        SourceFiles {
+            files: d
+                .sources
+                .iter()
+                .filter(|s| s.dataset.is_none())
+                .map(|s| (s.name.clone(), root.join(&s.path)))
+                .collect(),
+        }
+    }
+
+    /// Sets the file of source `name`.
+    pub fn insert(&mut self, name: &str, file: PathBuf) {
+        self.files.insert(name.to_string(), file);
+    }
+
+    /// The file of `source`.
+    pub fn path(&self, source: &Source) -> Result<&Path> {
+        self.files
+            .get(&source.name)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "source {}: its dataset version's file was not found",
+                    source.name
+                ))
+            })
+    }
 }
 
 /// Feast's feature types.
@@ -233,6 +327,20 @@ impl Definitions {
             }
         }
         for s in &self.sources {
+            match (s.path.is_empty(), &s.dataset) {
+                (false, None) => {}
+                (true, Some(_)) => {
+                    s.dataset_version()?;
+                    continue;
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "source {}: give either path (a Parquet file) or dataset \
+                         (NAME@VERSION or NAME@VERSION:PATH)",
+                        s.name
+                    )))
+                }
+            }
             let p = Path::new(&s.path);
             if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
                 return Err(Error::invalid(format!(
@@ -375,11 +483,6 @@ impl Definitions {
             }
         }
         Ok(out)
-    }
-
-    /// A source's file, under `root` (the folder of `features.yaml`).
-    pub fn source_path(&self, source: &Source, root: &Path) -> PathBuf {
-        root.join(&source.path)
     }
 
     /// The canonical text of the definitions (what is stored and digested).

@@ -4,7 +4,7 @@
 //! ordered by their created timestamp, then by their place in the file. This is the join
 //! Feast's `get_historical_features` makes (its file offline store's `_filter_ttl` and
 //! `_drop_duplicates`).
-use crate::definitions::{Definitions, FeatureRef};
+use crate::definitions::{Definitions, FeatureRef, SourceFiles};
 use crate::error::{Error, Result};
 use crate::table::{column, micros, open, read_all, write_key, KeyPart};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
@@ -17,8 +17,8 @@ use std::sync::Arc;
 /// What `get_historical` is asked for.
 pub struct HistoricalRequest<'a> {
     pub definitions: &'a Definitions,
-    /// The folder source paths are relative to.
-    pub root: &'a Path,
+    /// Where each source's file is.
+    pub files: &'a SourceFiles,
     /// A Parquet file of entity rows: the join keys and `timestamp_column`.
     pub entities: &'a Path,
     pub timestamp_column: &'a str,
@@ -361,9 +361,9 @@ pub fn get_historical(request: &HistoricalRequest) -> Result<(RecordBatch, Histo
         if let Some(c) = &source.created_timestamp_column {
             join_columns.push(c.clone());
         }
-        let path = d.source_path(source, request.root);
+        let path = request.files.path(source)?;
         let shown = path.display().to_string();
-        let batches = open(&path, &join_columns)?.map(|batch| {
+        let batches = open(path, &join_columns)?.map(|batch| {
             let batch = batch.map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
             let parts = keys
                 .iter()
@@ -384,7 +384,7 @@ pub fn get_historical(request: &HistoricalRequest) -> Result<(RecordBatch, Histo
         drop(index);
         matched.push((view_name.to_string(), joined.iter().flatten().count()));
         let feature_columns: Vec<String> = wanted.iter().map(|f| f.feature.clone()).collect();
-        let values = gather(&path, &feature_columns, &joined)?;
+        let values = gather(path, &feature_columns, &joined)?;
         for (f, taken) in wanted.iter().zip(values) {
             let name = f.column(request.full_feature_names);
             if names.contains(&name) {

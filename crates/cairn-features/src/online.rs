@@ -1,7 +1,7 @@
 //! The online store's side of the feature store: materialization (the latest value of every
 //! entity per feature view, read from the source in bounded memory) and lookups answered in
 //! Feast's feature-server JSON.
-use crate::definitions::{Definitions, FeatureRef, FeatureView, ValueType};
+use crate::definitions::{Definitions, FeatureRef, FeatureView, SourceFiles, ValueType};
 use crate::error::{Error, Result};
 use crate::table::{column, key_texts, micros, open, write_key, KeyPart, KEY_SEPARATOR};
 use arrow_array::cast::AsArray;
@@ -14,7 +14,6 @@ use cairn_core::features::OnlineRow;
 use cairn_core::OnlineStore;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::path::Path;
 
 /// The online store's bookkeeping view: per feature view, the end of its last
 /// materialization (for `materialize-incremental`).
@@ -101,7 +100,7 @@ pub struct Materialized {
 /// store keeps an entity's later row.
 pub fn materialize(
     d: &Definitions,
-    root: &Path,
+    files: &SourceFiles,
     store: &dyn OnlineStore,
     views: &[String],
     start: Option<i64>,
@@ -120,7 +119,7 @@ pub fn materialize(
         .filter(|v| v.online && (views.is_empty() || views.contains(&v.name)))
     {
         out.push(materialize_view(
-            d, root, store, view, start, end, progress,
+            d, files, store, view, start, end, progress,
         )?);
     }
     Ok(out)
@@ -142,7 +141,7 @@ pub fn last_materialized(
 
 fn materialize_view(
     d: &Definitions,
-    root: &Path,
+    files: &SourceFiles,
     store: &dyn OnlineStore,
     view: &FeatureView,
     start: Option<i64>,
@@ -159,12 +158,12 @@ fn materialize_view(
         columns.push(c.clone());
     }
     columns.extend(view.schema.iter().map(|f| f.name.clone()));
-    let path = d.source_path(source, root);
+    let path = files.path(source)?;
     // Per entity: (event, created, values).
     let mut latest: HashMap<String, (i64, i64, Map<String, Value>), foldhash::fast::RandomState> =
         HashMap::default();
     let mut rows_in_range = 0u64;
-    for batch in open(&path, &columns)? {
+    for batch in open(path, &columns)? {
         let batch = batch.map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
         let n = batch.num_rows();
         let parts = keys

@@ -1,7 +1,7 @@
 //! Dataset versions on the same SQL store: [`DatasetStore`] for [`SqlStore`].
 use crate::db::Row;
 use crate::tracking::SqlStore;
-use cairn_core::model::{DatasetValidation, DatasetVersion, NewDatasetVersion};
+use cairn_core::model::{DatasetSource, DatasetValidation, DatasetVersion, NewDatasetVersion};
 use cairn_core::{DatasetStore, Error, Result};
 
 const COLUMNS: &str = "name, version, digest, kind, size, files, format, path, message, user_id, \
@@ -196,6 +196,67 @@ impl DatasetStore for SqlStore {
                     successful: row[6].int(),
                     result: row[7].text(),
                     creation_time: row[8].int(),
+                })
+                .collect())
+        })
+    }
+
+    fn record_dataset_sources(
+        &self,
+        name: &str,
+        version: i64,
+        sources: &[DatasetSource],
+    ) -> Result<()> {
+        self.write(|tx| {
+            let exists = tx.query(
+                "SELECT 1 FROM dataset_versions WHERE name = ? AND version = ?",
+                &[name.into(), version.into()],
+            )?;
+            if exists.is_empty() {
+                return Err(Error::not_found(format!(
+                    "Dataset version {name}@{version} not found"
+                )));
+            }
+            for source in sources {
+                tx.exec(
+                    "DELETE FROM dataset_sources \
+                     WHERE name = ? AND version = ? AND kind = ? AND reference = ?",
+                    &[
+                        name.into(),
+                        version.into(),
+                        (&source.kind).into(),
+                        (&source.reference).into(),
+                    ],
+                )?;
+                tx.exec(
+                    "INSERT INTO dataset_sources (name, version, kind, reference, digest) \
+                     VALUES (?, ?, ?, ?, ?)",
+                    &[
+                        name.into(),
+                        version.into(),
+                        (&source.kind).into(),
+                        (&source.reference).into(),
+                        (&source.digest).into(),
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn dataset_sources(&self, name: &str, version: i64) -> Result<Vec<DatasetSource>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                "SELECT kind, reference, digest FROM dataset_sources \
+                 WHERE name = ? AND version = ? ORDER BY kind, reference",
+                &[name.into(), version.into()],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|row| DatasetSource {
+                    kind: row[0].text(),
+                    reference: row[1].text(),
+                    digest: row[2].text(),
                 })
                 .collect())
         })

@@ -16,6 +16,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/postgres/0007_evaluation.sql")),
     (8, include_str!("migrations/postgres/0008_monitoring.sql")),
     (9, include_str!("migrations/postgres/0009_features.sql")),
+    (
+        10,
+        include_str!("migrations/postgres/0010_dataset_sources.sql"),
+    ),
 ];
 const CONNECTIONS: usize = 16;
 /// Arbitrary key for `pg_advisory_xact_lock`, so concurrent starts migrate once.

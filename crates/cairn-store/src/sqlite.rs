@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/sqlite/0007_evaluation.sql")),
     (8, include_str!("migrations/sqlite/0008_monitoring.sql")),
     (9, include_str!("migrations/sqlite/0009_features.sql")),
+    (
+        10,
+        include_str!("migrations/sqlite/0010_dataset_sources.sql"),
+    ),
 ];
 const READERS: usize = 4;
 

@@ -58,6 +58,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    sources_belong_to_an_existing_version_and_come_back_in_order,
     versions_are_numbered_per_name_and_only_when_bytes_change,
     concurrent_adds_get_distinct_numbers,
     lineage_links_model_versions_runs_and_dataset_versions,
@@ -279,4 +280,49 @@ fn lineage_links_model_versions_runs_and_dataset_versions(s: &Services) {
     assert_eq!(back.model_versions[0].name, "clf");
     assert!(s.lineage.of_dataset_version("train.csv", 2).is_err());
     assert!(s.lineage.of_model_version("clf", "7").is_err());
+}
+
+fn sources_belong_to_an_existing_version_and_come_back_in_order(s: &Services) {
+    let (v, _) = s
+        .store
+        .record_dataset_version(&new_version("train", &hex('a')), 1)
+        .unwrap();
+    let source = |kind: &str, reference: &str, digest: char| DatasetSource {
+        kind: kind.into(),
+        reference: reference.into(),
+        digest: hex(digest),
+    };
+    assert!(matches!(
+        s.store
+            .record_dataset_sources("train", 9, &[source("dataset", "stats@1", 'b')]),
+        Err(cairn_core::Error::NotFound(_))
+    ));
+    assert!(s
+        .store
+        .dataset_sources("train", v.version)
+        .unwrap()
+        .is_empty());
+    s.store
+        .record_dataset_sources(
+            "train",
+            v.version,
+            &[
+                source("features", "rides@2", 'c'),
+                source("dataset", "stats@1", 'b'),
+            ],
+        )
+        .unwrap();
+    // Recording one again replaces it; others stay.
+    s.store
+        .record_dataset_sources("train", v.version, &[source("dataset", "stats@1", 'd')])
+        .unwrap();
+    assert_eq!(
+        s.store.dataset_sources("train", v.version).unwrap(),
+        vec![
+            source("dataset", "stats@1", 'd'),
+            source("features", "rides@2", 'c'),
+        ]
+    );
+    let lineage = s.lineage.of_dataset_version("train", v.version).unwrap();
+    assert_eq!(lineage.sources.len(), 2);
 }

@@ -73,6 +73,21 @@ pub async fn version(
             tr { th { "Added" } td { (format::time(d.creation_time)) " by " (d.user_id) } }
             tr { th { "Message" } td { (d.message) } }
         }
+        @if !l.sources.is_empty() {
+            h2 { "Made from" }
+            table.grid #dataset-sources {
+                thead { tr { th { "Kind" } th { "What" } th { "Digest" } } }
+                tbody { @for s in &l.sources { tr {
+                    td { (s.kind) }
+                    td { @if s.kind == "dataset" {
+                        @if let Some((n, v)) = s.reference.split_once(':').map_or(s.reference.as_str(), |(r, _)| r).rsplit_once('@') {
+                            a href={ "/datasets/" (enc(n)) "/" (v) } { (s.reference) }
+                        } @else { (s.reference) }
+                    } @else { (s.reference) } }
+                    td { code.digest { (format::short(&s.digest)) } }
+                } } }
+            }
+        }
         h2 { "Validations" }
         @if l.validations.is_empty() { p.muted { "No validation recorded against these bytes." } } @else {
             table.grid #validations {

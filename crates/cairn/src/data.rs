@@ -223,6 +223,66 @@ pub fn open_repo() -> anyhow::Result<(DataRepo, PathBuf)> {
     Ok((repo, cwd))
 }
 
+/// The file of a dataset version: its object in the local store, the file's name, the record.
+pub struct VersionFile {
+    pub object: cairn_data::digest::Digest,
+    pub file_name: String,
+    pub record: cairn_core::model::DatasetVersion,
+}
+
+/// The file `name@version` holds (a file version), or its file `inner` (a folder version),
+/// whose bytes must be in the local store.
+pub fn version_file(
+    repo: &DataRepo,
+    name: &str,
+    version: i64,
+    inner: Option<&str>,
+) -> anyhow::Result<VersionFile> {
+    let record = repo
+        .meta()
+        .get_dataset_version(name, version)?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "dataset version {name}@{version} not found (cairn data log lists them)"
+            )
+        })?;
+    let digest = cairn_data::digest::Digest::parse(&record.digest)
+        .ok_or_else(|| anyhow::anyhow!("dataset version {name}@{version} has a bad digest"))?;
+    let (object, file_name) = match (record.kind.as_str(), inner) {
+        ("file", None) => (
+            digest,
+            record.path.rsplit('/').next().unwrap_or("data").to_string(),
+        ),
+        ("file", Some(_)) => anyhow::bail!("{name}@{version} is a file; drop the :PATH"),
+        ("directory", None) => anyhow::bail!(
+            "{name}@{version} is a folder; name the table in it: {name}@{version}:PATH"
+        ),
+        ("directory", Some(inner)) => {
+            let manifest = cairn_data::manifest::Manifest::from_bytes(&repo.cas().read(&digest)?)?;
+            let entry = manifest
+                .files()
+                .find(|e| e.path == inner)
+                .ok_or_else(|| anyhow::anyhow!("{name}@{version} has no file {inner}"))?;
+            let object = entry
+                .digest
+                .ok_or_else(|| anyhow::anyhow!("{name}@{version}: {inner} has no digest"))?;
+            (
+                object,
+                inner.rsplit('/').next().unwrap_or(inner).to_string(),
+            )
+        }
+        (kind, _) => anyhow::bail!("dataset version {name}@{version} is of unknown kind {kind}"),
+    };
+    if !repo.cas().contains(&object) {
+        anyhow::bail!("{name}@{version}: its bytes are not in the local store (cairn data pull)");
+    }
+    Ok(VersionFile {
+        object,
+        file_name,
+        record,
+    })
+}
+
 /// The versions named by targets: tracked paths, pointer files or NAME@VERSION; all pointers
 /// when there are none.
 fn roots(

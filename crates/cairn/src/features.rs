@@ -3,8 +3,9 @@
 //! time; the latest values are materialized into the online store (the metadata store's
 //! database: SQLite under the home by default) and served in Feast's JSON.
 use anyhow::{anyhow, bail, Context};
+use cairn_core::model::DatasetSource;
 use cairn_core::{FeatureRegistryStore, OnlineStore};
-use cairn_features::definitions::Definitions;
+use cairn_features::definitions::{Definitions, SourceFiles};
 use cairn_features::historical::{get_historical, write_parquet, HistoricalRequest};
 use cairn_features::online::{last_materialized, materialize, Materialized};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -62,6 +63,13 @@ enum FeaturesCommand {
         /// Where to write the training set (.parquet).
         #[arg(long, short)]
         output: PathBuf,
+        /// Also record the training set as a version of this Cairn dataset, made from the
+        /// feature definitions and the source versions it read (its lineage).
+        #[arg(long, value_name = "NAME")]
+        dataset: Option<String>,
+        /// The dataset version's message.
+        #[arg(long, short, default_value = "", requires = "dataset")]
+        message: String,
     },
     /// Write the latest values with event times in [START, END] to the online store.
     Materialize {
@@ -132,24 +140,98 @@ fn read_definitions(repo: &Path) -> anyhow::Result<Definitions> {
 
 /// The project's latest applied definitions (the repository's `features.yaml` names it).
 fn applied(repo: &Path, registry: &dyn FeatureRegistryStore) -> anyhow::Result<Definitions> {
+    Ok(applied_version(repo, registry)?.0)
+}
+
+/// [`applied`], with the version's number and digest.
+fn applied_version(
+    repo: &Path,
+    registry: &dyn FeatureRegistryStore,
+) -> anyhow::Result<(Definitions, i64, String)> {
     let project = read_definitions(repo)?.project;
     let stored = registry.definitions(&project, None)?.ok_or_else(|| {
         anyhow!("project {project} has no applied definitions: run `cairn features apply` first")
     })?;
-    Ok(Definitions::parse(
+    let d = Definitions::parse(
         &stored.text,
         &format!("{project} version {}", stored.version),
-    )?)
+    )?;
+    Ok((d, stored.version, stored.digest))
+}
+
+/// Where each source's file is: `path:` sources under the repository, `dataset:` sources in
+/// the local data store (the version's bytes, read in place), with what each is for lineage.
+fn source_files(
+    d: &Definitions,
+    repo: &Path,
+    data: &DataLocation,
+) -> anyhow::Result<(SourceFiles, Vec<(String, DatasetSource)>)> {
+    let mut files = SourceFiles::under(d, repo);
+    let mut lineage = Vec::new();
+    let mut data_repo = None;
+    for source in &d.sources {
+        match source.dataset_version()? {
+            None => lineage.push((
+                source.name.clone(),
+                DatasetSource {
+                    kind: "file".into(),
+                    reference: source.path.clone(),
+                    digest: String::new(),
+                },
+            )),
+            Some(r) => {
+                if data_repo.is_none() {
+                    data_repo = Some(data.open()?);
+                }
+                let Some(data_repo) = data_repo.as_ref() else {
+                    continue;
+                };
+                let found =
+                    crate::data::version_file(data_repo, &r.name, r.version, r.path.as_deref())
+                        .with_context(|| format!("source {}", source.name))?;
+                files.insert(&source.name, data_repo.cas().object_path(&found.object));
+                lineage.push((
+                    source.name.clone(),
+                    DatasetSource {
+                        kind: "dataset".into(),
+                        reference: source.dataset.clone().unwrap_or_default(),
+                        digest: found.record.digest,
+                    },
+                ));
+            }
+        }
+    }
+    Ok((files, lineage))
+}
+
+/// The data store: the project root (found from the working folder, as `cairn data` finds it),
+/// the home's object store, the metadata store's dataset versions.
+struct DataLocation {
+    store: Arc<cairn_store::SqlStore>,
+}
+
+impl DataLocation {
+    fn open(&self) -> anyhow::Result<cairn_data::repo::DataRepo> {
+        let cwd = std::env::current_dir().context("no working directory")?;
+        let home = crate::home_dir();
+        std::fs::create_dir_all(&home)?;
+        let home = std::fs::canonicalize(&home)?;
+        Ok(cairn_data::repo::DataRepo::open(
+            &cairn_data::repo::find_root(&cwd),
+            &home.join("data"),
+            self.store.clone(),
+        )?)
+    }
 }
 
 /// Checks that every source file is there with the columns its views use.
-fn check_sources(d: &Definitions, repo: &Path) -> anyhow::Result<()> {
+fn check_sources(d: &Definitions, files: &SourceFiles) -> anyhow::Result<()> {
     for view in &d.feature_views {
         let source = d
             .source(&view.source)
             .ok_or_else(|| anyhow!("unknown source"))?;
-        let path = d.source_path(source, repo);
-        let file = std::fs::File::open(&path)
+        let path = files.path(source)?;
+        let file = std::fs::File::open(path)
             .with_context(|| format!("source {}: cannot open {}", source.name, path.display()))?;
         let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| anyhow!("source {}: {}: {e}", source.name, path.display()))?;
@@ -220,10 +302,14 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
         args.backend_store_uri.clone(),
         args.artifacts_destination.clone(),
     );
+    let data = DataLocation {
+        store: store.clone(),
+    };
     match args.command {
         FeaturesCommand::Apply => {
             let d = read_definitions(repo)?;
-            check_sources(&d, repo)?;
+            let (files, _) = source_files(&d, repo, &data)?;
+            check_sources(&d, &files)?;
             let models = BoundModels::open(&locations)?;
             let broken = models.broken_by(&d)?;
             if !broken.is_empty() {
@@ -278,8 +364,11 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
             timestamp_column,
             full_feature_names,
             output,
+            dataset,
+            message,
         } => {
-            let d = applied(repo, &*store)?;
+            let (d, definitions_version, definitions_digest) = applied_version(repo, &*store)?;
+            let (files, sources) = source_files(&d, repo, &data)?;
             let refs = match service {
                 Some(s) => d
                     .service(&s)
@@ -292,7 +381,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
             let features = d.resolve(&refs)?;
             let (table, outcome) = get_historical(&HistoricalRequest {
                 definitions: &d,
-                root: repo,
+                files: &files,
                 entities: &entities,
                 timestamp_column: &timestamp_column,
                 features: &features,
@@ -305,12 +394,63 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
                 features.len(),
                 output.display()
             );
-            for (view, matched) in outcome.matched {
+            for (view, matched) in &outcome.matched {
                 println!("  {view}: {matched} of {} rows found a value", outcome.rows);
+            }
+            if let Some(name) = dataset {
+                // The sources of the views joined, and the definitions that joined them.
+                let used: Vec<&str> = cairn_features::definitions::FeatureRef::views(&features)
+                    .into_iter()
+                    .filter_map(|v| d.view(v).map(|v| v.source.as_str()))
+                    .collect();
+                let mut made_from = vec![DatasetSource {
+                    kind: "features".into(),
+                    reference: format!("{}@{definitions_version}", d.project),
+                    digest: definitions_digest,
+                }];
+                for (source, mut entry) in sources {
+                    if !used.contains(&source.as_str()) {
+                        continue;
+                    }
+                    if entry.kind == "file" {
+                        let path = repo.join(&entry.reference);
+                        entry.digest = cairn_data::digest::Digest::of_file(&path)?.to_hex();
+                        entry.reference = std::fs::canonicalize(&path)?.display().to_string();
+                    }
+                    made_from.push(entry);
+                }
+                let entities_path = std::fs::canonicalize(&entities)?;
+                made_from.push(DatasetSource {
+                    kind: "file".into(),
+                    reference: entities_path.display().to_string(),
+                    digest: cairn_data::digest::Digest::of_file(&entities_path)?.to_hex(),
+                });
+                let data_repo = data.open()?;
+                let cwd = std::env::current_dir().context("no working directory")?;
+                let added = data_repo.add(
+                    &cwd,
+                    &output,
+                    Some(&name),
+                    &message,
+                    &cairn_data::progress::NoProgress,
+                )?;
+                let version = added.version.version;
+                data_repo
+                    .meta()
+                    .record_dataset_sources(&name, version, &made_from)?;
+                println!(
+                    "Recorded {name}@{version}, made from {}",
+                    made_from
+                        .iter()
+                        .map(|m| format!("{} {}", m.kind, m.reference))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         FeaturesCommand::Materialize { start, end, views } => {
             let d = applied(repo, &*store)?;
+            let (files, _) = source_files(&d, repo, &data)?;
             let (start, end) = (parse_time(&start)?, parse_time(&end)?);
             if start > end {
                 bail!("the start is after the end");
@@ -318,7 +458,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
             let progress = bar(0);
             let done = materialize(
                 &d,
-                repo,
+                &files,
                 &*online,
                 &views,
                 Some(start),
@@ -333,6 +473,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
         }
         FeaturesCommand::MaterializeIncremental { end, views } => {
             let d = applied(repo, &*store)?;
+            let (files, _) = source_files(&d, repo, &data)?;
             let end = parse_time(&end)?;
             let progress = bar(0);
             let mut done = Vec::new();
@@ -348,7 +489,7 @@ pub fn run(args: FeaturesArgs) -> anyhow::Result<i32> {
                 };
                 done.extend(materialize(
                     &d,
-                    repo,
+                    &files,
                     &*online,
                     std::slice::from_ref(&view.name),
                     start,

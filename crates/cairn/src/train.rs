@@ -302,43 +302,12 @@ pub(crate) fn resolve(data: &str) -> anyhow::Result<Source> {
     }
     let (name, version) = cairn_data::repo::parse_version_ref(reference)?;
     let (repo, _) = crate::data::open_repo()?;
-    let record = repo
-        .meta()
-        .get_dataset_version(&name, version)?
-        .ok_or_else(|| {
-            anyhow!("dataset version {name}@{version} not found (cairn data log lists them)")
-        })?;
-    let digest = cairn_data::digest::Digest::parse(&record.digest)
-        .ok_or_else(|| anyhow!("dataset version {name}@{version} has a bad digest"))?;
+    let crate::data::VersionFile {
+        object,
+        file_name,
+        record,
+    } = crate::data::version_file(&repo, &name, version, inner)?;
     let scratch = tempfile::Builder::new().prefix("cairn-train-").tempdir()?;
-    let (object, file_name) = match (record.kind.as_str(), inner) {
-        ("file", None) => (
-            digest,
-            record.path.rsplit('/').next().unwrap_or("data").to_string(),
-        ),
-        ("file", Some(_)) => bail!("{name}@{version} is a file; drop the :PATH"),
-        ("directory", None) => bail!(
-            "{name}@{version} is a folder; name the table in it: --data {name}@{version}:PATH"
-        ),
-        ("directory", Some(inner)) => {
-            let manifest = cairn_data::manifest::Manifest::from_bytes(&repo.cas().read(&digest)?)?;
-            let entry = manifest
-                .files()
-                .find(|e| e.path == inner)
-                .ok_or_else(|| anyhow!("{name}@{version} has no file {inner}"))?;
-            let object = entry
-                .digest
-                .ok_or_else(|| anyhow!("{name}@{version}: {inner} has no digest"))?;
-            (
-                object,
-                inner.rsplit('/').next().unwrap_or(inner).to_string(),
-            )
-        }
-        (kind, _) => bail!("dataset version {name}@{version} is of unknown kind {kind}"),
-    };
-    if !repo.cas().contains(&object) {
-        bail!("{name}@{version}: its bytes are not in the local store (cairn data pull)");
-    }
     let path = scratch.path().join(file_name);
     let file = std::fs::File::create(&path)?;
     repo.cas()

@@ -819,3 +819,174 @@ fn a_model_bound_to_a_feature_service_answers_entity_keys() {
     );
     assert_eq!(status, 400, "{refused}");
 }
+
+/// A source may be a Cairn dataset version (read from the data store, whatever happened to the
+/// file since), and a training set may be recorded as a dataset version made from the feature
+/// definitions and the source versions: a model trained on it traces back to the source bytes.
+#[test]
+fn a_training_set_from_dataset_versions_records_its_lineage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    std::fs::create_dir_all(repo.join(".git")).unwrap();
+    let data = DriverData::generate(300);
+    data.write(repo);
+    let home = repo.join("home");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args)
+            .current_dir(repo)
+            .env("CAIRN_HOME", &home)
+            .env("CAIRN_LOG", "warn")
+            .env_remove("CAIRN_BACKEND_STORE_URI")
+            .env_remove("CAIRN_ONLINE_STORE")
+            .env_remove("MLFLOW_TRACKING_URI")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let must = |args: &[&str]| {
+        let (ok, text) = run(args);
+        assert!(ok, "cairn {args:?}: {text}");
+        text
+    };
+    must(&["data", "add", "data/stats.parquet", "--name", "stats"]);
+    let original = std::fs::read(repo.join("data/stats.parquet")).unwrap();
+    let by_dataset =
+        driver_definitions("driver_stats:conv_rate, driver_stats:trips, driver_stats:city")
+            .replace("path: data/stats.parquet", "dataset: stats@1");
+    std::fs::write(repo.join("features.yaml"), &by_dataset).unwrap();
+    // The working copy changes after the version was taken: the version is what is read.
+    std::fs::write(repo.join("data/stats.parquet"), b"not parquet any more").unwrap();
+    must(&["features", "apply"]);
+    let text = must(&[
+        "features",
+        "get-historical",
+        "--entities",
+        "labels.parquet",
+        "--service",
+        "scoring",
+        "-o",
+        "train.parquet",
+        "--dataset",
+        "rides-training",
+        "-m",
+        "October labels",
+    ]);
+    assert!(text.contains("Recorded rides-training@1"), "{text}");
+    assert!(text.contains("300 of 300 rows found a value"), "{text}");
+    // The same join from the file itself gives the same training set.
+    let plain = repo.join("plain");
+    std::fs::create_dir_all(plain.join("data")).unwrap();
+    std::fs::write(plain.join("data/stats.parquet"), &original).unwrap();
+    std::fs::write(
+        plain.join("features.yaml"),
+        driver_definitions("driver_stats:conv_rate, driver_stats:trips, driver_stats:city")
+            .replace("project: rides", "project: plain"),
+    )
+    .unwrap();
+    let plain_repo = plain.to_str().unwrap();
+    must(&["features", "--repo", plain_repo, "apply"]);
+    must(&[
+        "features",
+        "--repo",
+        plain_repo,
+        "get-historical",
+        "--entities",
+        "labels.parquet",
+        "--service",
+        "scoring",
+        "-o",
+        "plain.parquet",
+    ]);
+    let read = |p: &str| {
+        let file = std::fs::File::open(repo.join(p)).unwrap();
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read("train.parquet"), read("plain.parquet"));
+
+    // A version that does not exist, or a malformed reference, is refused at apply.
+    std::fs::write(
+        repo.join("features.yaml"),
+        by_dataset.replace("stats@1", "stats@9"),
+    )
+    .unwrap();
+    let (ok, text) = run(&["features", "apply"]);
+    assert!(!ok && text.contains("stats@9"), "{text}");
+    std::fs::write(
+        repo.join("features.yaml"),
+        by_dataset.replace("stats@1", "stats"),
+    )
+    .unwrap();
+    let (ok, text) = run(&["features", "apply"]);
+    assert!(!ok && text.contains("NAME@VERSION"), "{text}");
+    std::fs::write(repo.join("features.yaml"), &by_dataset).unwrap();
+
+    // Trained on the recorded version, the model's lineage reaches the source version.
+    must(&[
+        "train",
+        "--data",
+        "rides-training@1",
+        "--target",
+        "label",
+        "--drop",
+        "driver_id",
+        "--drop",
+        "event_timestamp",
+        "--model",
+        "baseline",
+        "--register",
+        "rider",
+    ]);
+    let server = TestServer::start_in(bin(), &home, None, &[]);
+    let (status, lineage) = server
+        .http()
+        .get("/api/2.0/cairn/lineage/dataset?name=rides-training&version=1");
+    assert_eq!(status, 200, "{lineage}");
+    let sources = lineage["sources"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap(),
+                s["reference"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("features", "rides@1")), "{kinds:?}");
+    assert!(kinds.contains(&("dataset", "stats@1")), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, r)| *k == "file" && r.ends_with("labels.parquet")),
+        "{kinds:?}"
+    );
+    let (_, stats) = server
+        .http()
+        .get("/api/2.0/cairn/datasets/get?name=stats&version=1");
+    let stats_digest = &stats["dataset_version"]["digest"];
+    assert!(
+        sources
+            .iter()
+            .any(|s| s["reference"] == "stats@1" && &s["digest"] == stats_digest),
+        "{lineage}"
+    );
+    assert_eq!(lineage["model_versions"][0]["name"], "rider", "{lineage}");
+    // The dataset page shows what the version was made from, linking the source version.
+    let (status, page) = server.http().get_bytes("/datasets/rides-training/1");
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains("Made from"), "{page}");
+    assert!(page.contains("href=\"/datasets/stats/1\""), "{page}");
+}
