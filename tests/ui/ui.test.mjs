@@ -150,6 +150,17 @@ try {
     assert.ok((await page.locator("#dataset-models").innerText()).includes(fx.model));
   });
 
+  await check("training-set-lineage", async () => {
+    await page.goto(`${base}/datasets/ui-training/1`);
+    const sources = await page.locator("#dataset-sources").innerText();
+    assert.match(sources, /features\s+ui@1/);
+    assert.match(sources, /entities\.parquet/);
+    await page.getByRole("link", { name: "stats.parquet@1" }).click();
+    await page.locator("h1").filter({ hasText: "stats.parquet@1" }).waitFor();
+    await page.goBack();
+    await page.locator("#dataset-sources").waitFor();
+  });
+
   await check("alias-moved", async () => {
     await page.goto(`${base}/models/${encodeURIComponent(fx.model)}`);
     await page.fill("#set-alias input[name=alias]", "champion");

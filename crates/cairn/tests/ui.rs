@@ -207,6 +207,74 @@ fn seed(server: &TestServer) -> Fixture {
     }
 }
 
+/// A training set recorded by `cairn features get-historical --dataset ui-training` from a
+/// feature view whose source is the dataset version `stats.parquet@1`.
+fn seed_training_set(server: &TestServer) {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let dir = server.home.join("features");
+    std::fs::create_dir_all(dir.join(".git")).unwrap();
+    let write = |name: &str, batch: RecordBatch| {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    };
+    let at = 1_793_491_200_000_000i64; // 2026-11-01T00:00:00Z
+    let times = |n: usize, t: i64| {
+        Arc::new(TimestampMicrosecondArray::from(vec![t; n]).with_timezone("UTC")) as ArrayRef
+    };
+    write(
+        "stats.parquet",
+        RecordBatch::try_from_iter([
+            (
+                "driver_id",
+                Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+            ("event_timestamp", times(3, at)),
+            (
+                "conv_rate",
+                Arc::new(Float64Array::from(vec![0.1, 0.2, 0.3])) as ArrayRef,
+            ),
+        ])
+        .unwrap(),
+    );
+    write(
+        "entities.parquet",
+        RecordBatch::try_from_iter([
+            (
+                "driver_id",
+                Arc::new(Int64Array::from(vec![1, 3])) as ArrayRef,
+            ),
+            ("event_timestamp", times(2, at + 3_600_000_000)),
+        ])
+        .unwrap(),
+    );
+    cairn_cli(server, &dir, &["data", "add", "stats.parquet"]);
+    std::fs::write(
+        dir.join("features.yaml"),
+        "project: ui\nentities:\n  - {name: driver, join_keys: [driver_id]}\nsources:\n  - {name: stats, dataset: stats.parquet@1, timestamp_field: event_timestamp}\nfeature_views:\n  - {name: driver_stats, entities: [driver], source: stats, schema: [{name: conv_rate, dtype: Float64}]}\n",
+    )
+    .unwrap();
+    cairn_cli(server, &dir, &["features", "apply"]);
+    cairn_cli(
+        server,
+        &dir,
+        &[
+            "features",
+            "get-historical",
+            "--entities",
+            "entities.parquet",
+            "--features",
+            "driver_stats:conv_rate",
+            "-o",
+            "training.parquet",
+            "--dataset",
+            "ui-training",
+        ],
+    );
+}
+
 /// An evaluation dataset of the experiment with two records, as MLflow's client makes one
 /// (create, then merge records). Returns its id.
 fn seed_evaluation_dataset(server: &TestServer, exp: &str) -> String {
@@ -768,6 +836,7 @@ fn the_ui_works_in_a_real_browser() {
     };
     let server = TestServer::start(Path::new(env!("CARGO_BIN_EXE_cairn")), None);
     let fx = seed(&server);
+    seed_training_set(&server);
     // The link the real MLflow client prints after a run, when a Python with mlflow is there.
     let mut fixture = fx.value.clone();
     if let Some(link) = mlflow_printed_link(&server) {
