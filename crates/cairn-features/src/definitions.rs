@@ -36,7 +36,7 @@ fn int64() -> ValueType {
 #[serde(deny_unknown_fields)]
 pub struct Source {
     pub name: String,
-    /// A Parquet file, relative to the folder of `features.yaml`.
+    /// A Parquet or CSV file, relative to the folder of `features.yaml`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
     /// Or a Cairn dataset version: `NAME@VERSION`, or `NAME@VERSION:PATH` for a Parquet file
@@ -348,9 +348,9 @@ impl Definitions {
                     s.name, s.path
                 )));
             }
-            if !s.path.ends_with(".parquet") {
+            if !s.path.ends_with(".parquet") && !crate::csv_source::is_csv(&s.path) {
                 return Err(Error::invalid(format!(
-                    "source {}: {} is not a .parquet file",
+                    "source {}: {} is not a .parquet or .csv file",
                     s.name, s.path
                 )));
             }

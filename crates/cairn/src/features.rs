@@ -171,14 +171,23 @@ fn source_files(
     let mut data_repo = None;
     for source in &d.sources {
         match source.dataset_version()? {
-            None => lineage.push((
-                source.name.clone(),
-                DatasetSource {
-                    kind: "file".into(),
-                    reference: source.path.clone(),
-                    digest: String::new(),
-                },
-            )),
+            None => {
+                if cairn_features::csv_source::is_csv(&source.path) {
+                    let csv = repo.join(&source.path);
+                    let digest = cairn_data::digest::Digest::of_file(&csv)
+                        .with_context(|| format!("source {}: {}", source.name, csv.display()))?
+                        .to_hex();
+                    files.insert(&source.name, csv_as_parquet(d, source, &csv, &digest)?);
+                }
+                lineage.push((
+                    source.name.clone(),
+                    DatasetSource {
+                        kind: "file".into(),
+                        reference: source.path.clone(),
+                        digest: String::new(),
+                    },
+                ));
+            }
             Some(r) => {
                 if data_repo.is_none() {
                     data_repo = Some(data.open()?);
@@ -189,7 +198,13 @@ fn source_files(
                 let found =
                     crate::data::version_file(data_repo, &r.name, r.version, r.path.as_deref())
                         .with_context(|| format!("source {}", source.name))?;
-                files.insert(&source.name, data_repo.cas().object_path(&found.object));
+                let object = data_repo.cas().object_path(&found.object);
+                let file = if cairn_features::csv_source::is_csv(&found.file_name) {
+                    csv_as_parquet(d, source, &object, &found.object.to_hex())?
+                } else {
+                    object
+                };
+                files.insert(&source.name, file);
                 lineage.push((
                     source.name.clone(),
                     DatasetSource {
@@ -202,6 +217,26 @@ fn source_files(
         }
     }
     Ok((files, lineage))
+}
+
+/// A CSV source read into typed Parquet, kept under the home by the CSV's digest and the
+/// types read (read again only when either changes).
+fn csv_as_parquet(
+    d: &Definitions,
+    source: &cairn_features::definitions::Source,
+    csv: &Path,
+    digest: &str,
+) -> anyhow::Result<PathBuf> {
+    let columns = cairn_features::csv_source::csv_columns(d, source)?;
+    let key = cairn_data::digest::Digest::of(format!("{digest}\n{columns:?}").as_bytes()).to_hex();
+    let dir = crate::home_dir().join("features").join("csv");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let out = dir.join(format!("{key}.parquet"));
+    if !out.is_file() {
+        cairn_features::csv_source::csv_to_parquet(csv, &out, &columns)
+            .with_context(|| format!("source {}", source.name))?;
+    }
+    Ok(out)
 }
 
 /// The data store: the project root (found from the working folder, as `cairn data` finds it),

@@ -857,7 +857,6 @@ fn a_training_set_from_dataset_versions_records_its_lineage() {
         text
     };
     must(&["data", "add", "data/stats.parquet", "--name", "stats"]);
-    let original = std::fs::read(repo.join("data/stats.parquet")).unwrap();
     let by_dataset =
         driver_definitions("driver_stats:conv_rate, driver_stats:trips, driver_stats:city")
             .replace("path: data/stats.parquet", "dataset: stats@1");
@@ -881,14 +880,23 @@ fn a_training_set_from_dataset_versions_records_its_lineage() {
     ]);
     assert!(text.contains("Recorded rides-training@1"), "{text}");
     assert!(text.contains("300 of 300 rows found a value"), "{text}");
-    // The same join from the file itself gives the same training set.
+    // The same join from the same rows as a CSV file gives the same training set: its
+    // columns typed as the definitions declare them.
     let plain = repo.join("plain");
     std::fs::create_dir_all(plain.join("data")).unwrap();
-    std::fs::write(plain.join("data/stats.parquet"), &original).unwrap();
+    let mut csv = String::from("driver_id,event_timestamp,conv_rate,trips,city\n");
+    for (driver, day, rate, trips, city) in &data.rows {
+        csv.push_str(&format!(
+            "{driver},2026-10-0{}T00:00:00Z,{rate},{trips},{city}\n",
+            day + 1
+        ));
+    }
+    std::fs::write(plain.join("data/stats.csv"), csv).unwrap();
     std::fs::write(
         plain.join("features.yaml"),
         driver_definitions("driver_stats:conv_rate, driver_stats:trips, driver_stats:city")
-            .replace("project: rides", "project: plain"),
+            .replace("project: rides", "project: plain")
+            .replace("data/stats.parquet", "data/stats.csv"),
     )
     .unwrap();
     let plain_repo = plain.to_str().unwrap();
