@@ -92,7 +92,8 @@ stats_view = FeatureView(name="stats", entities=[driver], ttl=timedelta(days=7),
     schema=[{", ".join(f'Field(name="f{i}", dtype=Float64)' for i in range(8))},
             Field(name="trips", dtype=Int64), Field(name="city", dtype=String)])
 ''')
-(feast_repo / "historical.py").write_text(f'''
+# Outside the repository: `feast apply` imports every Python file in it.
+(work / "feast_historical.py").write_text(f'''
 import sys
 import pandas as pd
 from feast import FeatureStore
@@ -104,28 +105,35 @@ job.to_df().to_parquet(sys.argv[1], index=False)
 env = {**os.environ, "CAIRN_HOME": str(work / "home"), "CAIRN_LOG": "warn"}
 
 MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-           "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+           "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+           "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
 
 
 def timed(cmd, cwd):
-    """Wall seconds and peak resident MiB of a command, in a fresh parent of its own."""
+    """Wall seconds, peak resident MiB and exit status of a command, in a fresh parent of its
+    own; its stderr goes to this script's."""
     out = subprocess.run([sys.executable, "-c", MEASURE, *cmd], cwd=cwd, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
-    return float(out[0]), int(out[1]) / 1024
+                         stdout=subprocess.PIPE, text=True).stdout.split()
+    return float(out[0]), int(out[1]) / 1024, int(out[2])
 
 
 feast_bin = str(Path(sys.executable).parent / "feast")
 subprocess.run([cairn, "features", "apply"], cwd=work, check=True, stdout=subprocess.DEVNULL, env=env)
 cairn_out = work / "cairn.parquet"
-cairn_s, cairn_mb = timed([cairn, "features", "get-historical", "--entities", "entities.parquet",
+cairn_s, cairn_mb, rc = timed([cairn, "features", "get-historical", "--entities", "entities.parquet",
                            "--features", ",".join(f"stats:{f}" for f in FEATURES), "-o", str(cairn_out)], work)
+if rc != 0:
+    sys.exit(f"cairn get-historical failed (exit {rc})")
 print(f"cairn get-historical: {cairn_s:.2f} s, peak {cairn_mb:.0f} MiB", flush=True)
 if args.skip_feast:
     sys.exit(0)
 subprocess.run([feast_bin, "apply"], cwd=feast_repo, check=True, stdout=subprocess.DEVNULL, env=env)
 feast_out = work / "feast.parquet"
-feast_s, feast_mb = timed([sys.executable, str(feast_repo / "historical.py"), str(feast_out)], feast_repo)
+feast_s, feast_mb, rc = timed([sys.executable, str(work / "feast_historical.py"), str(feast_out)], feast_repo)
+if rc != 0:
+    # -9: the kernel's out-of-memory killer, at this scale on a small machine.
+    sys.exit(f"feast get_historical_features failed (exit {rc}) after {feast_s:.2f} s, peak {feast_mb:.0f} MiB; "
+             f"cairn took {cairn_s:.2f} s, peak {cairn_mb:.0f} MiB")
 print(f"feast get_historical_features: {feast_s:.2f} s, peak {feast_mb:.0f} MiB", flush=True)
 
 ours = pd.read_parquet(cairn_out)
