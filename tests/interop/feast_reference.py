@@ -4,6 +4,8 @@
         definitions as REPO/features.yaml (written by this script) with Feast, write Feast's
         get_historical_features to REPO/feast_historical.parquet, materialize, and print the
         feature server's answers to REQUESTS as JSON
+    python feast_reference.py remote REPO URL   Feast's SDK with `online_store: type: remote`
+        pointed at URL: read online features through it, write a row through it, read it back
     python feast_reference.py compare FEAST.parquet CAIRN.parquet STATS.parquet   compare two
         training sets (the stats source explains Feast's tie breaks)
 
@@ -109,17 +111,11 @@ def generate(repo):
     return stats, profile, entities
 
 
-def reference(repo):
-    from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
+def feast_objects(repo):
+    """The definitions of FEATURES_YAML as Feast's objects."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
     from feast.types import Bool, Float32, Float64, Int64, String
 
-    (repo / "features.yaml").write_text(FEATURES_YAML)
-    _, _, entities = generate(repo)
-    (repo / "feast").mkdir(exist_ok=True)
-    (repo / "feast" / "feature_store.yaml").write_text(
-        f"project: drivers\nregistry: {repo / 'feast' / 'registry.db'}\nprovider: local\n"
-        f"offline_store:\n  type: file\nonline_store:\n  type: sqlite\n  path: {repo / 'feast' / 'online.db'}\n"
-        "entity_key_serialization_version: 3\n")
     driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
     stats = FileSource(name="stats", path=str(repo / "data" / "stats.parquet"), timestamp_field="event_timestamp",
                        created_timestamp_column="created")
@@ -130,8 +126,47 @@ def reference(repo):
     profile_view = FeatureView(name="driver_profile", entities=[driver], ttl=timedelta(0), source=profile,
                                online=True, schema=[Field(name="city", dtype=String), Field(name="vip", dtype=Bool)])
     service = FeatureService(name="activity", features=[stats_view[["conv_rate"]], profile_view])
+    return [driver, stats, profile, stats_view, profile_view, service]
+
+
+def remote(repo, url):
+    """Feast's own SDK with its remote online store pointed at URL (a Cairn feature server):
+    online features read through it, then a row written through it and read back."""
+    from feast import FeatureStore
+
+    root = repo / "feast_remote"
+    root.mkdir(exist_ok=True)
+    (root / "feature_store.yaml").write_text(
+        f"project: drivers\nregistry: {root / 'registry.db'}\nprovider: local\n"
+        f"offline_store:\n  type: file\nonline_store:\n  type: remote\n  path: {url}\n"
+        "entity_key_serialization_version: 3\n")
+    store = FeatureStore(repo_path=str(root))
+    store.apply(feast_objects(repo))
+    features = ["driver_stats:conv_rate", "driver_stats:trips", "driver_profile:city", "driver_profile:vip"]
+    rows = [{"driver_id": d} for d in (1001, 1002, 1019, 9999)]
+    before = store.get_online_features(features=features, entity_rows=rows).to_dict()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    df = pd.DataFrame({"driver_id": [1010], "event_timestamp": [now], "created": [now],
+                       "conv_rate": [0.75], "trips": [9], "rating": [4.5]})
+    store.write_to_online_store("driver_stats", df)
+    after = store.get_online_features(features=["driver_stats:conv_rate", "driver_stats:trips"],
+                                      entity_rows=[{"driver_id": 1010}]).to_dict()
+    print(json.dumps({"features": features, "entities": [r["driver_id"] for r in rows],
+                      "before": before, "after": after}, default=str))
+
+
+def reference(repo):
+    from feast import FeatureStore
+
+    (repo / "features.yaml").write_text(FEATURES_YAML)
+    _, _, entities = generate(repo)
+    (repo / "feast").mkdir(exist_ok=True)
+    (repo / "feast" / "feature_store.yaml").write_text(
+        f"project: drivers\nregistry: {repo / 'feast' / 'registry.db'}\nprovider: local\n"
+        f"offline_store:\n  type: file\nonline_store:\n  type: sqlite\n  path: {repo / 'feast' / 'online.db'}\n"
+        "entity_key_serialization_version: 3\n")
     store = FeatureStore(repo_path=str(repo / "feast"))
-    store.apply([driver, stats, profile, stats_view, profile_view, service])
+    store.apply(feast_objects(repo))
 
     features = ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:rating", "driver_profile:city",
                 "driver_profile:vip"]
@@ -241,5 +276,7 @@ if __name__ == "__main__":
 
     if sys.argv[1] == "reference":
         reference(Path(sys.argv[2]).resolve())
+    elif sys.argv[1] == "remote":
+        remote(Path(sys.argv[2]).resolve(), sys.argv[3])
     else:
         compare(sys.argv[2], sys.argv[3], sys.argv[4])

@@ -206,6 +206,42 @@ impl FeatureServer {
     }
 }
 
+impl FeatureServer {
+    /// Answers one `write-to-online-store` request body (Feast's remote online store client:
+    /// `feature_view_name`, `df` as column lists with `event_timestamp` and `created`).
+    pub fn write_to_online_store(&self, body: &Value) -> Result<Value, ApiError> {
+        let d = self.definitions()?;
+        let view = body["feature_view_name"]
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("feature_view_name is required"))?;
+        let columns = body["df"]
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("df must map each column to a list of values"))?;
+        let written = cairn_features::online::write_to_view(
+            &d,
+            &*self.online,
+            view,
+            columns,
+            cairn_core::now_millis(),
+        )
+        .map_err(|e| match e {
+            cairn_features::Error::Invalid(m) => ApiError::invalid(m),
+            other => ApiError::internal(other.to_string()),
+        })?;
+        Ok(serde_json::json!({"status": "success", "rows": written}))
+    }
+}
+
+async fn write_to_online_store(
+    State(server): State<Arc<FeatureServer>>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    tokio::task::spawn_blocking(move || server.write_to_online_store(&body))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+        .map(Json)
+}
+
 async fn push(
     State(server): State<Arc<FeatureServer>>,
     Json(body): Json<Value>,
@@ -226,10 +262,12 @@ async fn get_online_features(
         .map(Json)
 }
 
-/// The feature server's routes: `POST /get-online-features`, `POST /push`.
+/// The feature server's routes: `POST /get-online-features`, `POST /push`, `POST
+/// /write-to-online-store`.
 pub fn routes(server: Arc<FeatureServer>) -> Router {
     Router::new()
         .route("/get-online-features", post(get_online_features))
         .route("/push", post(push))
+        .route("/write-to-online-store", post(write_to_online_store))
         .with_state(server)
 }

@@ -333,31 +333,93 @@ pub fn push(
             "no online feature view reads source {source}"
         )));
     }
+    write_rows(
+        d,
+        store,
+        &views,
+        columns,
+        &src.timestamp_field,
+        None,
+        &format!("push to {source}"),
+        now_ms,
+    )
+}
+
+/// Feast's `POST /write-to-online-store` (what its remote online store client sends when it
+/// materializes or writes through a feature server): rows of one view, `df` holding the join
+/// keys, the features, `event_timestamp` and optionally `created`. Checked whole first.
+pub fn write_to_view(
+    d: &Definitions,
+    store: &dyn OnlineStore,
+    view: &str,
+    columns: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<usize> {
+    let found = d
+        .view(view)
+        .ok_or_else(|| Error::invalid(format!("unknown feature view {view}")))?;
+    let written = write_rows(
+        d,
+        store,
+        &[found],
+        columns,
+        "event_timestamp",
+        Some("created"),
+        &format!("write to {view}"),
+        now_ms,
+    )?;
+    Ok(written.first().map_or(0, |(_, n)| *n))
+}
+
+/// Writes rows given as columns to `views`: the event time from `timestamp_column`, the
+/// created time from `created_column` where it holds one, else `now_ms`.
+#[allow(clippy::too_many_arguments)]
+fn write_rows(
+    d: &Definitions,
+    store: &dyn OnlineStore,
+    views: &[&FeatureView],
+    columns: &Map<String, Value>,
+    timestamp_column: &str,
+    created_column: Option<&str>,
+    what: &str,
+    now_ms: i64,
+) -> Result<Vec<(String, usize)>> {
     let list = |name: &str| -> Result<&Vec<Value>> {
-        columns.get(name).and_then(Value::as_array).ok_or_else(|| {
-            Error::invalid(format!(
-                "push to {source}: no column {name} (a list of values)"
-            ))
-        })
+        columns
+            .get(name)
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::invalid(format!("{what}: no column {name} (a list of values)")))
     };
-    let times = list(&src.timestamp_field)?;
+    let times = list(timestamp_column)?;
     let rows = times.len();
     if let Some((name, _)) = columns
         .iter()
         .find(|(_, v)| v.as_array().is_some_and(|a| a.len() != rows))
     {
         return Err(Error::invalid(format!(
-            "push to {source}: column {name} has a different number of values than {}",
-            src.timestamp_field
+            "{what}: column {name} has a different number of values than {timestamp_column}"
         )));
     }
     let event_ms: Vec<i64> = times
         .iter()
         .map(|t| {
-            parse_time_ms(t)
-                .ok_or_else(|| Error::invalid(format!("push to {source}: {t} is not a time")))
+            parse_time_ms(t).ok_or_else(|| Error::invalid(format!("{what}: {t} is not a time")))
         })
         .collect::<Result<_>>()?;
+    let created_ms: Vec<i64> = match created_column
+        .and_then(|c| columns.get(c))
+        .and_then(Value::as_array)
+    {
+        Some(created) => created
+            .iter()
+            .map(|t| match t {
+                Value::Null => Ok(now_ms),
+                t => parse_time_ms(t)
+                    .ok_or_else(|| Error::invalid(format!("{what}: {t} is not a time"))),
+            })
+            .collect::<Result<_>>()?,
+        None => vec![now_ms; rows],
+    };
     let mut writes = Vec::new();
     for view in views {
         let keys = d.join_keys(view);
@@ -379,7 +441,7 @@ pub fn push(
                     Some(list) => pushed_value(&view.name, field, &list[i])?,
                     None => {
                         return Err(Error::invalid(format!(
-                            "push to {source}: no column {} for view {}",
+                            "{what}: no column {} for view {}",
                             field.name, view.name
                         )))
                     }
@@ -394,7 +456,7 @@ pub fn push(
                     .join(&KEY_SEPARATOR.to_string()),
                 values: Value::Object(values).to_string(),
                 event_ms: event_ms[i],
-                created_ms: now_ms,
+                created_ms: created_ms[i],
             });
         }
         writes.push((view.name.clone(), out));

@@ -242,6 +242,49 @@ fn training_sets_and_online_answers_equal_feasts() {
     assert_eq!(columns["conv_rate"]["statuses"][0], "PRESENT", "{answer}");
     assert_eq!(columns["trips"]["values"][0], 77, "{answer}");
     assert_eq!(columns["rating"]["statuses"][0], "NULL_VALUE", "{answer}");
+    // Feast's own SDK with `online_store: type: remote` pointed at Cairn reads what Cairn's
+    // server answers (its `to_dict()` keeps the values whatever their status) and writes
+    // through it (`write_to_online_store`, Feast's `POST /write-to-online-store`).
+    let through = python_json(
+        &python,
+        &[
+            script().as_os_str(),
+            "remote".as_ref(),
+            repo.as_os_str(),
+            server.url.as_ref(),
+        ],
+        &[],
+    );
+    let own =
+        json!({"features": through["features"], "entities": {"driver_id": through["entities"]}});
+    let (_, answer) = http.post_json("/get-online-features", &own);
+    let columns = by_name(&answer);
+    for feature in ["conv_rate", "trips", "city", "vip"] {
+        assert_eq!(
+            through["before"][feature], columns[feature]["values"],
+            "{feature}: {through} vs {answer}"
+        );
+    }
+    assert!(
+        through["before"]["city"][0].is_string(),
+        "the profile is read through: {through}"
+    );
+    assert_eq!(through["after"]["conv_rate"], json!([0.75]), "{through}");
+    assert_eq!(through["after"]["trips"], json!([9]), "{through}");
+    let (_, answer) = http.post_json(
+        "/get-online-features",
+        &json!({"features": ["driver_stats:trips"], "entities": {"driver_id": [1010]}}),
+    );
+    assert_eq!(answer["results"][1]["values"][0], 9, "{answer}");
+    let (status, refused) = http.post_json(
+        "/write-to-online-store",
+        &json!({"feature_view_name": "nope", "df": {"driver_id": [1]}}),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused.to_string().contains("unknown feature view nope"),
+        "{refused}"
+    );
     // An older row pushed later does not move the value back.
     let mut older = pushed.clone();
     older["df"]["event_timestamp"] = json!(["2026-11-01T00:00:00Z"]);
