@@ -12,6 +12,21 @@ use cairn_features::definitions::Definitions;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 
+/// A feature store error as an API error: the caller's mistakes are 400s.
+fn feature_error(e: cairn_features::Error) -> ApiError {
+    match e {
+        cairn_features::Error::Invalid(m) => ApiError::invalid(m),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// The column lists of a write's `df`.
+fn frame(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
+    body["df"]
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("df must map each column to a list of values"))
+}
+
 /// What the feature server reads: one project's definitions and its online store.
 pub struct FeatureServer {
     registry: Arc<dyn FeatureRegistryStore>,
@@ -126,10 +141,7 @@ impl FeatureServer {
             full,
             cairn_core::now_millis(),
         )
-        .map_err(|e| match e {
-            cairn_features::Error::Invalid(m) => ApiError::invalid(m),
-            other => ApiError::internal(other.to_string()),
-        })
+        .map_err(feature_error)
     }
 }
 
@@ -186,9 +198,7 @@ impl FeatureServer {
             )))
             }
         }
-        let columns = body["df"]
-            .as_object()
-            .ok_or_else(|| ApiError::invalid("df must map each column to a list of values"))?;
+        let columns = frame(body)?;
         let written = cairn_features::online::push(
             &d,
             &*self.online,
@@ -196,10 +206,7 @@ impl FeatureServer {
             columns,
             cairn_core::now_millis(),
         )
-        .map_err(|e| match e {
-            cairn_features::Error::Invalid(m) => ApiError::invalid(m),
-            other => ApiError::internal(other.to_string()),
-        })?;
+        .map_err(feature_error)?;
         Ok(
             serde_json::json!({"written": written.iter().map(|(v, n)| serde_json::json!({"feature_view": v, "rows": n})).collect::<Vec<_>>()}),
         )
@@ -214,9 +221,7 @@ impl FeatureServer {
         let view = body["feature_view_name"]
             .as_str()
             .ok_or_else(|| ApiError::invalid("feature_view_name is required"))?;
-        let columns = body["df"]
-            .as_object()
-            .ok_or_else(|| ApiError::invalid("df must map each column to a list of values"))?;
+        let columns = frame(body)?;
         let written = cairn_features::online::write_to_view(
             &d,
             &*self.online,
@@ -224,10 +229,7 @@ impl FeatureServer {
             columns,
             cairn_core::now_millis(),
         )
-        .map_err(|e| match e {
-            cairn_features::Error::Invalid(m) => ApiError::invalid(m),
-            other => ApiError::internal(other.to_string()),
-        })?;
+        .map_err(feature_error)?;
         Ok(serde_json::json!({"status": "success", "rows": written}))
     }
 }
@@ -236,7 +238,14 @@ async fn write_to_online_store(
     State(server): State<Arc<FeatureServer>>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    tokio::task::spawn_blocking(move || server.write_to_online_store(&body))
+    blocking(move || server.write_to_online_store(&body)).await
+}
+
+/// Runs a request's work on the blocking pool (the stores block).
+async fn blocking(
+    f: impl FnOnce() -> Result<Value, ApiError> + Send + 'static,
+) -> Result<Json<Value>, ApiError> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
         .map(Json)
@@ -246,20 +255,14 @@ async fn push(
     State(server): State<Arc<FeatureServer>>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    tokio::task::spawn_blocking(move || server.push(&body))
-        .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
-        .map(Json)
+    blocking(move || server.push(&body)).await
 }
 
 async fn get_online_features(
     State(server): State<Arc<FeatureServer>>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    tokio::task::spawn_blocking(move || server.get_online_features(&body))
-        .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
-        .map(Json)
+    blocking(move || server.get_online_features(&body)).await
 }
 
 /// The feature server's routes: `POST /get-online-features`, `POST /push`, `POST

@@ -636,6 +636,29 @@ fn driver_definitions(service_features: &str) -> String {
     )
 }
 
+/// `cairn ARGS` in `dir` on `home` (local stores only): whether it succeeded, and what it
+/// printed (stdout then stderr).
+fn cli(dir: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .env("CAIRN_HOME", home)
+        .env("CAIRN_LOG", "warn")
+        .env_remove("CAIRN_BACKEND_STORE_URI")
+        .env_remove("CAIRN_ONLINE_STORE")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// The one `.onnx` file under `dir`.
 fn find_onnx(dir: &Path) -> Option<PathBuf> {
     for entry in std::fs::read_dir(dir).ok()? {
@@ -665,26 +688,7 @@ fn a_model_bound_to_a_feature_service_answers_entity_keys() {
         driver_definitions("driver_stats:conv_rate, driver_stats:trips, driver_stats:city");
     std::fs::write(repo.join("features.yaml"), &definitions).unwrap();
     let home = repo.join("home");
-    let run = |args: &[&str]| {
-        let out = Command::new(bin())
-            .args(args)
-            .current_dir(repo)
-            .env("CAIRN_HOME", &home)
-            .env("CAIRN_LOG", "warn")
-            .env_remove("CAIRN_BACKEND_STORE_URI")
-            .env_remove("CAIRN_ONLINE_STORE")
-            .env_remove("MLFLOW_TRACKING_URI")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let run = |args: &[&str]| cli(repo, &home, args);
     let must = |args: &[&str]| {
         let (ok, text) = run(args);
         assert!(ok, "cairn {args:?}: {text}");
@@ -874,26 +878,7 @@ fn a_training_set_from_dataset_versions_records_its_lineage() {
     let data = DriverData::generate(300);
     data.write(repo);
     let home = repo.join("home");
-    let run = |args: &[&str]| {
-        let out = Command::new(bin())
-            .args(args)
-            .current_dir(repo)
-            .env("CAIRN_HOME", &home)
-            .env("CAIRN_LOG", "warn")
-            .env_remove("CAIRN_BACKEND_STORE_URI")
-            .env_remove("CAIRN_ONLINE_STORE")
-            .env_remove("MLFLOW_TRACKING_URI")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let run = |args: &[&str]| cli(repo, &home, args);
     let must = |args: &[&str]| {
         let (ok, text) = run(args);
         assert!(ok, "cairn {args:?}: {text}");
