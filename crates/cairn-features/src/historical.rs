@@ -6,7 +6,9 @@
 //! `_drop_duplicates`).
 use crate::definitions::{Definitions, FeatureRef, SourceFiles};
 use crate::error::{Error, Result};
-use crate::table::{column, micros, open, read_all, write_key, KeyPart};
+use crate::table::{
+    column, keys_and_times, micros, open, read_all, write_key, KeyPart, KeysAndTimes,
+};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{Field, Schema};
 use parquet::arrow::ArrowWriter;
@@ -182,7 +184,7 @@ const NO_ROW: u64 = u64::MAX;
 fn point_in_time(
     index: &EntityIndex,
     entity_rows: usize,
-    batches: impl Iterator<Item = Result<(Vec<KeyPart>, Vec<Option<i64>>, Option<Vec<Option<i64>>>)>>,
+    batches: impl Iterator<Item = Result<KeysAndTimes>>,
     ttl_micros: Option<i64>,
 ) -> Result<Vec<Option<u64>>> {
     let none = Candidate {
@@ -365,19 +367,7 @@ pub fn get_historical(request: &HistoricalRequest) -> Result<(RecordBatch, Histo
         let shown = path.display().to_string();
         let batches = open(path, &join_columns)?.map(|batch| {
             let batch = batch.map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
-            let parts = keys
-                .iter()
-                .map(|k| KeyPart::read(column(&batch, k)?.as_ref(), k))
-                .collect::<Result<Vec<_>>>()?;
-            let ts = micros(
-                column(&batch, &source.timestamp_field)?.as_ref(),
-                &source.timestamp_field,
-            )?;
-            let created = match &source.created_timestamp_column {
-                Some(c) => Some(micros(column(&batch, c)?.as_ref(), c)?),
-                None => None,
-            };
-            Ok((parts, ts, created))
+            keys_and_times(&batch, &keys, source)
         });
         let ttl = (view.ttl.0 > 0).then(|| view.ttl.0 as i64 * 1_000_000);
         let joined = point_in_time(&index, rows, batches, ttl)?;

@@ -3,7 +3,7 @@
 //! Feast's feature-server JSON.
 use crate::definitions::{Definitions, FeatureRef, FeatureView, SourceFiles, ValueType};
 use crate::error::{Error, Result};
-use crate::table::{column, key_texts, micros, open, write_key, KeyPart, KEY_SEPARATOR};
+use crate::table::{column, key_texts, keys_and_times, micros, open, write_key, KEY_SEPARATOR};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt32Type, UInt64Type,
@@ -166,18 +166,7 @@ fn materialize_view(
     for batch in open(path, &columns)? {
         let batch = batch.map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
         let n = batch.num_rows();
-        let parts = keys
-            .iter()
-            .map(|k| KeyPart::read(column(&batch, k)?.as_ref(), k))
-            .collect::<Result<Vec<_>>>()?;
-        let ts = micros(
-            column(&batch, &source.timestamp_field)?.as_ref(),
-            &source.timestamp_field,
-        )?;
-        let created = match &source.created_timestamp_column {
-            Some(c) => Some(micros(column(&batch, c)?.as_ref(), c)?),
-            None => None,
-        };
+        let (parts, ts, created) = keys_and_times(&batch, &keys, source)?;
         let features: Vec<_> = view
             .schema
             .iter()

@@ -218,3 +218,28 @@ pub(crate) fn write_key(parts: &[KeyPart], i: usize, out: &mut String) -> bool {
     }
     true
 }
+
+/// A source batch's entity key parts, event times and created times (`None` without a created
+/// column): what both the point-in-time join and materialization read of every row.
+pub(crate) type KeysAndTimes = (Vec<KeyPart>, Vec<Option<i64>>, Option<Vec<Option<i64>>>);
+
+/// Reads [`KeysAndTimes`] from a batch of `source`.
+pub(crate) fn keys_and_times(
+    batch: &RecordBatch,
+    keys: &[String],
+    source: &crate::definitions::Source,
+) -> Result<KeysAndTimes> {
+    let parts = keys
+        .iter()
+        .map(|k| KeyPart::read(column(batch, k)?.as_ref(), k))
+        .collect::<Result<Vec<_>>>()?;
+    let ts = micros(
+        column(batch, &source.timestamp_field)?.as_ref(),
+        &source.timestamp_field,
+    )?;
+    let created = match &source.created_timestamp_column {
+        Some(c) => Some(micros(column(batch, c)?.as_ref(), c)?),
+        None => None,
+    };
+    Ok((parts, ts, created))
+}
