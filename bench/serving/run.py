@@ -2,7 +2,8 @@
 """bench/serving: the same ONNX models served by Cairn (`cairn serve`) and by a FastAPI +
 uvicorn + onnxruntime app (bench/serving/fastapi_app.py, 2 workers), driven by one load
 generator (wrk, 2 threads, bench/serving/post.lua) with 1 and 32 connections, single-row
-requests, in one run. Models: a 100-tree GradientBoostingClassifier and a LogisticRegression on 20
+requests, in one run, each server warmed up first (--warmup seconds at 32 connections,
+discarded). Models: a 100-tree GradientBoostingClassifier and a LogisticRegression on 20
 features, exported with skl2onnx.
 
     python3 bench/serving/run.py [--seconds 10]
@@ -33,6 +34,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--seconds", type=int, default=10)
 parser.add_argument("--cairn", help="a built cairn binary (default: build target/release/cairn)")
 parser.add_argument("--skip-peer", action="store_true", help="only Cairn, logged and unlogged (quick A/B runs)")
+parser.add_argument("--warmup", type=int, default=3,
+                    help="seconds of load before the measured runs, for every server alike (0: none)")
 args = parser.parse_args()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import free_port, wait_healthy  # noqa: E402
@@ -55,14 +58,24 @@ row = X[:1]
 tmp = tempfile.mkdtemp()
 
 
-def load(url, body, connections):
+def load(url, body, connections, seconds=None):
     path = os.path.join(tmp, "body.json")
     with open(path, "w") as f:
         json.dump(body, f)
     threads = min(2, connections)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(args.seconds)}s", "-s", script, url],
+    seconds = args.seconds if seconds is None else seconds
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "-s", script, url],
                          capture_output=True, text=True, check=True, env={**os.environ, "BODY": path})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(url, body):
+    """1 and 32 connections, after a warm-up at 32 whose numbers are discarded: a fresh process
+    first touches its memory (on a VM, pages the host has not backed yet) and fills its
+    caches, and neither is what a running server's latency is."""
+    if args.warmup > 0:
+        load(url, body, 32, args.warmup)
+    return {c: load(url, body, c) for c in (1, 32)}
 
 
 results = []
@@ -83,7 +96,7 @@ for label, est in models.items():
         try:
             wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
             body = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 20], "data": row.ravel().tolist()}]}
-            cairn_variants[variant] = {c: load(f"http://127.0.0.1:{port}/v2/models/model/infer", body, c) for c in (1, 32)}
+            cairn_variants[variant] = measure(f"http://127.0.0.1:{port}/v2/models/model/infer", body)
             if variant == "logged":
                 # Did the log keep up? Predictions it had to drop (a full buffer) are counted.
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
@@ -117,7 +130,7 @@ for label, est in models.items():
         wait_healthy(f"http://127.0.0.1:{port}/health", proc)
         time.sleep(2)  # both workers up
         body = {"features": row.tolist()}
-        peer_runs = {c: load(f"http://127.0.0.1:{port}/predict", body, c) for c in (1, 32)}
+        peer_runs = measure(f"http://127.0.0.1:{port}/predict", body)
     finally:
         proc.terminate()
         proc.wait()

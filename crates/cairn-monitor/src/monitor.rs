@@ -250,52 +250,118 @@ pub struct LogCounters {
 }
 
 /// Rows waiting for the writer, per model version and hour, already in columns: a request
-/// appends its values to vectors that grow once and are reused, so recording allocates
-/// nothing per request and frees nothing on another thread.
+/// appends its values to vectors that the writer empties and hands back (two stagings take
+/// turns), so once they have grown, recording allocates nothing per request and frees
+/// nothing on another thread. Growing them on the request's thread had cost milliseconds
+/// (measured in docs/benchmarks.md, bench/serving): every column of a file doubled in the same
+/// request, and a fresh staging grew again for every file.
 #[derive(Default)]
 struct Staging {
     files: Vec<((String, String, i64), Staged)>,
     rows: usize,
     oldest: Option<Instant>,
+    /// Rows a new file reserves room for up front.
+    reserve: usize,
 }
 
 impl Staging {
     fn stage(&mut self, model: &str, version: &str, hour: i64) -> &mut Staged {
+        let same = |m: &String, v: &String| m == model && v == version;
         let at = match self
             .files
             .iter()
-            .position(|((m, v, h), _)| *h == hour && m == model && v == version)
+            .position(|((m, v, h), _)| *h == hour && same(m, v))
         {
             Some(at) => at,
-            None => {
-                self.files.push((
-                    (model.to_owned(), version.to_owned(), hour),
-                    Staged::default(),
-                ));
-                self.files.len() - 1
-            }
+            // A new hour takes over an emptied file of the same version: its columns and
+            // buffers fit.
+            None => match self
+                .files
+                .iter()
+                .position(|((m, v, _), staged)| staged.len() == 0 && same(m, v))
+            {
+                Some(at) => {
+                    self.files[at].0 .2 = hour;
+                    at
+                }
+                None => {
+                    self.files.push((
+                        (model.to_owned(), version.to_owned(), hour),
+                        Staged::with_capacity(self.reserve),
+                    ));
+                    self.files.len() - 1
+                }
+            },
         };
         &mut self.files[at].1
+    }
+
+    fn with_reserve(capacity: usize) -> Staging {
+        Staging {
+            reserve: capacity.min(RESERVE_ROWS),
+            ..Staging::default()
+        }
+    }
+
+    /// Empties every file for reuse, keeping its buffers; a file that held no rows since the
+    /// last time is let go (its version or hour has gone quiet).
+    fn recycle(&mut self) {
+        self.files.retain(|(_, staged)| staged.len() > 0);
+        for (_, staged) in &mut self.files {
+            staged.clear();
+        }
+        self.rows = 0;
+        self.oldest = None;
     }
 }
 
 /// The rows of one future log file.
 #[derive(Default)]
 struct Staged {
-    request_ids: arrow_array::builder::StringBuilder,
+    /// Request ids, end to end, and where each ends.
+    request_ids: String,
+    request_id_ends: Vec<usize>,
     row_numbers: Vec<i64>,
     timestamps: Vec<i64>,
     latencies: Vec<i64>,
-    columns: Vec<(String, Builder)>,
+    /// Each column, and whether a record has written to it since the file was emptied.
+    columns: Vec<(String, Builder, bool)>,
     index: HashMap<String, usize>,
     /// (output?, tensor name, width) -> its columns: names are made once per layout, not per
     /// record (a served model sends the same tensors every time).
     layouts: Vec<(bool, String, usize, Vec<usize>)>,
+    /// Rows a new column reserves room for.
+    reserve: usize,
 }
 
 impl Staged {
+    fn with_capacity(rows: usize) -> Staged {
+        Staged {
+            request_ids: String::with_capacity(rows * 16),
+            request_id_ends: Vec::with_capacity(rows),
+            row_numbers: Vec::with_capacity(rows),
+            timestamps: Vec::with_capacity(rows),
+            latencies: Vec::with_capacity(rows),
+            reserve: rows,
+            ..Staged::default()
+        }
+    }
+
     fn len(&self) -> usize {
         self.row_numbers.len()
+    }
+
+    /// Empties the file and keeps its buffers.
+    fn clear(&mut self) {
+        self.request_ids.clear();
+        self.request_id_ends.clear();
+        self.row_numbers.clear();
+        self.timestamps.clear();
+        self.latencies.clear();
+        for (_, builder, used) in &mut self.columns {
+            builder.clear();
+            *used = false;
+        }
     }
 
     /// Appends one answered request; returns its rows.
@@ -310,7 +376,8 @@ impl Staged {
         let rows = inputs.first().map_or(1, TensorRef::rows);
         let start = self.len();
         for r in 0..rows {
-            self.request_ids.append_value(request_id);
+            self.request_ids.push_str(request_id);
+            self.request_id_ends.push(self.request_ids.len());
             self.row_numbers.push(r as i64);
             self.timestamps.push(timestamp_ms);
             self.latencies.push(latency_us);
@@ -335,11 +402,13 @@ impl Staged {
                 None => {
                     let prefix = if output { OUTPUT_PREFIX } else { "" };
                     let (columns, index) = (&mut self.columns, &mut self.index);
+                    let reserve = self.reserve;
                     let at: Vec<usize> = tensor_columns(prefix, tensor.name, width)
                         .into_iter()
                         .map(|name| {
                             *index.entry(name.clone()).or_insert_with(|| {
-                                columns.push((name, Builder::new(tensor.values.kind())));
+                                let builder = Builder::new(tensor.values.kind(), reserve);
+                                columns.push((name, builder, false));
                                 columns.len() - 1
                             })
                         })
@@ -350,7 +419,8 @@ impl Staged {
                 }
             };
             for (j, &at) in self.layouts[layout].3.iter().enumerate() {
-                let column = &mut self.columns[at].1;
+                let (_, column, used) = &mut self.columns[at];
+                *used = true;
                 column.pad(start);
                 for r in 0..rows {
                     column.push(&tensor.values, r * width + j);
@@ -360,8 +430,9 @@ impl Staged {
         rows
     }
 
-    /// The staged rows as one Parquet file; `None` when there are none.
-    fn encode(mut self) -> Result<Option<Encoded>> {
+    /// The staged rows as one Parquet file; `None` when there are none. Copies them out, so
+    /// the buffers can be reused.
+    fn encode(&mut self) -> Result<Option<Encoded>> {
         let rows = self.len();
         if rows == 0 {
             return Ok(None);
@@ -374,16 +445,28 @@ impl Staged {
         ];
         let first = self.timestamps.iter().copied().min().unwrap_or(0);
         let last = self.timestamps.iter().copied().max().unwrap_or(0);
+        let mut start = 0;
+        let ids: StringArray = self
+            .request_id_ends
+            .iter()
+            .map(|&end| {
+                let id = &self.request_ids[start..end];
+                start = end;
+                Some(id)
+            })
+            .collect();
         let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(self.request_ids.finish()),
-            Arc::new(Int64Array::from(self.row_numbers)),
-            Arc::new(Int64Array::from(self.timestamps)),
-            Arc::new(Int64Array::from(self.latencies)),
+            Arc::new(ids),
+            Arc::new(Int64Array::from(self.row_numbers.clone())),
+            Arc::new(Int64Array::from(self.timestamps.clone())),
+            Arc::new(Int64Array::from(self.latencies.clone())),
         ];
-        for (name, mut builder) in self.columns {
+        // A column no record of this file wrote to (its tensor came in an earlier file) is
+        // left out, as it would be from a fresh file.
+        for (name, builder, _) in self.columns.iter_mut().filter(|c| c.2) {
             builder.pad(rows);
-            let (data_type, array) = builder.finish();
-            fields.push(Field::new(name, data_type, true));
+            let (data_type, array) = builder.array();
+            fields.push(Field::new(name.as_str(), data_type, true));
             arrays.push(array);
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
@@ -408,7 +491,8 @@ impl PredictionLog {
         let logs = monitor.logs.clone();
         let (flushes, requests) = sync_channel(64);
         let counters = Arc::new(LogCounters::default());
-        let staging = Arc::new(Mutex::new(Staging::default()));
+        let capacity = options.capacity.max(1);
+        let staging = Arc::new(Mutex::new(Staging::with_reserve(capacity)));
         let (shared_counters, shared_staging) = (counters.clone(), staging.clone());
         let writer = std::thread::Builder::new()
             .name("cairn-prediction-log".into())
@@ -425,7 +509,7 @@ impl PredictionLog {
             .map_err(|e| Error::io(Path::new("prediction log writer"), e))?;
         Ok(PredictionLog {
             staging,
-            capacity: options.capacity.max(1),
+            capacity,
             flushes: Some(flushes),
             counters,
             writer: Some(writer),
@@ -535,10 +619,15 @@ fn write_loop(
     options: LogOptions,
     counters: &LogCounters,
 ) {
-    let trigger = options.flush_rows.min(options.capacity).max(1);
+    // Half the capacity at most, so requests keep being logged while the writer, which polls,
+    // comes to take a full staging.
+    let trigger = options.flush_rows.min(options.capacity / 2).max(1);
     // The writer polls on a short tick instead of being woken: a wake-up per request would
     // cost a futex call and a context switch on the cores that serve.
     let tick = options.flush_interval.min(POLL_TICK);
+    // The requests' staging and this one take turns: the writer swaps them, encodes the full
+    // one and empties it, buffers kept, for the next swap.
+    let mut taken = Staging::with_reserve(options.capacity.max(1));
     loop {
         std::thread::sleep(tick);
         let mut flushes = Vec::new();
@@ -549,19 +638,17 @@ fn write_loop(
                 Err(TryRecvError::Disconnected) => break true,
             }
         };
-        let taken = {
+        {
             let mut staged = lock(staging);
             let due = staged
                 .oldest
                 .is_some_and(|t| t.elapsed() >= options.flush_interval);
             if disconnected || due || staged.rows >= trigger || !flushes.is_empty() {
-                std::mem::take(&mut *staged).files
-            } else {
-                Vec::new()
+                std::mem::swap(&mut *staged, &mut taken);
             }
-        };
-        for ((model, version, hour), staged) in taken {
-            match write_staged(logs, &model, &version, hour, staged) {
+        }
+        for ((model, version, hour), staged) in &mut taken.files {
+            match write_staged(logs, model, version, *hour, staged) {
                 Ok(written) => {
                     counters.rows_written.fetch_add(written as u64, Relaxed);
                 }
@@ -571,6 +658,7 @@ fn write_loop(
                 }
             }
         }
+        taken.recycle();
         for done in flushes {
             let _ = done.send(());
         }
@@ -583,11 +671,17 @@ fn write_loop(
 /// Longest the writer sleeps between looks at the staging area.
 const POLL_TICK: Duration = Duration::from_millis(20);
 
-/// A column being built from records whose tensors may differ.
+/// Rows a new staged file reserves room for (at most the log's capacity), so its columns do
+/// not grow request by request.
+const RESERVE_ROWS: usize = 1 << 16;
+
+/// A column being built from records whose tensors may differ; emptied and reused file after
+/// file.
 enum Builder {
     Float(Vec<Option<f64>>),
     Int(Vec<Option<i64>>),
-    Text(Vec<Option<String>>),
+    /// Texts end to end, and each value's span in them.
+    Text(String, Vec<Option<(usize, usize)>>),
 }
 
 impl Builder {
@@ -595,7 +689,7 @@ impl Builder {
         match self {
             Builder::Float(v) => v.len(),
             Builder::Int(v) => v.len(),
-            Builder::Text(v) => v.len(),
+            Builder::Text(_, v) => v.len(),
         }
     }
 
@@ -603,17 +697,34 @@ impl Builder {
         match self {
             Builder::Float(v) => v.resize(len, None),
             Builder::Int(v) => v.resize(len, None),
-            Builder::Text(v) => v.resize(len, None),
+            Builder::Text(_, v) => v.resize(len, None),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Builder::Float(v) => v.clear(),
+            Builder::Int(v) => v.clear(),
+            Builder::Text(text, v) => {
+                text.clear();
+                v.clear();
+            }
         }
     }
 
     fn push(&mut self, values: &ValuesRef, i: usize) {
         // An integer column that meets floats becomes a float column.
         if let (Builder::Int(ints), Kind::Float) = (&*self, values.kind()) {
-            *self = Builder::Float(ints.iter().map(|v| v.map(|n| n as f64)).collect());
+            let mut floats = Vec::with_capacity(ints.capacity());
+            floats.extend(ints.iter().map(|v| v.map(|n| n as f64)));
+            *self = Builder::Float(floats);
         }
         match (self, values) {
-            (Builder::Text(c), ValuesRef::Text(v)) => c.push(Some(v[i].clone())),
+            (Builder::Text(text, spans), ValuesRef::Text(v)) => {
+                let start = text.len();
+                text.push_str(&v[i]);
+                spans.push(Some((start, text.len())));
+            }
             (Builder::Float(c), v) if v.kind() != Kind::Text => c.push(v.float(i)),
             (Builder::Int(c), v) if v.kind() == Kind::Int => c.push(v.int(i)),
             (other, _) => {
@@ -623,19 +734,24 @@ impl Builder {
         }
     }
 
-    fn new(kind: Kind) -> Builder {
+    fn new(kind: Kind, rows: usize) -> Builder {
         match kind {
-            Kind::Float => Builder::Float(Vec::new()),
-            Kind::Int => Builder::Int(Vec::new()),
-            Kind::Text => Builder::Text(Vec::new()),
+            Kind::Float => Builder::Float(Vec::with_capacity(rows)),
+            Kind::Int => Builder::Int(Vec::with_capacity(rows)),
+            Kind::Text => Builder::Text(String::new(), Vec::with_capacity(rows)),
         }
     }
 
-    fn finish(self) -> (DataType, ArrayRef) {
+    /// The column's values as an Arrow array (copied; the builder keeps them).
+    fn array(&self) -> (DataType, ArrayRef) {
         match self {
-            Builder::Float(v) => (DataType::Float64, Arc::new(Float64Array::from(v))),
-            Builder::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v))),
-            Builder::Text(v) => (DataType::Utf8, Arc::new(StringArray::from(v))),
+            Builder::Float(v) => (DataType::Float64, Arc::new(Float64Array::from(v.clone()))),
+            Builder::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v.clone()))),
+            Builder::Text(text, spans) => {
+                let values: StringArray =
+                    spans.iter().map(|s| s.map(|(a, b)| &text[a..b])).collect();
+                (DataType::Utf8, Arc::new(values))
+            }
         }
     }
 }
@@ -647,7 +763,7 @@ fn write_staged(
     model: &str,
     version: &str,
     hour: i64,
-    staged: Staged,
+    staged: &mut Staged,
 ) -> Result<usize> {
     let Some((bytes, first, last, rows)) = staged.encode()? else {
         return Ok(0);
@@ -2431,6 +2547,89 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(seen.as_deref(), Some("19"), "writer thread's nice value");
+    }
+
+    /// The writer hands emptied stagings back for reuse: each file still holds only its own
+    /// rows, a tensor of an earlier file leaves no column behind, and text and request ids
+    /// come back as sent.
+    #[test]
+    fn reused_staging_writes_each_file_with_only_its_own_rows_and_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = test_monitor(dir.path());
+        let log = PredictionLog::start(&monitor, LogOptions::default()).unwrap();
+        let hour = HOUR_MS;
+        let texts = ["first".to_string(), "second".into()];
+        let record = |id: &str, ts: i64, x: &[f32], text: Option<&[String]>| {
+            let mut inputs = vec![TensorRef {
+                name: "x",
+                shape: &[1, 2],
+                values: ValuesRef::F32(x),
+            }];
+            if let Some(t) = text {
+                inputs.push(TensorRef {
+                    name: "t",
+                    shape: &[1],
+                    values: ValuesRef::Text(t),
+                });
+            }
+            assert!(log.record_tensors(id, "m", "1", ts, 1, &inputs, &[]));
+        };
+        record("a", 10, &[1.0, 2.0], Some(&texts[..1]));
+        record("b", 20, &[3.0, 4.0], Some(&texts[1..]));
+        log.flush();
+        // The next hour reuses the emptied file of the same version; no text this time.
+        record("c-with-a-longer-id", hour + 10, &[5.0, 6.0], None);
+        log.flush();
+        record("d", hour + 20, &[7.0, 8.0], Some(&texts[..1]));
+        log.flush();
+        assert_eq!(log.counters().rows_written.load(Relaxed), 4);
+        assert_eq!(log.counters().dropped.load(Relaxed), 0);
+
+        let w = monitor.window("m", "1", 0, 2 * hour).unwrap();
+        let ids: Vec<&str> = w.keys.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c-with-a-longer-id", "d"]);
+        match &w.inputs.iter().find(|(n, _)| n == "x[1]").unwrap().1 {
+            Column::Numbers(v, _) => assert_eq!(v, &[2.0, 4.0, 6.0, 8.0]),
+            Column::Text(_) => panic!("x[1] is not text"),
+        }
+        match &w.inputs.iter().find(|(n, _)| n == "t").unwrap().1 {
+            Column::Text(v) => assert_eq!(
+                v,
+                &[
+                    Some("first".into()),
+                    Some("second".into()),
+                    None,
+                    Some("first".into())
+                ]
+            ),
+            Column::Numbers(..) => panic!("t is text"),
+        }
+        // Three files; the one written without text has no text column.
+        let mut files = Vec::new();
+        let mut dirs = vec![dir.path().join("monitoring")];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(d).unwrap().flatten() {
+                if entry.path().is_dir() {
+                    dirs.push(entry.path());
+                } else if entry.path().extension().is_some_and(|e| e == "parquet") {
+                    files.push(entry.path());
+                }
+            }
+        }
+        assert_eq!(files.len(), 3, "{files:?}");
+        let mut without_text = 0;
+        for file in files {
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+                    .unwrap();
+            let schema = reader.schema().clone();
+            if schema.field_with_name("t").is_err() {
+                without_text += 1;
+                let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+                assert_eq!(rows, 1);
+            }
+        }
+        assert_eq!(without_text, 1);
     }
 
     #[test]
