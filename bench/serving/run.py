@@ -144,6 +144,7 @@ for label, est in models.items():
         print(f"{label:40} {c:>2} conn | cairn {a['requests_per_s']:>8.0f} req/s p50 {a['p50_ms']:.3f} ms p99 {a['p99_ms']:.3f} ms"
               f" (errors {a['errors']}) | fastapi {b['requests_per_s']:>7.0f} req/s p50 {b['p50_ms']:.3f} ms p99 {b['p99_ms']:.3f} ms"
               f" (errors {b['errors']}) | {a['requests_per_s'] / b['requests_per_s']:.1f}x"
-              f" | cairn without the prediction log {u['requests_per_s']:>8.0f} req/s p50 {u['p50_ms']:.3f} ms")
+              f" | cairn without the prediction log {u['requests_per_s']:>8.0f} req/s p50 {u['p50_ms']:.3f} ms"
+              f" p99 {u['p99_ms']:.3f} ms")
     print(f"{label:40} prediction log: {log_counters} (records queued, dropped for a full buffer, rows written)")
 print(json.dumps(results))
