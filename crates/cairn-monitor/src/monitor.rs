@@ -218,7 +218,8 @@ pub struct Prediction {
 pub struct LogOptions {
     /// Rows staged and not yet written; beyond this, records are dropped (and counted).
     pub capacity: usize,
-    /// Staged rows that trigger a write.
+    /// Staged rows that trigger a write (at most half the capacity, so requests are still
+    /// staged while the writer comes).
     pub flush_rows: usize,
     /// Longest a record waits before it is written.
     pub flush_interval: Duration,
