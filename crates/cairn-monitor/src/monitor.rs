@@ -746,8 +746,14 @@ impl Builder {
     /// The column's values as an Arrow array (copied; the builder keeps them).
     fn array(&self) -> (DataType, ArrayRef) {
         match self {
-            Builder::Float(v) => (DataType::Float64, Arc::new(Float64Array::from(v.clone()))),
-            Builder::Int(v) => (DataType::Int64, Arc::new(Int64Array::from(v.clone()))),
+            Builder::Float(v) => (
+                DataType::Float64,
+                Arc::new(v.iter().copied().collect::<Float64Array>()),
+            ),
+            Builder::Int(v) => (
+                DataType::Int64,
+                Arc::new(v.iter().copied().collect::<Int64Array>()),
+            ),
             Builder::Text(text, spans) => {
                 let values: StringArray =
                     spans.iter().map(|s| s.map(|(a, b)| &text[a..b])).collect();
