@@ -639,27 +639,22 @@ fn write_loop(
                 Err(TryRecvError::Disconnected) => break true,
             }
         };
-        {
+        let swapped = {
             let mut staged = lock(staging);
             let due = staged
                 .oldest
                 .is_some_and(|t| t.elapsed() >= options.flush_interval);
-            if disconnected || due || staged.rows >= trigger || !flushes.is_empty() {
+            let swap = disconnected || due || staged.rows >= trigger || !flushes.is_empty();
+            if swap {
                 std::mem::swap(&mut *staged, &mut taken);
             }
+            swap
+        };
+        // Only a staging just taken is written and emptied: emptying the spare again on an idle
+        // tick would let go of the files (and buffers) it keeps for the next turn.
+        if swapped {
+            write_taken(logs, &mut taken, counters);
         }
-        for ((model, version, hour), staged) in &mut taken.files {
-            match write_staged(logs, model, version, *hour, staged) {
-                Ok(written) => {
-                    counters.rows_written.fetch_add(written as u64, Relaxed);
-                }
-                Err(e) => {
-                    counters.write_errors.fetch_add(1, Relaxed);
-                    *lock(&counters.last_error) = Some(e.to_string());
-                }
-            }
-        }
-        taken.recycle();
         for done in flushes {
             let _ = done.send(());
         }
@@ -667,6 +662,22 @@ fn write_loop(
             return;
         }
     }
+}
+
+/// Writes the files of a staging just taken from the requests, then empties it for reuse.
+fn write_taken(logs: &dyn ArtifactStore, taken: &mut Staging, counters: &LogCounters) {
+    for ((model, version, hour), staged) in &mut taken.files {
+        match write_staged(logs, model, version, *hour, staged) {
+            Ok(written) => {
+                counters.rows_written.fetch_add(written as u64, Relaxed);
+            }
+            Err(e) => {
+                counters.write_errors.fetch_add(1, Relaxed);
+                *lock(&counters.last_error) = Some(e.to_string());
+            }
+        }
+    }
+    taken.recycle();
 }
 
 /// Longest the writer sleeps between looks at the staging area.
