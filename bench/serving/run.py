@@ -23,10 +23,6 @@ import tempfile
 import time
 import urllib.request
 
-import numpy as np
-from sklearn.datasets import make_classification
-from sklearn.ensemble import GradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
 from skl2onnx import to_onnx
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -43,6 +39,7 @@ parser.add_argument("--warmup", type=int, default=3,
 args = parser.parse_args()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import free_port, wait_healthy  # noqa: E402
+from serving.models import serving_models  # noqa: E402
 
 
 if args.cairn:
@@ -52,12 +49,7 @@ else:
     cairn = os.path.join(ROOT, "target", "release", "cairn")
 script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "post.lua")
 
-X, y = make_classification(n_samples=5000, n_features=20, n_informative=12, random_state=0)
-X = X.astype(np.float32)
-models = {
-    "GradientBoostingClassifier (100 trees)": GradientBoostingClassifier(n_estimators=100, random_state=0).fit(X, y),
-    "LogisticRegression": LogisticRegression(max_iter=1000).fit(X, y),
-}
+X, models = serving_models()
 row = X[:1]
 tmp = tempfile.mkdtemp()
 
