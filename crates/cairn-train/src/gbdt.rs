@@ -232,10 +232,10 @@ impl Binned {
             .map(|group| {
                 let mut lanes = vec![[0u8; GROUP]; rows];
                 lanes
-                    .par_chunks_mut(PARALLEL_PARTITION)
+                    .par_chunks_mut(PARALLEL_ROWS)
                     .enumerate()
                     .for_each(|(c, out)| {
-                        let start = c * PARALLEL_PARTITION;
+                        let start = c * PARALLEL_ROWS;
                         for (k, column) in group.iter().enumerate() {
                             for (lane, &b) in out.iter_mut().zip(&column[start..]) {
                                 lane[k] = b;
@@ -409,7 +409,7 @@ fn add_leaf_values(
     leaves: &[(f64, usize, usize)],
 ) {
     let update = |(block, raw): (usize, &mut [f64])| {
-        let first = block * PARALLEL_PARTITION;
+        let first = block * PARALLEL_ROWS;
         let last = first + raw.len() / outputs;
         for &(value, start, end) in leaves {
             let rows = &order[start..end];
@@ -420,7 +420,7 @@ fn add_leaf_values(
             }
         }
     };
-    let block = PARALLEL_PARTITION * outputs;
+    let block = PARALLEL_ROWS * outputs;
     if raw.len() >= 2 * block {
         raw.par_chunks_mut(block).enumerate().for_each(update);
     } else {
@@ -561,7 +561,7 @@ fn histogram(
         gradients
     } else {
         gathered.clear();
-        if rows.len() >= PARALLEL_PARTITION {
+        if rows.len() >= PARALLEL_ROWS {
             gathered.par_extend(rows.par_iter().map(|&r| gradients[r as usize]));
         } else {
             gathered.extend(rows.iter().map(|&r| gradients[r as usize]));
@@ -712,8 +712,10 @@ struct Buffers {
     pool: Vec<Vec<Bin>>,
 }
 
-/// Below this many rows a node's rows are partitioned on the calling thread.
-const PARALLEL_PARTITION: usize = 1 << 16;
+/// Below this many rows, work row by row (a node's partition, a gather of its gradients, leaf
+/// values added to the scores) stays on the calling thread; above, rows go to the pool in
+/// blocks of this many.
+const PARALLEL_ROWS: usize = 1 << 16;
 
 /// Moves the rows that go left before the others, each side keeping its order (so building a
 /// child's histograms reads the bin columns forwards); returns how many go left.
@@ -739,11 +741,11 @@ fn partition(
         slice[left..].copy_from_slice(&scratch[..right]);
         left
     };
-    if slice.len() < PARALLEL_PARTITION {
+    if slice.len() < PARALLEL_ROWS {
         return serial(slice, scratch);
     }
     // Partition chunks in parallel, then gather every chunk's left rows, then every right.
-    let chunk = PARALLEL_PARTITION / 4;
+    let chunk = PARALLEL_ROWS / 4;
     let lefts: Vec<usize> = slice
         .par_chunks_mut(chunk)
         .map_init(Vec::new, |scratch, c| serial(c, scratch))
@@ -1039,7 +1041,7 @@ mod tests {
     #[test]
     fn leaf_values_reach_every_row_of_their_leaf_serial_and_parallel() {
         let mut next = numbers(5);
-        for (n, outputs) in [(1000, 1), (3 * PARALLEL_PARTITION + 11, 1), (300_000, 3)] {
+        for (n, outputs) in [(1000, 1), (3 * PARALLEL_ROWS + 11, 1), (300_000, 3)] {
             // Rows dealt to 7 leaves at random, each leaf's rows increasing, as partitions leave
             // them.
             let leaf_of: Vec<usize> = (0..n).map(|_| (next() % 7) as usize).collect();
@@ -1066,13 +1068,7 @@ mod tests {
     #[test]
     fn partitions_are_stable_serial_and_parallel() {
         let mut next = numbers(9);
-        for n in [
-            0,
-            1,
-            1000,
-            PARALLEL_PARTITION - 1,
-            5 * PARALLEL_PARTITION + 17,
-        ] {
+        for n in [0, 1, 1000, PARALLEL_ROWS - 1, 5 * PARALLEL_ROWS + 17] {
             let rows: Vec<u32> = (0..n as u32).map(|i| i * 3 + (next() % 3) as u32).collect();
             let side: Vec<bool> = (0..rows.last().map_or(0, |r| *r as usize + 1))
                 .map(|_| next() % 5 < 2)
