@@ -24,3 +24,13 @@ def wait_healthy(url, proc, timeout=120):
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"{url} did not become healthy")
+
+
+def cairn_binary(given, root):
+    """The cairn binary to benchmark: `given` if set, else a release build made now in `root`."""
+    import os
+    import subprocess
+    if given:
+        return os.path.abspath(given)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn"], cwd=root, check=True)
+    return os.path.join(root, "target", "release", "cairn")

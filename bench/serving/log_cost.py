@@ -33,14 +33,10 @@ parser.add_argument("--warmup", type=int, default=3, help="seconds of load befor
 parser.add_argument("--cairn", help="a built cairn binary (default: build target/release/cairn)")
 args = parser.parse_args()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import free_port, wait_healthy  # noqa: E402
+from common import cairn_binary, free_port, wait_healthy  # noqa: E402
 from serving.models import serving_models  # noqa: E402
 
-if args.cairn:
-    cairn = os.path.abspath(args.cairn)
-else:
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "cairn"], cwd=ROOT, check=True)
-    cairn = os.path.join(ROOT, "target", "release", "cairn")
+cairn = cairn_binary(args.cairn, ROOT)
 script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "post.lua")
 TICK = os.sysconf("SC_CLK_TCK")
 
