@@ -594,16 +594,12 @@ async fn run_inference(
 ) -> Result<Response, OipError> {
     let served = find(&serving, &name, version.as_deref()).await?;
     let started = Instant::now();
-    let mut body = body;
     // With monitoring on, every answer carries a request id that labels can refer to later.
     let request_id = serving
         .monitoring
         .as_ref()
         .and_then(|m| m.request_id(body.header.get("id").and_then(Value::as_str)));
-    if let Some(id) = &request_id {
-        body.header.insert("id".into(), Value::from(id.as_str()));
-    }
-    let result = answer(&served, body, request_id.is_some()).await;
+    let result = answer(&served, body, request_id.as_deref()).await;
     let elapsed = started.elapsed();
     serving.metrics.record(
         &served.name,
@@ -645,12 +641,15 @@ pub(crate) async fn features_for(
         .map_err(|e| OipError(e.0, e.1))
 }
 
-/// Answers one request; with `keep`, also returns its input and output tensors.
+/// Answers one request. With a `logged_id` (the prediction log is on), the answer carries it
+/// and the input and output tensors are returned too; without, the answer echoes the
+/// request's own id, if any.
 async fn answer(
     served: &Arc<ServedModel>,
     body: InferBody,
-    keep: bool,
+    logged_id: Option<&str>,
 ) -> Result<(Response, Option<Tensors>), OipError> {
+    let keep = logged_id.is_some();
     let InferBody { header, binary } = body;
     let mut cursor: &[u8] = &binary;
     let inputs = header
@@ -743,8 +742,11 @@ async fn answer(
         "model_version": served.version,
         "outputs": json_outputs,
     });
-    if let Some(id) = header.get("id") {
-        answer["id"] = id.clone();
+    if let Some(id) = logged_id
+        .map(Value::from)
+        .or_else(|| header.get("id").cloned())
+    {
+        answer["id"] = id;
     }
     let kept = kept_inputs.map(|inputs| (inputs, outputs));
     if tail.is_empty() {

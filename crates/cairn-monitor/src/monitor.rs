@@ -15,6 +15,7 @@
 //! `_latency_us`, one column per input value (`x` for a one-column tensor, `x[j]` otherwise)
 //! and one per output value (`_output:probability`, `_output:probability[j]`).
 use crate::{Error, Result};
+use arrow_array::builder::NullBufferBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -431,9 +432,9 @@ impl Staged {
         rows
     }
 
-    /// The staged rows as one Parquet file; `None` when there are none. Copies them out, so
-    /// the buffers can be reused.
-    fn encode(&mut self) -> Result<Option<Encoded>> {
+    /// The staged rows as one Parquet file, in `out` (emptied first); `None` when there are
+    /// none. Copies them out, so the buffers can be reused.
+    fn encode(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>> {
         let rows = self.len();
         if rows == 0 {
             return Ok(None);
@@ -472,7 +473,9 @@ impl Staged {
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(|e| Error::Invalid(format!("prediction log: {e}")))?;
-        Ok(Some((parquet_bytes(&[batch])?, first, last, rows)))
+        out.clear();
+        write_parquet(&[batch], out)?;
+        Ok(Some((first, last, rows)))
     }
 }
 
@@ -629,6 +632,10 @@ fn write_loop(
     // The requests' staging and this one take turns: the writer swaps them, encodes the full
     // one and empties it, buffers kept, for the next swap.
     let mut taken = Staging::with_reserve(options.capacity.max(1));
+    // The last file's bytes stay allocated: the next file, of about the same size, is encoded
+    // into memory already mapped instead of a buffer grown from nothing (copied as it grows,
+    // each new page zeroed by the kernel).
+    let mut encoded = Vec::new();
     loop {
         std::thread::sleep(tick);
         let mut flushes = Vec::new();
@@ -653,7 +660,7 @@ fn write_loop(
         // Only a staging just taken is written and emptied: emptying the spare again on an idle
         // tick would let go of the files (and buffers) it keeps for the next turn.
         if swapped {
-            write_taken(logs, &mut taken, counters);
+            write_taken(logs, &mut taken, &mut encoded, counters);
         }
         for done in flushes {
             let _ = done.send(());
@@ -665,9 +672,14 @@ fn write_loop(
 }
 
 /// Writes the files of a staging just taken from the requests, then empties it for reuse.
-fn write_taken(logs: &dyn ArtifactStore, taken: &mut Staging, counters: &LogCounters) {
+fn write_taken(
+    logs: &dyn ArtifactStore,
+    taken: &mut Staging,
+    encoded: &mut Vec<u8>,
+    counters: &LogCounters,
+) {
     for ((model, version, hour), staged) in &mut taken.files {
-        match write_staged(logs, model, version, *hour, staged) {
+        match write_staged(logs, model, version, *hour, staged, encoded) {
             Ok(written) => {
                 counters.rows_written.fetch_add(written as u64, Relaxed);
             }
@@ -688,10 +700,12 @@ const POLL_TICK: Duration = Duration::from_millis(20);
 const RESERVE_ROWS: usize = 1 << 16;
 
 /// A column being built from records whose tensors may differ; emptied and reused file after
-/// file.
+/// file. Numbers are kept plain, with a validity mask that stays unallocated until a record
+/// leaves the column empty: a request writes 8 bytes per value, and the writer copies a column
+/// into its Arrow array in one move.
 enum Builder {
-    Float(Vec<Option<f64>>),
-    Int(Vec<Option<i64>>),
+    Float(Vec<f64>, NullBufferBuilder),
+    Int(Vec<i64>, NullBufferBuilder),
     /// Texts end to end, and each value's span in them.
     Text(String, Vec<Option<(usize, usize)>>),
 }
@@ -699,24 +713,41 @@ enum Builder {
 impl Builder {
     fn len(&self) -> usize {
         match self {
-            Builder::Float(v) => v.len(),
-            Builder::Int(v) => v.len(),
+            Builder::Float(v, _) => v.len(),
+            Builder::Int(v, _) => v.len(),
             Builder::Text(_, v) => v.len(),
         }
     }
 
+    /// Empty values up to `len` rows.
     fn pad(&mut self, len: usize) {
+        let missing = len.saturating_sub(self.len());
+        if missing == 0 {
+            return;
+        }
         match self {
-            Builder::Float(v) => v.resize(len, None),
-            Builder::Int(v) => v.resize(len, None),
+            Builder::Float(v, nulls) => {
+                v.resize(len, 0.0);
+                nulls.append_n_nulls(missing);
+            }
+            Builder::Int(v, nulls) => {
+                v.resize(len, 0);
+                nulls.append_n_nulls(missing);
+            }
             Builder::Text(_, v) => v.resize(len, None),
         }
     }
 
     fn clear(&mut self) {
         match self {
-            Builder::Float(v) => v.clear(),
-            Builder::Int(v) => v.clear(),
+            Builder::Float(v, nulls) => {
+                v.clear();
+                *nulls = NullBufferBuilder::new(v.capacity());
+            }
+            Builder::Int(v, nulls) => {
+                v.clear();
+                *nulls = NullBufferBuilder::new(v.capacity());
+            }
             Builder::Text(text, v) => {
                 text.clear();
                 v.clear();
@@ -726,10 +757,11 @@ impl Builder {
 
     fn push(&mut self, values: &ValuesRef, i: usize) {
         // An integer column that meets floats becomes a float column.
-        if let (Builder::Int(ints), Kind::Float) = (&*self, values.kind()) {
+        if let (Builder::Int(ints, nulls), Kind::Float) = (&mut *self, values.kind()) {
             let mut floats = Vec::with_capacity(ints.capacity());
-            floats.extend(ints.iter().map(|v| v.map(|n| n as f64)));
-            *self = Builder::Float(floats);
+            floats.extend(ints.iter().map(|&n| n as f64));
+            let nulls = std::mem::replace(nulls, NullBufferBuilder::new(0));
+            *self = Builder::Float(floats, nulls);
         }
         match (self, values) {
             (Builder::Text(text, spans), ValuesRef::Text(v)) => {
@@ -737,8 +769,26 @@ impl Builder {
                 text.push_str(&v[i]);
                 spans.push(Some((start, text.len())));
             }
-            (Builder::Float(c), v) if v.kind() != Kind::Text => c.push(v.float(i)),
-            (Builder::Int(c), v) if v.kind() == Kind::Int => c.push(v.int(i)),
+            (Builder::Float(c, nulls), v) if v.kind() != Kind::Text => match v.float(i) {
+                Some(x) => {
+                    c.push(x);
+                    nulls.append_non_null();
+                }
+                None => {
+                    c.push(0.0);
+                    nulls.append_null();
+                }
+            },
+            (Builder::Int(c, nulls), v) if v.kind() == Kind::Int => match v.int(i) {
+                Some(n) => {
+                    c.push(n);
+                    nulls.append_non_null();
+                }
+                None => {
+                    c.push(0);
+                    nulls.append_null();
+                }
+            },
             (other, _) => {
                 let len = other.len() + 1;
                 other.pad(len);
@@ -748,8 +798,8 @@ impl Builder {
 
     fn new(kind: Kind, rows: usize) -> Builder {
         match kind {
-            Kind::Float => Builder::Float(Vec::with_capacity(rows)),
-            Kind::Int => Builder::Int(Vec::with_capacity(rows)),
+            Kind::Float => Builder::Float(Vec::with_capacity(rows), NullBufferBuilder::new(rows)),
+            Kind::Int => Builder::Int(Vec::with_capacity(rows), NullBufferBuilder::new(rows)),
             Kind::Text => Builder::Text(String::new(), Vec::with_capacity(rows)),
         }
     }
@@ -757,13 +807,13 @@ impl Builder {
     /// The column's values as an Arrow array (copied; the builder keeps them).
     fn array(&self) -> (DataType, ArrayRef) {
         match self {
-            Builder::Float(v) => (
+            Builder::Float(v, nulls) => (
                 DataType::Float64,
-                Arc::new(v.iter().copied().collect::<Float64Array>()),
+                Arc::new(Float64Array::new(v.clone().into(), nulls.finish_cloned())),
             ),
-            Builder::Int(v) => (
+            Builder::Int(v, nulls) => (
                 DataType::Int64,
-                Arc::new(v.iter().copied().collect::<Int64Array>()),
+                Arc::new(Int64Array::new(v.clone().into(), nulls.finish_cloned())),
             ),
             Builder::Text(text, spans) => {
                 let values: StringArray =
@@ -782,8 +832,9 @@ fn write_staged(
     version: &str,
     hour: i64,
     staged: &mut Staged,
+    encoded: &mut Vec<u8>,
 ) -> Result<usize> {
-    let Some((bytes, first, last, rows)) = staged.encode()? else {
+    let Some((first, last, rows)) = staged.encode(encoded)? else {
         return Ok(0);
     };
     let unique = SystemTime::now()
@@ -791,18 +842,25 @@ fn write_staged(
         .map_or(0, |d| d.as_nanos());
     let name = format!("{first}-{last}-{unique}-{}.parquet", std::process::id());
     let path = hour_partition(model, version, hour)?.join(&file_path(&name)?);
-    logs.put(&path, &mut bytes.as_slice())
+    logs.put(&path, &mut encoded.as_slice())
         .map_err(|e| Error::Invalid(format!("prediction log {}: {e}", path.as_string())))?;
     Ok(rows)
 }
 
-/// One encoded log file: its bytes, first and last answer times, rows.
-type Encoded = (Vec<u8>, i64, i64, usize);
+/// What one encoded log file holds: its first and last answer times, and rows.
+type Encoded = (i64, i64, usize);
 
 /// Record batches of one schema as a Parquet file's bytes.
 fn parquet_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    write_parquet(batches, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Record batches of one schema as a Parquet file, appended to `out`.
+fn write_parquet(batches: &[RecordBatch], out: &mut Vec<u8>) -> Result<()> {
     let Some(schema) = batches.first().map(RecordBatch::schema) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     // No dictionaries (request ids are unique, features mostly so) and statistics per column
     // chunk only: the writer shares the serving cores, so it does the least work.
@@ -813,11 +871,12 @@ fn parquet_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>> {
         .build();
     let fail = |e: parquet::errors::ParquetError| Error::Invalid(format!("prediction log: {e}"));
     let mut writer =
-        parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(fail)?;
+        parquet::arrow::ArrowWriter::try_new(out, schema, Some(props)).map_err(fail)?;
     for batch in batches {
         writer.write(batch).map_err(fail)?;
     }
-    writer.into_inner().map_err(fail)
+    writer.close().map_err(fail)?;
+    Ok(())
 }
 
 /// The first and last answer times (ms) of a prediction log file, from its name
