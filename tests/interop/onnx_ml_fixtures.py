@@ -72,6 +72,7 @@ from sklearn.ensemble import (  # noqa: E402
     RandomForestRegressor,
 )
 from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
+from sklearn.svm import LinearSVC  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from skl2onnx import to_onnx  # noqa: E402
@@ -86,6 +87,9 @@ sk = {
     "sk_logreg_binary": LogisticRegression(max_iter=1000).fit(Xc[train], yc[train] == 1),
     "sk_pipeline_scaler_logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(Xc[train], yc[train]),
     "sk_linear_regression": LinearRegression().fit(Xr[train], yr[train]),
+    "sk_linear_svc_multiclass": LinearSVC().fit(Xc[train], yc[train]),
+    # A binary LinearSVC is left out: its ArrayFeatureExtractor (tract's) answers [N] where
+    # onnxruntime answers [N, 1].
 }
 for depth in (2, 6, None):
     sk[f"sk_forest_depth{depth}"] = RandomForestClassifier(n_estimators=30, max_depth=depth, random_state=0).fit(Xc[train], yc[train])
@@ -232,6 +236,38 @@ for per_feature in (False, True):
                               [scores_out(N_FEATURES)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)], ir_version=8)
     add_case(f"hand_scaler_{'per_feature' if per_feature else 'scalar'}", model, inputs(16, "BRANCH_LEQ"))
+
+# LinearClassifier: three classes with every post-transform, one scored class with two labels
+# (onnxruntime then writes the raw score and its complement) and without labels (labels 1 and
+# 0, one score column), int and string labels, missing values.
+def linear_classifier(n_classes, transform, labels, probit_range=False):
+    scale, center = (0.02, 0.5) if probit_range else (1.0, 0.0)
+    attrs = {"coefficients": [float(v) for v in rng.normal(scale=scale, size=n_classes * N_FEATURES)],
+             "intercepts": [center + float(v) for v in rng.normal(scale=scale / 2, size=n_classes)],
+             "post_transform": transform}
+    label_type = TensorProto.STRING if labels == "strings" else TensorProto.INT64
+    if labels == "ints":
+        attrs["classlabels_ints"] = [3, 5, 9][:max(n_classes, 2)]
+    elif labels == "strings":
+        attrs["classlabels_strings"] = ["a", "b", "c"][:max(n_classes, 2)]
+    columns = 2 if n_classes == 1 and labels != "none" else n_classes
+    node = helper.make_node("LinearClassifier", ["X"], ["label", "Y"], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph([node], "linear", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, N_FEATURES])],
+                              [helper.make_tensor_value_info("label", label_type, [None]), scores_out(columns)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)], ir_version=8)
+
+
+for transform in TRANSFORMS:
+    probit = transform == "PROBIT"
+    for labels in ("ints", "strings"):
+        add_case(f"hand_linear3_{transform}_{labels}", linear_classifier(3, transform, labels, probit),
+                 inputs(64, "BRANCH_LEQ", nan=True))
+        # PROBIT on a single score: onnxruntime transforms the packed scores in place and
+        # leaves the rest of its output unset, so one row and its first column are compared.
+        add_case(f"hand_linear1_{transform}_{labels}", linear_classifier(1, transform, labels, probit),
+                 inputs(1 if probit else 64, "BRANCH_LEQ"), compare_columns=1 if probit else None)
+    add_case(f"hand_linear1_{transform}_no_labels", linear_classifier(1, transform, "none", probit),
+             inputs(64, "BRANCH_LEQ", nan=True))
 
 with open(os.path.join(OUT, "manifest.json"), "w") as f:
     json.dump(cases, f, indent=1)

@@ -1,12 +1,14 @@
 //! ONNX-ML operators that Cairn implements itself and registers with tract's public
 //! `op_register`, replacing tract's own where they exist: tract 0.23.9's
 //! TreeEnsembleClassifier walks each tree through iterators and is orders of magnitude slower
-//! than onnxruntime, and TreeEnsembleRegressor, Scaler and ZipMap are missing.
+//! than onnxruntime, its LinearClassifier runs as several general operators (see `linear`),
+//! and TreeEnsembleRegressor, Scaler and ZipMap are missing.
 //!
 //! Numbers follow onnxruntime's CPU kernels (the reference that `skl2onnx` and its users test
 //! against), including its handling of binary classifiers and its post-transforms, and are
 //! checked against onnxruntime in `tests/onnx_ml.rs`.
 
+mod linear;
 mod scaler;
 mod transform;
 mod tree;
@@ -16,6 +18,7 @@ mod zipmap;
 pub(crate) fn onnx() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();
     let ops = &mut onnx.op_register;
+    ops.insert("LinearClassifier", linear::classifier);
     ops.insert("TreeEnsembleClassifier", tree::classifier);
     ops.insert("TreeEnsembleRegressor", tree::regressor);
     ops.insert("Scaler", scaler::scaler);
