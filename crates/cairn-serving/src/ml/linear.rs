@@ -13,22 +13,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
 use super::transform::{logistic, probit, PostTransform};
-
-/// Class labels of the classifier.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Labels {
-    Ints(Vec<i64>),
-    Strings(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Ints(v) => v.len(),
-            Labels::Strings(v) => v.len(),
-        }
-    }
-}
+use super::{f32_bits, Labels};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct LinearClassifier {
@@ -43,15 +28,8 @@ pub(crate) fn classifier(
     _ctx: &tract_onnx::model::ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let bits = |name| -> TractResult<Vec<u32>> {
-        Ok(node
-            .get_attr_opt_slice::<f32>(name)?
-            .unwrap_or(&[])
-            .iter()
-            .map(|v| v.to_bits())
-            .collect())
-    };
-    let (coefficients, intercepts) = (bits("coefficients")?, bits("intercepts")?);
+    let coefficients = f32_bits(node, "coefficients")?;
+    let intercepts = f32_bits(node, "intercepts")?;
     let ints = node.get_attr_opt_slice::<i64>("classlabels_ints")?;
     let strings: Option<Vec<String>> = node.get_attr_opt_vec("classlabels_strings")?;
     // onnxruntime takes strings when any are given, integers otherwise.

@@ -14,6 +14,36 @@ mod transform;
 mod tree;
 mod zipmap;
 
+use tract_onnx::pb::NodeProto;
+use tract_onnx::prelude::TractResult;
+
+/// A float list attribute as `f32` bits (so that an operator holding it can be `Eq` and
+/// `Hash`); empty when absent.
+fn f32_bits(node: &NodeProto, name: &str) -> TractResult<Vec<u32>> {
+    Ok(node
+        .get_attr_opt_slice::<f32>(name)?
+        .unwrap_or(&[])
+        .iter()
+        .map(|v| v.to_bits())
+        .collect())
+}
+
+/// Class labels of a classifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Labels {
+    Ints(Vec<i64>),
+    Strings(Vec<String>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Ints(v) => v.len(),
+            Labels::Strings(v) => v.len(),
+        }
+    }
+}
+
 /// tract's ONNX front end with Cairn's ONNX-ML operators registered.
 pub(crate) fn onnx() -> tract_onnx::Onnx {
     let mut onnx = tract_onnx::onnx();

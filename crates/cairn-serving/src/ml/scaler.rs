@@ -1,6 +1,7 @@
 //! Scaler: `(x - offset) * scale` along the last axis, in `f32` (scikit-learn's
 //! StandardScaler, MinMaxScaler, ...).
 
+use super::f32_bits;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::{cast::cast, math};
@@ -16,15 +17,7 @@ pub(crate) fn scaler(
     _ctx: &tract_onnx::model::ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let read = |name| -> TractResult<Vec<u32>> {
-        Ok(node
-            .get_attr_opt_slice::<f32>(name)?
-            .unwrap_or(&[])
-            .iter()
-            .map(|v| v.to_bits())
-            .collect())
-    };
-    let (offset, scale) = (read("offset")?, read("scale")?);
+    let (offset, scale) = (f32_bits(node, "offset")?, f32_bits(node, "scale")?);
     Ok((expand(Scaler { offset, scale }), vec![]))
 }
 

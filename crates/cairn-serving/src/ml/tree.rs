@@ -13,6 +13,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
 use super::transform::{logistic, probit, PostTransform};
+use super::Labels;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -63,22 +64,6 @@ enum Aggregate {
     Average,
     Min,
     Max,
-}
-
-/// Class labels of a classifier.
-#[derive(Debug, Clone)]
-enum Labels {
-    Ints(Vec<i64>),
-    Strings(Vec<String>),
-}
-
-impl Labels {
-    fn len(&self) -> usize {
-        match self {
-            Labels::Ints(v) => v.len(),
-            Labels::Strings(v) => v.len(),
-        }
-    }
 }
 
 /// What a classifier needs beyond the trees.
