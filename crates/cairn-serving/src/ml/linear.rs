@@ -13,23 +13,43 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::*;
 
 use super::transform::{logistic, probit, PostTransform};
-use super::{f32_bits, Labels};
+use super::Labels;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub(crate) struct LinearClassifier {
-    /// `[classes, features]`, row-major, as `f32` bits (so the op can be `Eq` and `Hash`).
-    coefficients: Vec<u32>,
-    intercepts: Vec<u32>,
+    /// `[classes, features]`, row-major.
+    coefficients: Vec<f32>,
+    intercepts: Vec<f32>,
     labels: Labels,
     post_transform: PostTransform,
 }
+
+/// Equal when every attribute is, numbers bit for bit (a NaN coefficient equals itself).
+impl PartialEq for LinearClassifier {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        same(&self.coefficients, &other.coefficients)
+            && same(&self.intercepts, &other.intercepts)
+            && self.labels == other.labels
+            && self.post_transform == other.post_transform
+    }
+}
+
+impl Eq for LinearClassifier {}
 
 pub(crate) fn classifier(
     _ctx: &tract_onnx::model::ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let coefficients = f32_bits(node, "coefficients")?;
-    let intercepts = f32_bits(node, "intercepts")?;
+    let floats = |name| -> TractResult<Vec<f32>> {
+        Ok(node
+            .get_attr_opt_slice::<f32>(name)?
+            .unwrap_or(&[])
+            .to_vec())
+    };
+    let (coefficients, intercepts) = (floats("coefficients")?, floats("intercepts")?);
     let ints = node.get_attr_opt_slice::<i64>("classlabels_ints")?;
     let strings: Option<Vec<String>> = node.get_attr_opt_vec("classlabels_strings")?;
     // onnxruntime takes strings when any are given, integers otherwise.
@@ -99,11 +119,6 @@ impl LinearClassifier {
         to_f32: impl Fn(T) -> f32,
     ) -> TractResult<TVec<TValue>> {
         let (classes, features) = (self.classes(), self.features());
-        let coefficients: Vec<f32> = self
-            .coefficients
-            .iter()
-            .map(|b| f32::from_bits(*b))
-            .collect();
         let columns = self.score_columns();
         let mut out = vec![0.0f32; rows * columns];
         // Raw scores first, packed `[rows, classes]`, as onnxruntime's GEMM leaves them.
@@ -112,11 +127,11 @@ impl LinearClassifier {
             let row = &x[r * features..(r + 1) * features];
             for ((score, weights), intercept) in scores
                 .iter_mut()
-                .zip(coefficients.chunks_exact(features))
+                .zip(self.coefficients.chunks_exact(features))
                 .zip(&self.intercepts)
             {
                 let dot: f32 = row.iter().zip(weights).map(|(v, w)| to_f32(*v) * w).sum();
-                *score = dot + f32::from_bits(*intercept);
+                *score = dot + intercept;
             }
         }
         let label_ix: Vec<Option<usize>> = if classes == 1 {
