@@ -1,4 +1,4 @@
-"""Per-call latency of scikit-learn tree models: Cairn's ONNX-ML operators (in process, through
+"""Per-call latency of scikit-learn tree and linear models: Cairn's ONNX-ML operators (in process, through
 cairn-serving, as `cairn serve` calls them) versus onnxruntime (an InferenceSession with
 intra_op_num_threads=1, called from Python as its users call it), one row per call, same
 models and rows, in one run.
@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from skl2onnx import to_onnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -31,6 +32,7 @@ X = X.astype(np.float32)
 models = {
     "GradientBoostingClassifier(100 trees, depth 3)": GradientBoostingClassifier(n_estimators=100, random_state=0),
     "RandomForestClassifier(100 trees, full depth)": RandomForestClassifier(n_estimators=100, random_state=0),
+    "LogisticRegression": LogisticRegression(max_iter=1000),
 }
 tmp = tempfile.mkdtemp()
 rows = X[4000:4200]
