@@ -17,7 +17,7 @@ mod zipmap;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::TractResult;
 
-/// A float list attribute as `f32` bits (so that an operator holding it can be `Eq` and
+/// A float list attribute as `f32` bits (so that an operator holding it can derive `Eq` and
 /// `Hash`); empty when absent.
 fn f32_bits(node: &NodeProto, name: &str) -> TractResult<Vec<u32>> {
     Ok(node
@@ -29,7 +29,7 @@ fn f32_bits(node: &NodeProto, name: &str) -> TractResult<Vec<u32>> {
 }
 
 /// Class labels of a classifier.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Labels {
     Ints(Vec<i64>),
     Strings(Vec<String>),

@@ -5,7 +5,7 @@
 use tract_onnx::prelude::TractResult;
 use tract_onnx::tract_hir::internal::bail;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PostTransform {
     None,
     Logistic,
