@@ -16,6 +16,15 @@ CPU 1 (`taskset`): the draws are much steadier (unlogged starts within 1-4% of e
 and the server's one core is what both variants are limited by, so the throughput each reaches
 is printed too.
 
+With --together ROUNDS each start is a pair of servers, one logged and one not, both on CPU 0,
+loaded at the same time by two wrk processes on CPU 1 (16 connections each) for ROUNDS runs of
+--seconds. The two share every moment of the VM, whose speed otherwise drifts by 10-30% from
+one second to the next here (so much that separate runs, even alternated every two seconds,
+disagree by more than the log costs), and the kernel shares the core between them. Each run
+gives a paired ratio of the servers' CPU per request; the log's cost is the median ratio over
+all starts and rounds. Two unlogged servers measured this way agree within 1%. Which server's
+wrk starts first alternates from start to start.
+
 Needs: wrk, tests/interop/requirements.txt (scikit-learn, skl2onnx); Linux (/proc).
 """
 import argparse
@@ -40,6 +49,9 @@ parser.add_argument("--pin", action="store_true",
                     help="the server on CPU 0 (one tokio worker), wrk on CPU 1: the server's one core is the "
                          "bottleneck, so its throughput is the capacity the log leaves, with no scheduling "
                          "between the server and wrk")
+parser.add_argument("--together", type=int, default=0, metavar="ROUNDS",
+                    help="run a logged and an unlogged server at the same time on CPU 0, each loaded by its own "
+                         "wrk, ROUNDS times per start; report the median of the paired CPU-per-request ratios")
 args = parser.parse_args()
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import cairn_binary, free_port, wait_healthy  # noqa: E402
@@ -70,11 +82,112 @@ def cpu_by_thread(pid):
     return out
 
 
+def wrk_command(url, seconds, threads=2, connections=32):
+    pin = ["taskset", "-c", "1"] if args.pin or args.together else []
+    return [*pin, "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "-s", script, url]
+
+
 def wrk(url, seconds):
-    pin = ["taskset", "-c", "1"] if args.pin else []
-    out = subprocess.run([*pin, "wrk", "-t2", "-c32", f"-d{seconds}s", "-s", script, url], capture_output=True,
-                         text=True, check=True, env={**os.environ, "BODY": body_path})
+    out = subprocess.run(wrk_command(url, seconds), capture_output=True, text=True, check=True,
+                         env={**os.environ, "BODY": body_path})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start_server(model_path, extra):
+    port = free_port()
+    home = tempfile.mkdtemp()
+    pin = ["taskset", "-c", "0"] if args.pin or args.together else []
+    proc = subprocess.Popen([*pin, cairn, "serve", model_path, "--port", str(port), *extra],
+                            env={**os.environ, "CAIRN_LOG": "warn", "CAIRN_HOME": home},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
+    except BaseException:
+        stop_server((proc, home, None))
+        raise
+    return proc, home, f"http://127.0.0.1:{port}/v2/models/model/infer"
+
+
+def stop_server(server):
+    proc, home, _ = server
+    proc.terminate()
+    proc.wait()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def burst(server, seconds):
+    """(server CPU us per request, req/s, log writer thread us per request) over one wrk run."""
+    proc, _, url = server
+    before = cpu_by_thread(proc.pid)
+    run = wrk(url, seconds)
+    after = cpu_by_thread(proc.pid)
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    # The log writer thread's name, as the kernel truncates it.
+    writer = sum(v for k, v in spent.items() if k.startswith("cairn-predictio"))
+    n = max(run["requests"], 1)
+    return sum(spent.values()) / n * 1e6, run["requests_per_s"], writer / n * 1e6
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def dropped(server):
+    """Predictions the server's log dropped because its buffer was full (from /metrics)."""
+    base = server[2].split("/v2/")[0]
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("cairn_prediction_log_dropped_total"):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def together(label, model_path):
+    """A logged and an unlogged server on one core, loaded at once; paired CPU-per-request ratios."""
+    costs, lost, rows = [], [], []
+    warmups = 1 if args.warmup > 0 else 0  # one run at --warmup seconds, not counted
+    drops, served = 0, 0
+    for start in range(args.starts):
+        servers = {}
+        try:
+            for variant, extra in (("logged", []), ("unlogged", ["--no-prediction-log"])):
+                servers[variant] = start_server(model_path, extra)
+            order = ["logged", "unlogged"] if start % 2 == 0 else ["unlogged", "logged"]
+            for r in range(warmups + args.together):
+                seconds = args.warmup if r < warmups else args.seconds
+                before = {v: cpu_by_thread(servers[v][0].pid) for v in order}
+                loads = {v: subprocess.Popen(wrk_command(servers[v][2], seconds, 1, 16), stdout=subprocess.PIPE,
+                                             text=True, env={**os.environ, "BODY": body_path}) for v in order}
+                runs = {v: json.loads(loads[v].communicate()[0].strip().splitlines()[-1]) for v in order}
+                after = {v: cpu_by_thread(servers[v][0].pid) for v in order}
+                if r < warmups:
+                    continue
+                spent = {v: {k: after[v][k] - before[v].get(k, 0.0) for k in after[v]} for v in order}
+                us = {v: sum(spent[v].values()) / max(runs[v]["requests"], 1) * 1e6 for v in order}
+                writer = sum(t for k, t in spent["logged"].items() if k.startswith("cairn-predictio"))
+                writer_us = writer / max(runs["logged"]["requests"], 1) * 1e6
+                rate = {v: runs[v]["requests_per_s"] for v in order}
+                served += runs["logged"]["requests"]
+                costs.append(100 * (1 - us["unlogged"] / us["logged"]))
+                lost.append(100 * (1 - rate["logged"] / rate["unlogged"]))
+                rows.append({"start": start, "us_per_request": us, "requests_per_s": rate, "writer_us": writer_us})
+                print(f"{label:40} start {start}: logged {us['logged']:5.1f} us/request ({rate['logged']:6.0f} req/s,"
+                      f" writer {writer_us:.2f} us),"
+                      f" unlogged {us['unlogged']:5.1f} us/request ({rate['unlogged']:6.0f} req/s);"
+                      f" the log costs {costs[-1]:4.1f}% of capacity", flush=True)
+            drops += dropped(servers["logged"])
+        finally:
+            for server in servers.values():
+                stop_server(server)
+    q = sorted(costs)
+    print(f"{label:40} median of {len(costs)} paired runs: the log costs {median(costs):.1f}% of capacity"
+          f" (CPU per request; quartiles {q[len(q) // 4]:.1f} to {q[3 * len(q) // 4]:.1f});"
+          f" logged server's throughput {median(lost):.1f}% below the unlogged one's beside it;"
+          f" writer thread {median([row['writer_us'] for row in rows]):.2f} us/request;"
+          f" {drops} predictions dropped by the log (about {100 * drops / max(served, 1):.2f}%)", flush=True)
+    return {"model": label, "log_cost_percent": median(costs), "paired_cost_percent": costs,
+            "paired_throughput_lost_percent": lost, "runs": rows, "dropped": drops}
 
 
 results = []
@@ -82,45 +195,33 @@ for label, est in models.items():
     model_path = os.path.join(tmp, "model.onnx")
     with open(model_path, "wb") as f:
         f.write(to_onnx(est, X[:1]).SerializeToString())
+    if args.together > 0:
+        results.append(together(label, model_path))
+        continue
     per_request = {"logged": [], "unlogged": []}
     throughput = {"logged": [], "unlogged": []}
     writer = []
     for _ in range(args.starts):
         for variant, extra in (("logged", []), ("unlogged", ["--no-prediction-log"])):
-            port = free_port()
-            home = tempfile.mkdtemp()
-            pin = ["taskset", "-c", "0"] if args.pin else []
-            proc = subprocess.Popen([*pin, cairn, "serve", model_path, "--port", str(port), *extra],
-                                    env={**os.environ, "CAIRN_LOG": "warn", "CAIRN_HOME": home},
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            server = start_server(model_path, extra)
             try:
-                wait_healthy(f"http://127.0.0.1:{port}/v2/health/ready", proc)
-                url = f"http://127.0.0.1:{port}/v2/models/model/infer"
                 if args.warmup > 0:
-                    wrk(url, args.warmup)
-                before = cpu_by_thread(proc.pid)
-                run = wrk(url, args.seconds)
-                after = cpu_by_thread(proc.pid)
+                    wrk(server[2], args.warmup)
+                us, rate, w = burst(server, args.seconds)
             finally:
-                proc.terminate()
-                proc.wait()
-                shutil.rmtree(home, ignore_errors=True)
-            spent = {name: after[name] - before.get(name, 0.0) for name in after}
-            us = sum(spent.values()) / run["requests"] * 1e6
+                stop_server(server)
             per_request[variant].append(us)
-            throughput[variant].append(run["requests_per_s"])
-            line = f"{label:40} {variant:8} {us:6.1f} us CPU/request, {run['requests_per_s']:8.0f} req/s"
+            throughput[variant].append(rate)
+            line = f"{label:40} {variant:8} {us:6.1f} us CPU/request, {rate:8.0f} req/s"
             if variant == "logged":
-                # The log writer thread's name, as the kernel truncates it.
-                w = sum(v for k, v in spent.items() if k.startswith("cairn-predictio")) / run["requests"] * 1e6
                 writer.append(w)
                 line += f" (log writer thread {w:.2f} us/request)"
             print(line, flush=True)
-    median = {v: sorted(xs)[len(xs) // 2] for v, xs in per_request.items()}
-    cost = 100 * (1 - median["unlogged"] / median["logged"])
+    cpu = {v: sorted(xs)[len(xs) // 2] for v, xs in per_request.items()}
+    cost = 100 * (1 - cpu["unlogged"] / cpu["logged"])
     rate = {v: sorted(xs)[len(xs) // 2] for v, xs in throughput.items()}
     lost = 100 * (1 - rate["logged"] / rate["unlogged"])
-    print(f"{label:40} median CPU/request: logged {median['logged']:.1f} us, unlogged {median['unlogged']:.1f} us;"
+    print(f"{label:40} median CPU/request: logged {cpu['logged']:.1f} us, unlogged {cpu['unlogged']:.1f} us;"
           f" the log costs {cost:.1f}% of capacity (writer thread {sorted(writer)[len(writer) // 2]:.2f} us/request;"
           f" unlogged starts {min(per_request['unlogged']):.1f}-{max(per_request['unlogged']):.1f} us)", flush=True)
     print(f"{label:40} median throughput: logged {rate['logged']:.0f} req/s, unlogged {rate['unlogged']:.0f} req/s;"
