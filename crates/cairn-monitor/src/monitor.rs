@@ -19,6 +19,7 @@ use arrow_array::builder::NullBufferBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Schema};
 use cairn_core::monitoring::{
     StoredAlertEvent, StoredAlertRule, StoredLabel, StoredReference, LABEL_LOOKUP_BATCH,
@@ -320,18 +321,19 @@ impl Staging {
 /// The rows of one future log file.
 #[derive(Default)]
 struct Staged {
-    /// Request ids, end to end, and where each ends.
-    request_ids: String,
-    request_id_ends: Vec<usize>,
+    /// Request ids (UTF-8), end to end, and where each starts and the last ends: an Arrow
+    /// string column's two buffers, moved into the file's array and back, not copied.
+    request_ids: Vec<u8>,
+    request_id_offsets: Vec<i32>,
     row_numbers: Vec<i64>,
     timestamps: Vec<i64>,
     latencies: Vec<i64>,
-    /// Each column, and whether a record has written to it since the file was emptied.
+    /// The tensors' values as the requests handed them over, one block per layout.
+    blocks: Vec<Block>,
+    /// Each column, and whether this file's rows wrote to it: built by the writer from the
+    /// blocks.
     columns: Vec<(String, Builder, bool)>,
     index: HashMap<String, usize>,
-    /// (output?, tensor name, width) -> its columns: names are made once per layout, not per
-    /// record (a served model sends the same tensors every time).
-    layouts: Vec<(bool, String, usize, Vec<usize>)>,
     /// Rows a new column reserves room for.
     reserve: usize,
 }
@@ -339,8 +341,12 @@ struct Staged {
 impl Staged {
     fn with_capacity(rows: usize) -> Staged {
         Staged {
-            request_ids: String::with_capacity(rows * 16),
-            request_id_ends: Vec::with_capacity(rows),
+            request_ids: Vec::with_capacity(rows * 16),
+            request_id_offsets: {
+                let mut offsets = Vec::with_capacity(rows + 1);
+                offsets.push(0);
+                offsets
+            },
             row_numbers: Vec::with_capacity(rows),
             timestamps: Vec::with_capacity(rows),
             latencies: Vec::with_capacity(rows),
@@ -356,17 +362,26 @@ impl Staged {
     /// Empties the file and keeps its buffers.
     fn clear(&mut self) {
         self.request_ids.clear();
-        self.request_id_ends.clear();
+        self.request_id_offsets.clear();
+        self.request_id_offsets.push(0);
         self.row_numbers.clear();
         self.timestamps.clear();
         self.latencies.clear();
+        // A layout no request of this file sent is let go; the others keep their memory.
+        self.blocks.retain(|b| b.used);
+        for block in &mut self.blocks {
+            block.values.clear();
+            block.rows.clear();
+            block.used = false;
+        }
         for (_, builder, used) in &mut self.columns {
             builder.clear();
             *used = false;
         }
     }
 
-    /// Appends one answered request; returns its rows.
+    /// Appends one answered request; returns its rows. Each tensor's values are copied as
+    /// they are, in one piece, into the block of its layout: the writer makes columns of them.
     fn append(
         &mut self,
         request_id: &str,
@@ -378,8 +393,10 @@ impl Staged {
         let rows = inputs.first().map_or(1, TensorRef::rows);
         let start = self.len();
         for r in 0..rows {
-            self.request_ids.push_str(request_id);
-            self.request_id_ends.push(self.request_ids.len());
+            self.request_ids.extend_from_slice(request_id.as_bytes());
+            // `fits` keeps the ids of a file under 2 GiB.
+            self.request_id_offsets
+                .push(i32::try_from(self.request_ids.len()).unwrap_or(i32::MAX));
             self.row_numbers.push(r as i64);
             self.timestamps.push(timestamp_ms);
             self.latencies.push(latency_us);
@@ -395,88 +412,177 @@ impl Staged {
             if tensor.rows() != rows {
                 continue;
             }
-            let layout = match self
-                .layouts
+            let block = match self
+                .blocks
                 .iter()
-                .position(|(o, n, w, _)| *o == output && *w == width && n == tensor.name)
+                .position(|b| b.holds(output, tensor, width))
             {
-                Some(at) => at,
+                Some(at) => &mut self.blocks[at],
                 None => {
-                    let prefix = if output { OUTPUT_PREFIX } else { "" };
-                    let (columns, index) = (&mut self.columns, &mut self.index);
-                    let reserve = self.reserve;
-                    let at: Vec<usize> = tensor_columns(prefix, tensor.name, width)
-                        .into_iter()
-                        .map(|name| {
-                            *index.entry(name.clone()).or_insert_with(|| {
-                                let builder = Builder::new(tensor.values.kind(), reserve);
-                                columns.push((name, builder, false));
-                                columns.len() - 1
-                            })
-                        })
-                        .collect();
-                    self.layouts
-                        .push((output, tensor.name.to_owned(), width, at));
-                    self.layouts.len() - 1
+                    self.blocks
+                        .push(Block::new(output, tensor, width, self.reserve));
+                    let last = self.blocks.len() - 1;
+                    &mut self.blocks[last]
                 }
             };
-            for (j, &at) in self.layouts[layout].3.iter().enumerate() {
-                let (_, column, used) = &mut self.columns[at];
-                *used = true;
-                column.pad(start);
-                for r in 0..rows {
-                    column.push(&tensor.values, r * width + j);
-                }
-            }
+            block.values.extend(&tensor.values);
+            block.rows.extend(start..start + rows);
+            block.used = true;
         }
         rows
     }
 
+    /// Builds the file's columns from its blocks, on the writer's thread: row by row, so a
+    /// column that two layouts write to (a tensor sent as floats, then as integers) keeps its
+    /// rows in order.
+    fn build_columns(&mut self) {
+        let (blocks, columns, index) = (&mut self.blocks, &mut self.columns, &mut self.index);
+        let mut at: Vec<Vec<usize>> = Vec::with_capacity(blocks.len());
+        for block in blocks.iter() {
+            let prefix = if block.output { OUTPUT_PREFIX } else { "" };
+            let kind = block.values.kind();
+            at.push(
+                tensor_columns(prefix, &block.name, block.width)
+                    .into_iter()
+                    .map(|name| {
+                        *index.entry(name.clone()).or_insert_with(|| {
+                            columns.push((name, Builder::new(kind, 0), false));
+                            columns.len() - 1
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        // A column only one block writes to (the usual case: a model gets the same tensors
+        // every time) is filled from that block in one pass; the others row by row.
+        let mut feeders = vec![0u32; columns.len()];
+        for c in at.iter().flatten() {
+            feeders[*c] += 1;
+        }
+        let alone: Vec<bool> = at
+            .iter()
+            .zip(blocks.iter())
+            .map(|(cs, b)| !b.values.is_text() && cs.iter().all(|&c| feeders[c] == 1))
+            .collect();
+        for ((block, cs), _) in blocks.iter().zip(&at).zip(&alone).filter(|(_, a)| **a) {
+            for (j, &c) in cs.iter().enumerate() {
+                let (_, column, used) = &mut columns[c];
+                *used = true;
+                block.values.fill(column, &block.rows, block.width, j);
+            }
+        }
+        let mut next = vec![0usize; blocks.len()];
+        for row in 0..self.row_numbers.len() {
+            for (b, block) in blocks.iter().enumerate() {
+                let k = next[b];
+                if alone[b] || block.rows.get(k) != Some(&row) {
+                    continue;
+                }
+                next[b] += 1;
+                for (j, &c) in at[b].iter().enumerate() {
+                    let (_, column, used) = &mut columns[c];
+                    *used = true;
+                    column.pad(row);
+                    block.values.push_onto(column, k * block.width + j);
+                }
+            }
+        }
+    }
+
+    /// Whether a request of `rows` rows with this id still fits the file's id column (whose
+    /// offsets are 32-bit).
+    fn fits(&self, request_id: &str, rows: usize) -> bool {
+        request_id
+            .len()
+            .checked_mul(rows)
+            .and_then(|n| n.checked_add(self.request_ids.len()))
+            .is_some_and(|n| n <= i32::MAX as usize)
+    }
+
     /// The staged rows as one Parquet file, in `out` (emptied first); `None` when there are
-    /// none. Copies them out, so the buffers can be reused.
+    /// none. The columns' vectors are moved into the Arrow arrays and taken back once the file
+    /// is encoded, so the writer neither copies them nor touches fresh memory for them.
     fn encode(&mut self, out: &mut Vec<u8>) -> Result<Option<Encoded>> {
         let rows = self.len();
         if rows == 0 {
             return Ok(None);
         }
-        let mut fields = vec![
-            Field::new("_request_id", DataType::Utf8, false),
-            Field::new("_row", DataType::Int64, false),
-            Field::new("_timestamp_ms", DataType::Int64, false),
-            Field::new("_latency_us", DataType::Int64, false),
-        ];
+        self.build_columns();
+        for block in &mut self.blocks {
+            block.values.clear();
+            block.rows.clear();
+        }
         let first = self.timestamps.iter().copied().min().unwrap_or(0);
         let last = self.timestamps.iter().copied().max().unwrap_or(0);
-        let mut start = 0;
-        let ids: StringArray = self
-            .request_id_ends
-            .iter()
-            .map(|&end| {
-                let id = &self.request_ids[start..end];
-                start = end;
-                Some(id)
-            })
-            .collect();
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(ids),
-            Arc::new(Int64Array::from(self.row_numbers.clone())),
-            Arc::new(Int64Array::from(self.timestamps.clone())),
-            Arc::new(Int64Array::from(self.latencies.clone())),
-        ];
+        let ids = StringArray::try_new(
+            OffsetBuffer::new(std::mem::take(&mut self.request_id_offsets).into()),
+            Buffer::from_vec(std::mem::take(&mut self.request_ids)),
+            None,
+        )
+        .map_err(|e| Error::Invalid(format!("prediction log request ids: {e}")))?;
+        let ids = Arc::new(ids);
+        let meta = [
+            ("_row", &mut self.row_numbers),
+            ("_timestamp_ms", &mut self.timestamps),
+            ("_latency_us", &mut self.latencies),
+        ]
+        .map(|(name, values)| {
+            let array = Arc::new(Int64Array::new(std::mem::take(values).into(), None));
+            (name, array)
+        });
+        let mut fields = vec![Field::new("_request_id", DataType::Utf8, false)];
+        let mut arrays: Vec<ArrayRef> = vec![ids.clone()];
+        for (name, array) in &meta {
+            fields.push(Field::new(*name, DataType::Int64, false));
+            arrays.push(array.clone());
+        }
         // A column no record of this file wrote to (its tensor came in an earlier file) is
         // left out, as it would be from a fresh file.
-        for (name, builder, _) in self.columns.iter_mut().filter(|c| c.2) {
+        let mut taken = Vec::new();
+        for (at, (name, builder, _)) in self.columns.iter_mut().enumerate().filter(|c| c.1 .2) {
             builder.pad(rows);
-            let (data_type, array) = builder.array();
-            fields.push(Field::new(name.as_str(), data_type, true));
-            arrays.push(array);
+            let array = builder.take_array();
+            fields.push(Field::new(name.as_str(), array.data_type(), true));
+            arrays.push(array.array_ref());
+            taken.push((at, array));
         }
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-            .map_err(|e| Error::Invalid(format!("prediction log: {e}")))?;
-        out.clear();
-        write_parquet(&[batch], out)?;
+        let written = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::Invalid(format!("prediction log: {e}")))
+            .and_then(|batch| {
+                out.clear();
+                write_parquet(&[batch], out)
+            });
+        // The batch is gone: each array is the only holder of its buffers again.
+        let (offsets, bytes) = match Arc::into_inner(ids).map(StringArray::into_parts) {
+            Some((offsets, bytes, _)) => (Some(offsets.into_inner().into_inner()), Some(bytes)),
+            None => (None, None),
+        };
+        self.request_id_offsets = reclaim(offsets, rows + 1);
+        self.request_ids = reclaim(bytes, rows * 16);
+        self.request_id_offsets.clear();
+        self.request_id_offsets.push(0);
+        self.request_ids.clear();
+        let [rows_, times, latencies] = meta.map(|(_, array)| {
+            let values = Arc::into_inner(array).map(|a| a.into_parts().1.into_inner());
+            let mut values = reclaim(values, rows);
+            values.clear();
+            values
+        });
+        (self.row_numbers, self.timestamps, self.latencies) = (rows_, times, latencies);
+        for (at, array) in taken {
+            self.columns[at].1.put_back(array, rows);
+        }
+        written?;
         Ok(Some((first, last, rows)))
     }
+}
+
+/// A vector back from the Arrow buffer it was moved into; a new one of `capacity` if the
+/// buffer is still shared (it is not, once the file's batch is dropped).
+fn reclaim<T: arrow_buffer::ArrowNativeType>(buffer: Option<Buffer>, capacity: usize) -> Vec<T> {
+    buffer
+        .and_then(|b| b.into_vec().ok())
+        .unwrap_or_else(|| Vec::with_capacity(capacity))
 }
 
 /// The writer side of the prediction log. Dropping it writes what is staged.
@@ -561,13 +667,13 @@ impl PredictionLog {
             return false;
         }
         let hour = timestamp_ms.div_euclid(HOUR_MS);
-        let rows = staging.stage(model, version, hour).append(
-            request_id,
-            timestamp_ms,
-            latency_us,
-            inputs,
-            outputs,
-        );
+        let staged = staging.stage(model, version, hour);
+        if !staged.fits(request_id, inputs.first().map_or(1, TensorRef::rows)) {
+            drop(staging);
+            self.counters.dropped.fetch_add(1, Relaxed);
+            return false;
+        }
+        let rows = staged.append(request_id, timestamp_ms, latency_us, inputs, outputs);
         staging.rows += rows;
         staging.oldest.get_or_insert_with(Instant::now);
         drop(staging);
@@ -699,6 +805,249 @@ const POLL_TICK: Duration = Duration::from_millis(20);
 /// not grow request by request.
 const RESERVE_ROWS: usize = 1 << 16;
 
+/// The values of one tensor layout (input or output, name, width and type) in a file, row
+/// after row, as the requests handed them over.
+struct Block {
+    output: bool,
+    name: String,
+    width: usize,
+    values: RowValues,
+    /// The file's row each `width` values belong to.
+    rows: Vec<usize>,
+    /// Whether a request sent this layout since the staging was last emptied.
+    used: bool,
+}
+
+impl Block {
+    fn new(output: bool, tensor: &TensorRef, width: usize, reserve_rows: usize) -> Block {
+        let capacity = reserve_rows.saturating_mul(width);
+        let values = match tensor.values {
+            ValuesRef::F32(_) => RowValues::F32(Vec::with_capacity(capacity)),
+            ValuesRef::F64(_) => RowValues::F64(Vec::with_capacity(capacity)),
+            ValuesRef::I32(_) => RowValues::I32(Vec::with_capacity(capacity)),
+            ValuesRef::I64(_) => RowValues::I64(Vec::with_capacity(capacity)),
+            ValuesRef::Bool(_) => RowValues::Bool(Vec::with_capacity(capacity)),
+            ValuesRef::Text(_) => RowValues::Text(String::new(), Vec::new()),
+        };
+        Block {
+            output,
+            name: tensor.name.to_owned(),
+            width,
+            values,
+            rows: Vec::with_capacity(reserve_rows),
+            used: false,
+        }
+    }
+
+    fn holds(&self, output: bool, tensor: &TensorRef, width: usize) -> bool {
+        self.output == output
+            && self.width == width
+            && self.values.same_type(&tensor.values)
+            && self.name == tensor.name
+    }
+}
+
+/// A block's values, in the type the server held them in.
+enum RowValues {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    Bool(Vec<bool>),
+    /// Texts end to end, and where each ends: no allocation per value.
+    Text(String, Vec<usize>),
+}
+
+impl RowValues {
+    fn same_type(&self, values: &ValuesRef) -> bool {
+        matches!(
+            (self, values),
+            (RowValues::F32(_), ValuesRef::F32(_))
+                | (RowValues::F64(_), ValuesRef::F64(_))
+                | (RowValues::I32(_), ValuesRef::I32(_))
+                | (RowValues::I64(_), ValuesRef::I64(_))
+                | (RowValues::Bool(_), ValuesRef::Bool(_))
+                | (RowValues::Text(..), ValuesRef::Text(_))
+        )
+    }
+
+    /// Appends `values`, which must be of the same type (see [`RowValues::same_type`]).
+    fn extend(&mut self, values: &ValuesRef) {
+        match (self, values) {
+            (RowValues::F32(v), ValuesRef::F32(x)) => v.extend_from_slice(x),
+            (RowValues::F64(v), ValuesRef::F64(x)) => v.extend_from_slice(x),
+            (RowValues::I32(v), ValuesRef::I32(x)) => v.extend_from_slice(x),
+            (RowValues::I64(v), ValuesRef::I64(x)) => v.extend_from_slice(x),
+            (RowValues::Bool(v), ValuesRef::Bool(x)) => v.extend_from_slice(x),
+            (RowValues::Text(text, ends), ValuesRef::Text(x)) => {
+                for value in x.iter() {
+                    text.push_str(value);
+                    ends.push(text.len());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn is_text(&self) -> bool {
+        matches!(self, RowValues::Text(..))
+    }
+
+    /// Fills column `j` of a block of `width` values per row from these values, each row
+    /// at its place in `rows` (rows in between are left empty).
+    fn fill(&self, column: &mut Builder, rows: &[usize], width: usize, j: usize) {
+        match self {
+            RowValues::F32(v) => fill_numbers(column, v, rows, width, j),
+            RowValues::F64(v) => fill_numbers(column, v, rows, width, j),
+            RowValues::I32(v) => fill_numbers(column, v, rows, width, j),
+            RowValues::I64(v) => fill_numbers(column, v, rows, width, j),
+            RowValues::Bool(v) => fill_numbers(column, v, rows, width, j),
+            RowValues::Text(..) => {
+                for (k, &row) in rows.iter().enumerate() {
+                    column.pad(row);
+                    self.push_onto(column, k * width + j);
+                }
+            }
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            RowValues::F32(_) | RowValues::F64(_) => Kind::Float,
+            RowValues::I32(_) | RowValues::I64(_) | RowValues::Bool(_) => Kind::Int,
+            RowValues::Text(..) => Kind::Text,
+        }
+    }
+
+    /// Value `i` pushed onto a column.
+    fn push_onto(&self, column: &mut Builder, i: usize) {
+        match self {
+            RowValues::F32(v) => column.push(&ValuesRef::F32(v), i),
+            RowValues::F64(v) => column.push(&ValuesRef::F64(v), i),
+            RowValues::I32(v) => column.push(&ValuesRef::I32(v), i),
+            RowValues::I64(v) => column.push(&ValuesRef::I64(v), i),
+            RowValues::Bool(v) => column.push(&ValuesRef::Bool(v), i),
+            RowValues::Text(text, ends) => {
+                let start = if i == 0 { 0 } else { ends[i - 1] };
+                column.push_text(&text[start..ends[i]]);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            RowValues::F32(v) => v.clear(),
+            RowValues::F64(v) => v.clear(),
+            RowValues::I32(v) => v.clear(),
+            RowValues::I64(v) => v.clear(),
+            RowValues::Bool(v) => v.clear(),
+            RowValues::Text(text, ends) => {
+                text.clear();
+                ends.clear();
+            }
+        }
+    }
+}
+
+/// A number type the server's tensors hold, as the log's columns store it.
+trait Number: Copy {
+    const FLOAT: bool;
+    fn to_f64(self) -> f64;
+    fn to_i64(self) -> i64;
+}
+
+impl Number for f32 {
+    const FLOAT: bool = true;
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Number for f64 {
+    const FLOAT: bool = true;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+impl Number for i32 {
+    const FLOAT: bool = false;
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+
+impl Number for i64 {
+    const FLOAT: bool = false;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn to_i64(self) -> i64 {
+        self
+    }
+}
+
+impl Number for bool {
+    const FLOAT: bool = false;
+    fn to_f64(self) -> f64 {
+        f64::from(u8::from(self))
+    }
+    fn to_i64(self) -> i64 {
+        i64::from(self)
+    }
+}
+
+/// Column `j` of row-major `values` (`width` per row) appended to a number column, each at
+/// its row: what [`Builder::push`] does value by value, in one loop per column.
+fn fill_numbers<T: Number>(
+    column: &mut Builder,
+    values: &[T],
+    rows: &[usize],
+    width: usize,
+    j: usize,
+) {
+    if T::FLOAT {
+        column.widen_to_float();
+    }
+    let picked = rows.iter().zip(values.iter().skip(j).step_by(width));
+    match column {
+        Builder::Float(v, nulls) => {
+            for (&row, &x) in picked {
+                if v.len() < row {
+                    nulls.append_n_nulls(row - v.len());
+                    v.resize(row, 0.0);
+                }
+                v.push(x.to_f64());
+                nulls.append_non_null();
+            }
+        }
+        Builder::Int(v, nulls) => {
+            for (&row, &x) in picked {
+                if v.len() < row {
+                    nulls.append_n_nulls(row - v.len());
+                    v.resize(row, 0);
+                }
+                v.push(x.to_i64());
+                nulls.append_non_null();
+            }
+        }
+        Builder::Text(..) => {
+            for &row in rows {
+                column.pad(row + 1);
+            }
+        }
+    }
+}
+
 /// A column being built from records whose tensors may differ; emptied and reused file after
 /// file. Numbers are kept plain, with a validity mask that stays unallocated until a record
 /// leaves the column empty: a request writes 8 bytes per value, and the writer copies a column
@@ -755,20 +1104,22 @@ impl Builder {
         }
     }
 
-    fn push(&mut self, values: &ValuesRef, i: usize) {
-        // An integer column that meets floats becomes a float column.
-        if let (Builder::Int(ints, nulls), Kind::Float) = (&mut *self, values.kind()) {
+    /// An integer column that meets floats becomes a float column.
+    fn widen_to_float(&mut self) {
+        if let Builder::Int(ints, nulls) = self {
             let mut floats = Vec::with_capacity(ints.capacity());
             floats.extend(ints.iter().map(|&n| n as f64));
             let nulls = std::mem::replace(nulls, NullBufferBuilder::new(0));
             *self = Builder::Float(floats, nulls);
         }
+    }
+
+    fn push(&mut self, values: &ValuesRef, i: usize) {
+        if values.kind() == Kind::Float {
+            self.widen_to_float();
+        }
         match (self, values) {
-            (Builder::Text(text, spans), ValuesRef::Text(v)) => {
-                let start = text.len();
-                text.push_str(&v[i]);
-                spans.push(Some((start, text.len())));
-            }
+            (builder @ Builder::Text(..), ValuesRef::Text(v)) => builder.push_text(&v[i]),
             (Builder::Float(c, nulls), v) if v.kind() != Kind::Text => match v.float(i) {
                 Some(x) => {
                     c.push(x);
@@ -796,6 +1147,21 @@ impl Builder {
         }
     }
 
+    /// A text value; a number column gets an empty value instead.
+    fn push_text(&mut self, value: &str) {
+        match self {
+            Builder::Text(text, spans) => {
+                let start = text.len();
+                text.push_str(value);
+                spans.push(Some((start, text.len())));
+            }
+            other => {
+                let len = other.len() + 1;
+                other.pad(len);
+            }
+        }
+    }
+
     fn new(kind: Kind, rows: usize) -> Builder {
         match kind {
             Kind::Float => Builder::Float(Vec::with_capacity(rows), NullBufferBuilder::new(rows)),
@@ -804,22 +1170,68 @@ impl Builder {
         }
     }
 
-    /// The column's values as an Arrow array (copied; the builder keeps them).
-    fn array(&self) -> (DataType, ArrayRef) {
+    /// The column's values as an Arrow array: numbers are moved, not copied, and come back
+    /// with [`Builder::put_back`]; texts are copied (the builder keeps them).
+    fn take_array(&mut self) -> TakenColumn {
         match self {
-            Builder::Float(v, nulls) => (
-                DataType::Float64,
-                Arc::new(Float64Array::new(v.clone().into(), nulls.finish_cloned())),
-            ),
-            Builder::Int(v, nulls) => (
-                DataType::Int64,
-                Arc::new(Int64Array::new(v.clone().into(), nulls.finish_cloned())),
-            ),
+            Builder::Float(v, nulls) => TakenColumn::Float(Arc::new(Float64Array::new(
+                std::mem::take(v).into(),
+                nulls.finish(),
+            ))),
+            Builder::Int(v, nulls) => TakenColumn::Int(Arc::new(Int64Array::new(
+                std::mem::take(v).into(),
+                nulls.finish(),
+            ))),
             Builder::Text(text, spans) => {
                 let values: StringArray =
                     spans.iter().map(|s| s.map(|(a, b)| &text[a..b])).collect();
-                (DataType::Utf8, Arc::new(values))
+                TakenColumn::Text(Arc::new(values))
             }
+        }
+    }
+
+    /// Empties the column, taking back the vector [`Builder::take_array`] moved out (a new
+    /// one of `capacity` if the array is still shared).
+    fn put_back(&mut self, taken: TakenColumn, capacity: usize) {
+        fn values<T: arrow_array::ArrowPrimitiveType>(
+            array: Arc<arrow_array::PrimitiveArray<T>>,
+            capacity: usize,
+        ) -> Vec<T::Native> {
+            let buffer = Arc::into_inner(array).map(|a| a.into_parts().1.into_inner());
+            let mut values = reclaim(buffer, capacity);
+            values.clear();
+            values
+        }
+        match (&mut *self, taken) {
+            (Builder::Float(v, _), TakenColumn::Float(array)) => *v = values(array, capacity),
+            (Builder::Int(v, _), TakenColumn::Int(array)) => *v = values(array, capacity),
+            _ => {}
+        }
+        self.clear();
+    }
+}
+
+/// A column moved into an Arrow array for encoding.
+enum TakenColumn {
+    Float(Arc<Float64Array>),
+    Int(Arc<Int64Array>),
+    Text(ArrayRef),
+}
+
+impl TakenColumn {
+    fn data_type(&self) -> DataType {
+        match self {
+            TakenColumn::Float(_) => DataType::Float64,
+            TakenColumn::Int(_) => DataType::Int64,
+            TakenColumn::Text(_) => DataType::Utf8,
+        }
+    }
+
+    fn array_ref(&self) -> ArrayRef {
+        match self {
+            TakenColumn::Float(a) => a.clone(),
+            TakenColumn::Int(a) => a.clone(),
+            TakenColumn::Text(a) => a.clone(),
         }
     }
 }
@@ -2707,6 +3119,130 @@ mod tests {
             }
         }
         assert_eq!(without_text, 1);
+    }
+
+    /// Encoding moves the staged vectors into the file's Arrow arrays and takes them back:
+    /// the next file is staged into the same memory, with none of the last file's rows.
+    #[test]
+    fn encoding_takes_the_staged_vectors_back_without_copying() {
+        fn addresses(staged: &Staged) -> Vec<usize> {
+            let mut at = vec![
+                staged.request_ids.as_ptr() as usize,
+                staged.request_id_offsets.as_ptr() as usize,
+                staged.row_numbers.as_ptr() as usize,
+                staged.timestamps.as_ptr() as usize,
+                staged.latencies.as_ptr() as usize,
+            ];
+            for (_, builder, _) in &staged.columns {
+                at.push(match builder {
+                    Builder::Float(v, _) => v.as_ptr() as usize,
+                    Builder::Int(v, _) => v.as_ptr() as usize,
+                    Builder::Text(t, _) => t.as_ptr() as usize,
+                });
+            }
+            at
+        }
+        let mut staged = Staged::with_capacity(8);
+        let mut out = Vec::new();
+        let mut files = Vec::new();
+        let mut after_first = None;
+        for (id, x, label) in [("first", [1.0f32, 2.0], 7i64), ("second", [3.0, 4.0], 8)] {
+            let inputs = [TensorRef {
+                name: "x",
+                shape: &[1, 2],
+                values: ValuesRef::F32(&x),
+            }];
+            let labels = [label];
+            let outputs = [TensorRef {
+                name: "label",
+                shape: &[1],
+                values: ValuesRef::I64(&labels),
+            }];
+            assert_eq!(staged.append(id, 10, 1, &inputs, &outputs), 1);
+            let before = addresses(&staged);
+            let (_, _, rows) = staged.encode(&mut out).unwrap().unwrap();
+            assert_eq!(rows, 1);
+            let after = addresses(&staged);
+            // The writer made the columns in the first file; every vector comes back.
+            assert_eq!(after[..5], before[..5], "the same vectors, taken back");
+            assert_eq!(after.len(), 5 + 3, "x[0], x[1], output label");
+            assert_eq!(after, *after_first.get_or_insert_with(|| after.clone()));
+            assert_eq!(staged.len(), 0);
+            assert!(staged.row_numbers.capacity() >= 8);
+            files.push(out.clone());
+        }
+        for (bytes, (id, x1, label)) in files
+            .into_iter()
+            .zip([("first", 2.0, 7), ("second", 4.0, 8)])
+        {
+            let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+                .unwrap()
+                .build()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            assert_eq!(batch.num_rows(), 1);
+            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+            assert_eq!(column("_request_id").as_string::<i32>().value(0), id);
+            assert_eq!(column("x[1]").as_primitive::<Float64Type>().value(0), x1);
+            assert_eq!(
+                column("_output:label").as_primitive::<Int64Type>().value(0),
+                label
+            );
+        }
+    }
+
+    /// A tensor sent as floats, then integers, then floats again fills one column in the
+    /// order of its requests (the writer merges the layouts' blocks row by row); a tensor
+    /// missing from some requests leaves their rows empty.
+    #[test]
+    fn a_column_two_layouts_write_to_keeps_its_rows_in_order() {
+        let mut staged = Staged::with_capacity(4);
+        let (a, b, c, t) = ([1.0f32], [2i64], [3.0f32], ["z".to_string()]);
+        for (id, values) in [
+            ("a", ValuesRef::F32(&a)),
+            ("b", ValuesRef::I64(&b)),
+            ("c", ValuesRef::F32(&c)),
+            ("d", ValuesRef::Text(&t)),
+        ] {
+            let y = [10i32, 20];
+            let mut inputs = vec![TensorRef {
+                name: "x",
+                shape: &[1],
+                values,
+            }];
+            // `y` (in one block of its own) comes with the first and third requests only.
+            if id == "a" || id == "c" {
+                inputs.push(TensorRef {
+                    name: "y",
+                    shape: &[1, 2],
+                    values: ValuesRef::I32(&y),
+                });
+            }
+            assert_eq!(staged.append(id, 1, 1, &inputs, &[]), 1);
+        }
+        let mut out = Vec::new();
+        staged.encode(&mut out).unwrap().unwrap();
+        let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let x = batch
+            .column_by_name("x")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let got: Vec<Option<f64>> = x.iter().collect();
+        assert_eq!(got, [Some(1.0), Some(2.0), Some(3.0), None]);
+        let y1 = batch
+            .column_by_name("y[1]")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let got: Vec<Option<i64>> = y1.iter().collect();
+        assert_eq!(got, [Some(20), None, Some(20), None]);
     }
 
     #[test]
