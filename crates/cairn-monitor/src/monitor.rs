@@ -562,13 +562,13 @@ impl Staged {
         self.request_id_offsets.clear();
         self.request_id_offsets.push(0);
         self.request_ids.clear();
-        let [rows_, times, latencies] = meta.map(|(_, array)| {
+        let [row_numbers, timestamps, latencies] = meta.map(|(_, array)| {
             let values = Arc::into_inner(array).map(|a| a.into_parts().1.into_inner());
             let mut values = reclaim(values, rows);
             values.clear();
             values
         });
-        (self.row_numbers, self.timestamps, self.latencies) = (rows_, times, latencies);
+        (self.row_numbers, self.timestamps, self.latencies) = (row_numbers, timestamps, latencies);
         for (at, array) in taken {
             self.columns[at].1.put_back(array, rows);
         }
