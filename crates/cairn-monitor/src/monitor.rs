@@ -1020,31 +1020,31 @@ fn fill_numbers<T: Number>(
     }
     let picked = rows.iter().zip(values.iter().skip(j).step_by(width));
     match column {
-        Builder::Float(v, nulls) => {
-            for (&row, &x) in picked {
-                if v.len() < row {
-                    nulls.append_n_nulls(row - v.len());
-                    v.resize(row, 0.0);
-                }
-                v.push(x.to_f64());
-                nulls.append_non_null();
-            }
-        }
-        Builder::Int(v, nulls) => {
-            for (&row, &x) in picked {
-                if v.len() < row {
-                    nulls.append_n_nulls(row - v.len());
-                    v.resize(row, 0);
-                }
-                v.push(x.to_i64());
-                nulls.append_non_null();
-            }
-        }
+        Builder::Float(v, nulls) => place(v, nulls, picked, T::to_f64),
+        Builder::Int(v, nulls) => place(v, nulls, picked, T::to_i64),
         Builder::Text(..) => {
             for &row in rows {
                 column.pad(row + 1);
             }
         }
+    }
+}
+
+/// Each picked value converted and put at its row of a number column, rows in between left
+/// empty.
+fn place<'a, T: Number + 'a, V: Copy + Default>(
+    column: &mut Vec<V>,
+    nulls: &mut NullBufferBuilder,
+    picked: impl Iterator<Item = (&'a usize, &'a T)>,
+    convert: impl Fn(T) -> V,
+) {
+    for (&row, &x) in picked {
+        if column.len() < row {
+            nulls.append_n_nulls(row - column.len());
+            column.resize(row, V::default());
+        }
+        column.push(convert(x));
+        nulls.append_non_null();
     }
 }
 
