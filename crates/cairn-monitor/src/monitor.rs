@@ -3121,6 +3121,17 @@ mod tests {
         assert_eq!(without_text, 1);
     }
 
+    /// The first record batch of a Parquet file's bytes.
+    fn first_batch(file: Vec<u8>) -> RecordBatch {
+        ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file))
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+    }
+
     /// Encoding moves the staged vectors into the file's Arrow arrays and takes them back:
     /// the next file is staged into the same memory, with none of the last file's rows.
     #[test]
@@ -3175,13 +3186,7 @@ mod tests {
             .into_iter()
             .zip([("first", 2.0, 7), ("second", 4.0, 8)])
         {
-            let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-                .unwrap()
-                .build()
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap();
+            let batch = first_batch(bytes);
             assert_eq!(batch.num_rows(), 1);
             let column = |name: &str| batch.column_by_name(name).unwrap().clone();
             assert_eq!(column("_request_id").as_string::<i32>().value(0), id);
@@ -3224,13 +3229,7 @@ mod tests {
         }
         let mut out = Vec::new();
         staged.encode(&mut out).unwrap().unwrap();
-        let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
-            .unwrap()
-            .build()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
+        let batch = first_batch(out);
         let x = batch
             .column_by_name("x")
             .unwrap()
