@@ -25,6 +25,11 @@ gives a paired ratio of the servers' CPU per request; the log's cost is the medi
 all starts and rounds. Two unlogged servers measured this way agree within 1%. Which server's
 wrk starts first alternates from start to start.
 
+With --versus BIN (and --together) the second server is BIN, logged too, instead of an unlogged
+one: the paired ratio is then the CPU per request of --cairn's build against BIN's, both
+logging, which is how a change to the log is measured on this VM. The writer thread's CPU and
+the drops are printed for both.
+
 Needs: wrk, tests/interop/requirements.txt (scikit-learn, skl2onnx); Linux (/proc).
 """
 import argparse
@@ -52,7 +57,12 @@ parser.add_argument("--pin", action="store_true",
 parser.add_argument("--together", type=int, default=0, metavar="ROUNDS",
                     help="run a logged and an unlogged server at the same time on CPU 0, each loaded by its own "
                          "wrk, ROUNDS times per start; report the median of the paired CPU-per-request ratios")
+parser.add_argument("--versus", metavar="BIN",
+                    help="with --together: the second server is this cairn binary, logged, instead of an unlogged "
+                         "one (compares two builds)")
 args = parser.parse_args()
+if args.versus and not args.together:
+    parser.error("--versus needs --together")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import cairn_binary, free_port, wait_healthy  # noqa: E402
 from serving.models import serving_models  # noqa: E402
@@ -93,11 +103,11 @@ def wrk(url, seconds):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start_server(model_path, extra):
+def start_server(model_path, extra, binary=None):
     port = free_port()
     home = tempfile.mkdtemp()
     pin = ["taskset", "-c", "0"] if args.pin or args.together else []
-    proc = subprocess.Popen([*pin, cairn, "serve", model_path, "--port", str(port), *extra],
+    proc = subprocess.Popen([*pin, binary or cairn, "serve", model_path, "--port", str(port), *extra],
                             env={**os.environ, "CAIRN_LOG": "warn", "CAIRN_HOME": home},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -133,30 +143,45 @@ def median(xs):
     return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
 
 
-def dropped(server):
-    """Predictions the server's log dropped because its buffer was full (from /metrics)."""
+ROWS_WRITTEN = "cairn_prediction_log_rows_written_total"
+
+
+def counter(server, name):
+    """One of the server's counters from /metrics (0 when it has none)."""
     base = server[2].split("/v2/")[0]
     with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith("cairn_prediction_log_dropped_total"):
+            if line.startswith(name + " "):
                 return int(float(line.split()[-1]))
     return 0
 
 
+def dropped(server):
+    """Predictions the server's log dropped because its buffer was full."""
+    return counter(server, "cairn_prediction_log_dropped_total")
+
+
 def together(label, model_path):
-    """A logged and an unlogged server on one core, loaded at once; paired CPU-per-request ratios."""
+    """Two servers on one core, loaded at once: --cairn logged and, beside it, --cairn unlogged (or
+    --versus's build, logged); paired CPU-per-request ratios."""
     costs, lost, rows = [], [], []
     warmups = 1 if args.warmup > 0 else 0  # one run at --warmup seconds, not counted
-    drops, served = 0, 0
+    # "base" is what the logged --cairn is compared with.
+    base = ("versus", [], args.versus) if args.versus else ("unlogged", ["--no-prediction-log"], None)
+    drops, served = {"logged": 0, base[0]: 0}, {"logged": 0, base[0]: 0}
+    writer_of = {"logged": [], base[0]: []}
+    # The writer's CPU per row it wrote: its efficiency, whatever share of the rows it dropped.
+    writer_cpu, written = {"logged": 0.0, base[0]: 0.0}, {"logged": 0, base[0]: 0}
     for start in range(args.starts):
         servers = {}
         try:
-            for variant, extra in (("logged", []), ("unlogged", ["--no-prediction-log"])):
-                servers[variant] = start_server(model_path, extra)
-            order = ["logged", "unlogged"] if start % 2 == 0 else ["unlogged", "logged"]
+            servers["logged"] = start_server(model_path, [])
+            servers[base[0]] = start_server(model_path, base[1], base[2])
+            order = ["logged", base[0]] if start % 2 == 0 else [base[0], "logged"]
             for r in range(warmups + args.together):
                 seconds = args.warmup if r < warmups else args.seconds
                 before = {v: cpu_by_thread(servers[v][0].pid) for v in order}
+                written_before = {v: counter(servers[v], ROWS_WRITTEN) for v in order}
                 loads = {v: subprocess.Popen(wrk_command(servers[v][2], seconds, 1, 16), stdout=subprocess.PIPE,
                                              text=True, env={**os.environ, "BODY": body_path}) for v in order}
                 runs = {v: json.loads(loads[v].communicate()[0].strip().splitlines()[-1]) for v in order}
@@ -165,28 +190,41 @@ def together(label, model_path):
                     continue
                 spent = {v: {k: after[v][k] - before[v].get(k, 0.0) for k in after[v]} for v in order}
                 us = {v: sum(spent[v].values()) / max(runs[v]["requests"], 1) * 1e6 for v in order}
-                writer = sum(t for k, t in spent["logged"].items() if k.startswith("cairn-predictio"))
-                writer_us = writer / max(runs["logged"]["requests"], 1) * 1e6
+                writer_us = {}
+                for v in order:
+                    writer = sum(t for k, t in spent[v].items() if k.startswith("cairn-predictio"))
+                    writer_us[v] = writer / max(runs[v]["requests"], 1) * 1e6
+                    writer_of[v].append(writer_us[v])
+                    writer_cpu[v] += writer
+                    written[v] += counter(servers[v], ROWS_WRITTEN) - written_before[v]
+                    served[v] += runs[v]["requests"]
                 rate = {v: runs[v]["requests_per_s"] for v in order}
-                served += runs["logged"]["requests"]
-                costs.append(100 * (1 - us["unlogged"] / us["logged"]))
-                lost.append(100 * (1 - rate["logged"] / rate["unlogged"]))
+                costs.append(100 * (1 - us[base[0]] / us["logged"]))
+                lost.append(100 * (1 - rate["logged"] / rate[base[0]]))
                 rows.append({"start": start, "us_per_request": us, "requests_per_s": rate, "writer_us": writer_us})
+                other = f" writer {writer_us[base[0]]:.2f} us" if args.versus else ""
                 print(f"{label:40} start {start}: logged {us['logged']:5.1f} us/request ({rate['logged']:6.0f} req/s,"
-                      f" writer {writer_us:.2f} us),"
-                      f" unlogged {us['unlogged']:5.1f} us/request ({rate['unlogged']:6.0f} req/s);"
-                      f" the log costs {costs[-1]:4.1f}% of capacity", flush=True)
-            drops += dropped(servers["logged"])
+                      f" writer {writer_us['logged']:.2f} us),"
+                      f" {base[0]} {us[base[0]]:5.1f} us/request ({rate[base[0]]:6.0f} req/s{other});"
+                      f" {'--cairn costs' if args.versus else 'the log costs'} {costs[-1]:4.1f}% of capacity",
+                      flush=True)
+            for v in servers:
+                if v == "logged" or args.versus:
+                    drops[v] += dropped(servers[v])
         finally:
             for server in servers.values():
                 stop_server(server)
     q = sorted(costs)
-    print(f"{label:40} median of {len(costs)} paired runs: the log costs {median(costs):.1f}% of capacity"
-          f" (CPU per request; quartiles {q[len(q) // 4]:.1f} to {q[3 * len(q) // 4]:.1f});"
-          f" logged server's throughput {median(lost):.1f}% below the unlogged one's beside it;"
-          f" writer thread {median([row['writer_us'] for row in rows]):.2f} us/request;"
-          f" {drops} predictions dropped by the log (about {100 * drops / max(served, 1):.2f}%)", flush=True)
-    return {"model": label, "log_cost_percent": median(costs), "paired_cost_percent": costs,
+    what = "--cairn costs" if args.versus else "the log costs"
+    writers = "; ".join(f"{v} {median(w):.2f} ({1e6 * writer_cpu[v] / max(written[v], 1):.2f} per row written)"
+                        for v, w in writer_of.items() if v == "logged" or args.versus)
+    dropped_text = "; ".join(f"{v} {d} (about {100 * d / max(served[v], 1):.2f}%)"
+                             for v, d in drops.items() if v == "logged" or args.versus)
+    print(f"{label:40} median of {len(costs)} paired runs: {what} {median(costs):.1f}% of capacity"
+          f" against {base[0]} (CPU per request; quartiles {q[len(q) // 4]:.1f} to {q[3 * len(q) // 4]:.1f});"
+          f" logged --cairn's throughput {median(lost):.1f}% below {base[0]}'s beside it;"
+          f" writer thread us/request: {writers}; predictions dropped by the log: {dropped_text}", flush=True)
+    return {"model": label, "compared_with": base[0], "log_cost_percent": median(costs), "paired_cost_percent": costs,
             "paired_throughput_lost_percent": lost, "runs": rows, "dropped": drops}
 
 
