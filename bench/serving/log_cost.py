@@ -132,10 +132,13 @@ def burst(server, seconds):
     run = wrk(url, seconds)
     after = cpu_by_thread(proc.pid)
     spent = {name: after[name] - before.get(name, 0.0) for name in after}
-    # The log writer thread's name, as the kernel truncates it.
-    writer = sum(v for k, v in spent.items() if k.startswith("cairn-predictio"))
     n = max(run["requests"], 1)
-    return sum(spent.values()) / n * 1e6, run["requests_per_s"], writer / n * 1e6
+    return sum(spent.values()) / n * 1e6, run["requests_per_s"], writer_seconds(spent) / n * 1e6
+
+
+def writer_seconds(spent):
+    """CPU seconds of the log writer thread, from seconds per thread name (as the kernel truncates it)."""
+    return sum(t for name, t in spent.items() if name.startswith("cairn-predictio"))
 
 
 def median(xs):
@@ -172,6 +175,8 @@ def together(label, model_path):
     writer_of = {"logged": [], base[0]: []}
     # The writer's CPU per row it wrote: its efficiency, whatever share of the rows it dropped.
     writer_cpu, written = {"logged": 0.0, base[0]: 0.0}, {"logged": 0, base[0]: 0}
+    logging = ["logged", base[0]] if args.versus else ["logged"]
+    what = "--cairn costs" if args.versus else "the log costs"
     for start in range(args.starts):
         servers = {}
         try:
@@ -192,7 +197,7 @@ def together(label, model_path):
                 us = {v: sum(spent[v].values()) / max(runs[v]["requests"], 1) * 1e6 for v in order}
                 writer_us = {}
                 for v in order:
-                    writer = sum(t for k, t in spent[v].items() if k.startswith("cairn-predictio"))
+                    writer = writer_seconds(spent[v])
                     writer_us[v] = writer / max(runs[v]["requests"], 1) * 1e6
                     writer_of[v].append(writer_us[v])
                     writer_cpu[v] += writer
@@ -206,20 +211,17 @@ def together(label, model_path):
                 print(f"{label:40} start {start}: logged {us['logged']:5.1f} us/request ({rate['logged']:6.0f} req/s,"
                       f" writer {writer_us['logged']:.2f} us),"
                       f" {base[0]} {us[base[0]]:5.1f} us/request ({rate[base[0]]:6.0f} req/s{other});"
-                      f" {'--cairn costs' if args.versus else 'the log costs'} {costs[-1]:4.1f}% of capacity",
+                      f" {what} {costs[-1]:4.1f}% of capacity",
                       flush=True)
-            for v in servers:
-                if v == "logged" or args.versus:
-                    drops[v] += dropped(servers[v])
+            for v in logging:
+                drops[v] += dropped(servers[v])
         finally:
             for server in servers.values():
                 stop_server(server)
     q = sorted(costs)
-    what = "--cairn costs" if args.versus else "the log costs"
-    writers = "; ".join(f"{v} {median(w):.2f} ({1e6 * writer_cpu[v] / max(written[v], 1):.2f} per row written)"
-                        for v, w in writer_of.items() if v == "logged" or args.versus)
-    dropped_text = "; ".join(f"{v} {d} (about {100 * d / max(served[v], 1):.2f}%)"
-                             for v, d in drops.items() if v == "logged" or args.versus)
+    writers = "; ".join(f"{v} {median(writer_of[v]):.2f} ({1e6 * writer_cpu[v] / max(written[v], 1):.2f} per row written)"
+                        for v in logging)
+    dropped_text = "; ".join(f"{v} {drops[v]} (about {100 * drops[v] / max(served[v], 1):.2f}%)" for v in logging)
     print(f"{label:40} median of {len(costs)} paired runs: {what} {median(costs):.1f}% of capacity"
           f" against {base[0]} (CPU per request; quartiles {q[len(q) // 4]:.1f} to {q[3 * len(q) // 4]:.1f});"
           f" logged --cairn's throughput {median(lost):.1f}% below {base[0]}'s beside it;"

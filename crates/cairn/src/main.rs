@@ -21,7 +21,7 @@ use std::path::PathBuf;
 /// docs/benchmarks.md, "bench/serving"). Built without transparent huge pages (`no_thp`):
 /// mimalloc returns memory left free for a second, and the prediction log's writer, which
 /// encodes a file every second or so, then faulted whole 2 MiB pages back in, each zeroed by
-/// the kernel; with 4 KiB pages its CPU per logged row fell by about 30% and serving was
+/// the kernel; with 4 KiB pages its CPU per logged row fell by 15-35% and serving was
 /// unchanged (measured in docs/benchmarks.md, "bench/serving").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
